@@ -1,0 +1,16 @@
+"""Dense training: no pruning, the reference row of every table."""
+from dataclasses import dataclass
+
+from sparsebench import Method, register_method
+
+
+@register_method("dense")
+@dataclass
+class Dense(Method):
+    when = "none"
+    criterion = "none"
+    paper = "—"
+    prunes = False
+
+    def run(self, ctx):
+        ctx.train()

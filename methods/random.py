@@ -1,0 +1,28 @@
+"""Random pruning at initialization with a per-layer density rule, then training.
+
+The naive baseline of Liu et al. 2022, "The Unreasonable Effectiveness of Random Pruning:
+Return of the Most Naive Baseline for Sparse Training" (ICLR), which shows that its quality
+depends on the layer-wise densities: ``uniform`` or ERK (Evci et al. 2020, "Rigging the
+Lottery: Making All Tickets Winners", ICML).
+"""
+from dataclasses import dataclass
+
+import torch
+
+from sparsebench import Method, register_method
+
+
+@register_method("random", rule="uniform")
+@register_method("random-erk", rule="erk")
+@dataclass
+class RandomPruning(Method):
+    rule: str = "uniform"  # uniform | er | erk
+
+    when = "init"
+    criterion = "random"
+    paper = "Liu et al. 2022, The Unreasonable Effectiveness of Random Pruning (ICLR)"
+
+    def run(self, ctx):
+        scores = {n: torch.rand(p.shape) for n, p in ctx.masks.params.items()}
+        ctx.masks.prune(scores, ctx.sparsity, rule=self.rule)
+        ctx.train()

@@ -1,0 +1,105 @@
+"""Command line: ``sparsebench run | leaderboard | list``."""
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+
+from . import registry
+from .data import DataError
+from .suites import SUITES
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sparsebench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a grid of trials through Ray Tune, recorded in MLflow")
+    run.add_argument("--suite", choices=sorted(SUITES), help="a named grid (options below override its parts)")
+    run.add_argument("--task", nargs="+", help="task names")
+    run.add_argument("--method", nargs="+", help="method names")
+    run.add_argument("--sparsity", nargs="+", type=float, help="target sparsities in [0, 1)")
+    run.add_argument("--seed", nargs="+", type=int, help="seeds")
+    run.add_argument("--profile", help="task profile (quick, full, ...)")
+    run.add_argument("--set", nargs="*", default=[], metavar="HPARAM=VALUE", help="method hyperparameter overrides")
+    run.add_argument("--data-root", help="folder with the datasets (default: $SPARSEBENCH_DATA_ROOT)")
+    run.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
+    run.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or a local Ray)")
+    run.add_argument("--device", default="cpu", help="torch device of each trial (cpu, cuda)")
+    run.add_argument("--plugins", nargs="*", default=[], help="extra plugin roots holding methods/ and tasks/")
+    run.add_argument("--retry-failed", action="store_true", help="run failed trials again")
+
+    board = sub.add_parser("leaderboard", help="regenerate leaderboard/ from the MLflow runs")
+    board.add_argument("--tracking-uri")
+    board.add_argument("--out", default="leaderboard")
+
+    listing = sub.add_parser("list", help="list the discovered methods and tasks, and broken plugins")
+    listing.add_argument("--plugins", nargs="*", default=[])
+
+    args = parser.parse_args(argv)
+    try:
+        return {"run": _run, "leaderboard": _leaderboard, "list": _list}[args.command](args)
+    except (registry.UnknownPluginError, ValueError, DataError) as exc:
+        print(f"sparsebench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
+    from .sweep import plan, run_sweep
+
+    registry.discover(args.plugins)
+    grid = dict(SUITES[args.suite]) if args.suite else {"profile": "quick", "seeds": [0]}
+    for key, value in (("tasks", args.task), ("methods", args.method), ("sparsities", args.sparsity),
+                       ("seeds", args.seed), ("profile", args.profile)):
+        if value:
+            grid[key] = value
+    missing = [k for k in ("tasks", "methods", "sparsities") if k not in grid]
+    if missing:
+        raise ValueError(f"give --suite or all of --task, --method and --sparsity (missing: {', '.join(missing)})")
+    specs = plan(grid["tasks"], grid["methods"], grid["sparsities"], grid["seeds"], grid["profile"],
+                 _overrides(args.set))
+    summary = run_sweep(specs, data_root=args.data_root, uri=args.tracking_uri, address=args.address,
+                        name=args.suite or "sweep", retry_failed=args.retry_failed, device=args.device,
+                        plugin_roots=args.plugins)
+    print(f"sparsebench: {summary}")
+    return 0
+
+
+def _overrides(pairs: list[str]) -> dict:
+    import json
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--set takes HPARAM=VALUE, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _leaderboard(args) -> int:
+    from .leaderboard import build
+
+    table = build(args.tracking_uri, args.out)
+    print(f"sparsebench: leaderboard of {len(table)} cells written to {args.out}/")
+    return 0
+
+
+def _list(args) -> int:
+    registry.discover(args.plugins)
+    for reg in (registry.METHODS, registry.TASKS):
+        print(f"{reg.kind}s:")
+        for name in reg.names():
+            cls, defaults = reg.entries[name]
+            extra = f" {defaults}" if defaults else ""
+            print(f"  {name:24s} {inspect.getsourcefile(cls)}{extra}")
+        for where, error in reg.broken.items():
+            print(f"  BROKEN {where}: {error.strip().splitlines()[-1]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

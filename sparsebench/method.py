@@ -1,0 +1,101 @@
+"""The method contract: a pruning method is a dataclass of hyperparameters with a ``run(ctx)``.
+
+A plugin subclasses ``Method`` as a ``@dataclass`` (fields are its hyperparameters with the
+paper's defaults), states its place in the taxonomy of Hoefler et al. 2021 (``when``: at init,
+during training, after training, dynamic; ``criterion``: magnitude, gradient, ...), cites its
+paper, and registers one name per variant with ``@register_method(name, **defaults)``.
+
+``run(ctx)`` reads like the paper's algorithm box: score, prune, train, rewind. It sees only
+training data; the harness evaluates on the test split after ``run`` returns, counts the zeros
+in the weights and the training spent.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Callable, ClassVar, Iterator
+
+import torch
+from torch import nn
+
+from .masks import Masks
+from .task import to_device
+from .train import Trainer
+
+
+@dataclasses.dataclass
+class Method:
+    """Base class of method plugins."""
+
+    version: ClassVar[str] = "1"
+    when: ClassVar[str]        # "none", "init", "during", "after" or "dynamic"
+    criterion: ClassVar[str]   # "none", "random", "magnitude", "gradient", "second-order", ...
+    paper: ClassVar[str]
+    prunes: ClassVar[bool] = True          # False only for the dense reference
+    exact_sparsity: ClassVar[bool] = True  # False where the sparsity reached is learned (STR)
+
+    def run(self, ctx: "Context") -> None:
+        raise NotImplementedError
+
+    def hparams(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class Context:
+    """What a method sees: the model, its masks, the target, and the harness's training loop."""
+
+    def __init__(self, model: nn.Module, masks: Masks, sparsity: float, trainer: Trainer):
+        self.model, self.masks, self.sparsity = model, masks, sparsity
+        self._trainer = trainer
+
+    @property
+    def step(self) -> int:
+        """Optimizer steps taken so far in this trial."""
+        return self._trainer.step
+
+    @property
+    def total_steps(self) -> int:
+        """Steps of one training under the task's recipe."""
+        return self._trainer.total_steps
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self._trainer.steps_per_epoch
+
+    def train(self, epochs: float | None = None, steps: int | None = None, every: int | None = None,
+              callback: Callable[[int], None] | None = None, lr_scale: float = 1.0) -> None:
+        """Train with the task's recipe: the full budget by default, or ``epochs``/``steps``.
+
+        ``callback(i)`` runs every ``every`` steps of this call, after backward (the dense
+        gradient is in ``param.grad``) and before the optimizer step.
+        """
+        if steps is None:
+            steps = self.total_steps if epochs is None else max(1, round(epochs * self.steps_per_epoch))
+        self._trainer.train(steps, every=every, callback=callback, lr_scale=lr_scale)
+
+    def batches(self, n: int) -> Iterator:
+        """``n`` shuffled training batches for data-driven scores, each charged as a dense
+        forward and backward pass."""
+        trainer = self._trainer
+        split, size = trainer.train_split, trainer.recipe.batch_size
+        given = 0
+        while given < n:
+            for batch in split.batches(size, shuffle=True, generator=trainer.generator):
+                if given >= n:
+                    return
+                trainer.charge(trainer.task.batch_size_of(batch))
+                given += 1
+                yield to_device(batch, trainer.device)
+
+    def loss(self, batch) -> torch.Tensor:
+        """The task's training loss of ``model`` on ``batch``."""
+        return self._trainer.task.loss(self.model, batch)
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        """A copy of the model's weights, for rewinding."""
+        return copy.deepcopy(self.model.state_dict())
+
+    def restore(self, snapshot: dict[str, torch.Tensor]) -> None:
+        """Load weights from ``snapshot``, then zero those the current masks prune."""
+        self.model.load_state_dict(snapshot)
+        self.masks.apply()

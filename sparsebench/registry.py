@@ -1,0 +1,103 @@
+"""Plugin registries: methods and tasks, discovered from folders and Python entry points.
+
+A plugin file registers its classes with a decorator. Discovery imports every ``*.py`` in the
+``methods/`` and ``tasks/`` folders of each plugin root and every entry point of the groups
+``sparsebench.methods`` and ``sparsebench.tasks``. A file that fails to import is listed as
+broken (with its error) instead of breaking the run.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import os
+import sys
+import traceback
+from importlib.metadata import entry_points
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class UnknownPluginError(KeyError):
+    """A method or task name that no plugin registered."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class Registry:
+    """Names to plugin classes, each name with its own default hyperparameters."""
+
+    def __init__(self, kind: str, group: str, folder: str):
+        self.kind, self.group, self.folder = kind, group, folder
+        self.entries: dict[str, tuple[type, dict]] = {}
+        self.broken: dict[str, str] = {}
+
+    def register(self, name: str, **defaults):
+        """Class decorator: register ``cls`` under ``name``; stack it to register variants."""
+
+        def decorate(cls):
+            known = self.entries.get(name)
+            if known and (known[0].__qualname__, known[0].__module__) != (cls.__qualname__, cls.__module__):
+                raise ValueError(f"{self.kind} {name!r} is already registered by {known[0].__module__}")
+            self.entries[name] = (cls, defaults)
+            cls.registered_names = (*getattr(cls, "registered_names", ()), name)
+            return cls
+
+        return decorate
+
+    def get(self, name: str) -> tuple[type, dict]:
+        if name not in self.entries:
+            hint = difflib.get_close_matches(name, self.entries, n=3)
+            msg = f"unknown {self.kind} {name!r}"
+            msg += f"; did you mean {', '.join(map(repr, hint))}?" if hint else ""
+            msg += f" Known: {', '.join(sorted(self.entries)) or 'none'}."
+            if self.broken:
+                msg += f" Broken {self.kind} plugins: {', '.join(sorted(self.broken))}."
+            raise UnknownPluginError(msg)
+        return self.entries[name]
+
+    def names(self) -> list[str]:
+        return sorted(self.entries)
+
+
+METHODS = Registry("method", "sparsebench.methods", "methods")
+TASKS = Registry("task", "sparsebench.tasks", "tasks")
+register_method = METHODS.register
+register_task = TASKS.register
+
+
+def plugin_roots(extra: list[str] | None = None) -> list[Path]:
+    """The project root, then roots from ``SPARSEBENCH_PLUGINS`` (os.pathsep-separated), then ``extra``."""
+    env = [p for p in os.environ.get("SPARSEBENCH_PLUGINS", "").split(os.pathsep) if p]
+    roots = [PROJECT_ROOT, *map(Path, env), *map(Path, extra or [])]
+    return list(dict.fromkeys(r.resolve() for r in roots))
+
+
+def discover(extra_roots: list[str] | None = None) -> None:
+    """Import every plugin file and entry point; idempotent."""
+    for registry in (METHODS, TASKS):
+        for root in plugin_roots(extra_roots):
+            for path in sorted((root / registry.folder).glob("*.py")):
+                if not path.name.startswith("_"):
+                    _load_file(registry, path)
+        for ep in entry_points(group=registry.group):
+            try:
+                obj = ep.load()
+                if isinstance(obj, type) and ep.name not in registry.entries:
+                    registry.register(ep.name)(obj)
+            except Exception:
+                registry.broken[f"entry point {ep.name}"] = traceback.format_exc(limit=3)
+
+
+def _load_file(registry: Registry, path: Path) -> None:
+    module_name = f"sparsebench_plugins.{registry.folder}.{path.stem}_{abs(hash(str(path))):x}"
+    if module_name in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception:
+        registry.broken[str(path)] = traceback.format_exc(limit=3)

@@ -1,0 +1,208 @@
+"""Sweeps: a grid of trials run through Ray Tune, recorded in MLflow. (The only module that
+imports Ray.)
+
+Before Ray starts, the grid is checked (names, sparsities, data), and trials whose config id
+already has a finished run (completed, or failed with a reason) are skipped, so a re-run or an
+interrupted sweep only runs what is missing. Each trial receives names and numbers (JSON),
+re-discovers the plugins inside its worker and writes its own MLflow run; a trial whose worker
+dies is recorded as failed by the driver. Local Ray by default, a cluster by ``address``.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import registry, tracking
+from .data import data_root as resolve_data_root
+from .masks import check_sparsity
+from .trial import TrialSpec, make_method, make_task, run_trial
+
+
+@dataclass
+class SweepSummary:
+    planned: int
+    skipped: int
+    completed: int
+    failed: int
+
+    def __str__(self) -> str:
+        return (f"{self.planned} trials planned, {self.skipped} already done and skipped, "
+                f"{self.completed} completed, {self.failed} failed")
+
+
+def plan(tasks, methods, sparsities, seeds, profile="quick", hparams=None) -> list[TrialSpec]:
+    """The grid of trials; the dense reference runs once per seed, at sparsity 0."""
+    sparsities = [check_sparsity(s) for s in sparsities]
+    specs = []
+    for task, method, seed in itertools.product(tasks, methods, seeds):
+        cls, _ = registry.METHODS.get(method)
+        levels = sparsities if cls.prunes else [0.0]
+        for s in levels:
+            if cls.prunes and float(s) == 0.0:
+                continue
+            specs.append(TrialSpec(task, method, s, seed, profile, dict(hparams or {})))
+    return list({spec.config_id(): spec for spec in specs}.values())
+
+
+def validate(specs: list[TrialSpec], data_root) -> None:
+    """Fail fast, before Ray starts: unknown names, bad hyperparameters, missing or corrupt data."""
+    for spec in specs:
+        make_method(spec.method, spec.hparams)
+    for task, profile in dict.fromkeys((s.task, s.profile) for s in specs):
+        make_task(task, profile).load(data_root)
+
+
+def describe(spec: TrialSpec) -> dict:
+    """Tags of a trial that the leaderboard needs without the plugins: taxonomy and metric."""
+    method_cls, _ = registry.METHODS.get(spec.method)
+    task_cls, _ = registry.TASKS.get(spec.task)
+    return {"when": method_cls.when, "criterion": method_cls.criterion, "family": task_cls.family,
+            "dataset": task_cls.dataset, "metric": task_cls.metric.name,
+            "higher_is_better": task_cls.metric.higher_is_better,
+            "exact_sparsity": method_cls.exact_sparsity}
+
+
+def pending(specs: list[TrialSpec], uri: str, retry_failed: bool = False) -> list[TrialSpec]:
+    """Specs without a finished run; stale ``running`` runs of those are marked interrupted."""
+    runs = tracking.runs_frame(uri, sorted({s.task for s in specs}))
+    if runs.empty:
+        return specs
+    done_states = {"completed"} if retry_failed else {"completed", "failed"}
+    status = runs["tags.sb.status"]
+    done = set(runs.loc[status.isin(done_states), "tags.sb.config_id"])
+    todo = [s for s in specs if s.config_id() not in done]
+    todo_ids = {s.config_id() for s in todo}
+    stale = runs[(status == "running") & runs["tags.sb.config_id"].isin(todo_ids)]
+    for run_id in stale["run_id"]:
+        tracking.set_status(uri, run_id, "interrupted", "the sweep was interrupted before this trial finished")
+    return todo
+
+
+def run_sweep(specs: list[TrialSpec], *, data_root=None, uri=None, address=None, name="sweep",
+              retry_failed=False, device="cpu", plugin_roots=None) -> SweepSummary:
+    uri = tracking.tracking_uri(uri)
+    root = resolve_data_root(data_root)
+    validate(specs, root)
+    todo = pending(specs, uri, retry_failed)
+    summary = SweepSummary(len(specs), len(specs) - len(todo), 0, 0)
+    print(f"sparsebench: {len(specs)} trials, {len(todo)} to run, {summary.skipped} already done; "
+          f"tracking at {uri}", flush=True)
+    if not todo:
+        return summary
+    tasks = sorted({s.task for s in todo})
+    parents = tracking.start_sweep(uri, tasks, f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
+                                   {"trials": len(todo), "address": address or "local"})
+    context = {"uri": uri, "data_root": str(root) if root else None, "parents": parents, "device": device,
+               "plugin_roots": [str(p) for p in registry.plugin_roots(plugin_roots)]}
+    status = "KILLED"
+    try:
+        results = _tune(todo, context, address, name)
+        status = "FINISHED"
+    finally:
+        tracking.end_sweep(uri, parents, status)
+    for spec, outcome in results:
+        if outcome == "completed":
+            summary.completed += 1
+        else:
+            summary.failed += 1
+    return summary
+
+
+def trial_config(spec: TrialSpec, context: dict) -> dict:
+    return {"spec": spec.to_json(), "context": context}
+
+
+def execute(config: dict) -> dict:
+    """Run one trial from its JSON config and record it; never raises for a trial's failure."""
+    import torch
+
+    context = config["context"]
+    registry.discover(context["plugin_roots"])
+    spec = TrialSpec.from_json(config["spec"])
+    torch.set_num_threads(max(1, int(os.environ.get("SPARSEBENCH_THREADS", "1"))))
+    run = tracking.TrialRun(context["uri"], spec, spec.config_id(), describe(spec), context["parents"].get(spec.task))
+    started = time.time()
+    try:
+        result = run_trial(spec, Path(context["data_root"]) if context["data_root"] else None, run.log,
+                           context["device"])
+    except Exception as exc:  # the task failed to load or build: still a result
+        result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "metrics": {}}
+    result["metrics"]["time/trial_seconds"] = time.time() - started
+    run.finish(result)
+    return {"status": result["status"], "reason": result["reason"], "run_id": run.run_id,
+            **{k: v for k, v in result["metrics"].items() if k.startswith("final/")}}
+
+
+def _tune(specs: list[TrialSpec], context: dict, address: str | None, name: str):
+    import ray
+    from ray import tune
+
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    if not address and not os.environ.get("RAY_ADDRESS"):
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+    def trainable(config):
+        tune.report(execute(config))
+
+    def resources(config):
+        task_cls, _ = registry.TASKS.get(config["spec"]["task"])
+        res = dict(task_cls.resources)
+        return {"cpu": res.get("cpu", 1), "gpu": res.get("gpu", 0) if context["device"] != "cpu" else 0}
+
+    class Progress(tune.Callback):
+        done = 0
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self.done += 1
+            r, s = trial.last_result or {}, trial.config["spec"]
+            metric = next((f"{k[6:]} {v:.4g}" for k, v in r.items() if k.startswith("final/test_")), "")
+            print(f"[{self.done}/{len(specs)}] {s['task']} {s['method']} sparsity {s['sparsity']} seed {s['seed']}: "
+                  f"{r.get('status', '?')} {metric} {r.get('reason', '')}".rstrip(), flush=True)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self.done += 1
+            print(f"[{self.done}/{len(specs)}] {trial.config['spec']['method']}: worker error", flush=True)
+
+    owns_ray = not ray.is_initialized()
+    if owns_ray:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 **({} if address or os.environ.get("RAY_ADDRESS") else {"num_cpus": os.cpu_count()}))
+    try:
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, resources),
+            param_space={"spec": tune.grid_search([s.to_json() for s in specs]), "context": context},
+            tune_config=tune.TuneConfig(reuse_actors=True),
+            run_config=tune.RunConfig(name=f"{name}-{int(time.time())}", verbose=0, callbacks=[Progress()],
+                                      storage_path=str(Path(".sparsebench/ray").resolve()),
+                                      failure_config=tune.FailureConfig(max_failures=0)),
+        )
+        grid = tuner.fit()
+    finally:
+        if owns_ray:
+            ray.shutdown()
+    outcomes = []
+    for result in grid:
+        spec = TrialSpec.from_json(result.config["spec"])
+        if result.error is not None:
+            reason = f"worker died: {type(result.error).__name__}: {str(result.error)[:500]}"
+            _record_crash(context, spec, reason)
+            outcomes.append((spec, "failed"))
+        else:
+            outcomes.append((spec, result.metrics.get("status", "failed")))
+    return outcomes
+
+
+def _record_crash(context: dict, spec: TrialSpec, reason: str) -> None:
+    runs = tracking.runs_frame(context["uri"], [spec.task])
+    if not runs.empty:
+        mine = runs[(runs["tags.sb.config_id"] == spec.config_id()) & (runs["tags.sb.status"] == "running")]
+        if not mine.empty:
+            for run_id in mine["run_id"]:
+                tracking.set_status(context["uri"], run_id, "failed", reason)
+            return
+    run = tracking.TrialRun(context["uri"], spec, spec.config_id(), describe(spec), context["parents"].get(spec.task))
+    run.finish({"status": "failed", "reason": reason})

@@ -1,0 +1,158 @@
+"""The task contract: model, data splits, training recipe per profile, metric, prunable weights.
+
+A task plugin subclasses ``Task`` and registers itself with ``@register_task("name")``. Its
+``profiles`` map a profile name to a ``Recipe``: ``full`` is the reference paper's recipe, smaller
+ones fit a laptop CPU. The profile is part of every result, so numbers of different profiles
+are never mixed.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, ClassVar, Iterator, Protocol
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .masks import default_prunable
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one dense training runs: optimizer, learning-rate schedule, batch size, budget.
+
+    The budget is ``epochs`` (may be fractional) or ``steps``. ``schedule`` is ``constant``,
+    ``step`` (multiply by ``gamma`` at each of ``milestones``, fractions of training) or
+    ``cosine``; ``warmup`` is a fraction of training with a linear ramp.
+    """
+
+    batch_size: int
+    lr: float
+    epochs: float | None = None
+    steps: int | None = None
+    optimizer: str = "sgd"
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: str = "constant"
+    milestones: tuple[float, ...] = ()
+    gamma: float = 0.1
+    warmup: float = 0.0
+    grad_clip: float | None = None
+    train_subset: int | None = None  # use only the first N training examples
+    eval_batch_size: int = 1000
+
+    def __post_init__(self):
+        if (self.epochs is None) == (self.steps is None):
+            raise ValueError("a recipe sets exactly one of epochs and steps")
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        return self.steps if self.steps is not None else max(1, round(self.epochs * steps_per_epoch))
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    higher_is_better: bool
+
+
+class Split(Protocol):
+    """A data split the trainer can batch."""
+
+    def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None) -> Iterator: ...
+
+    def num_batches(self, batch_size: int) -> int: ...
+
+
+@dataclass
+class TensorSplit:
+    """Examples preloaded as tensors; ``augment`` (if any) transforms a training batch's inputs."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    augment: Callable[[torch.Tensor, torch.Generator | None], torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def num_batches(self, batch_size: int) -> int:
+        return math.ceil(len(self) / batch_size)
+
+    def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None):
+        order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
+        for start in range(0, len(self), batch_size):
+            idx = order[start:start + batch_size]
+            x = self.inputs[idx]
+            if shuffle and self.augment is not None:
+                x = self.augment(x, generator)
+            yield x, self.targets[idx]
+
+    def subset(self, n: int | None) -> "TensorSplit":
+        return self if n is None else TensorSplit(self.inputs[:n], self.targets[:n], self.augment)
+
+
+@dataclass
+class Splits:
+    train: Split
+    val: Split
+    test: Split
+    info: dict = field(default_factory=dict)  # e.g. {"dataset_variant": "cifar10-jpeg"}
+
+
+class Task:
+    """Base class of task plugins. Subclasses set the class attributes and ``model``/``load``."""
+
+    version: ClassVar[str] = "1"
+    family: ClassVar[str]  # "mlp", "cnn", "rnn" or "transformer"
+    dataset: ClassVar[str]
+    paper: ClassVar[str]
+    metric: ClassVar[Metric] = Metric("accuracy", higher_is_better=True)
+    profiles: ClassVar[dict[str, Recipe]]
+    resources: ClassVar[dict[str, float]] = {"cpu": 1}
+    device: torch.device = torch.device("cpu")  # set by the harness
+
+    def __init__(self, profile: str = "quick"):
+        if profile not in self.profiles:
+            raise ValueError(f"task {type(self).__name__} has no profile {profile!r}; profiles: {', '.join(self.profiles)}")
+        self.profile = profile
+        self.recipe = self.profiles[profile]
+
+    def model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def load(self, data_root: Path | None) -> Splits:
+        """Load (downloading and checking if needed) the train, validation and test splits."""
+        raise NotImplementedError
+
+    def prunable(self, model: nn.Module) -> list[str]:
+        """Names of the prunable parameters; by default conv and linear weights."""
+        return default_prunable(model)
+
+    def loss(self, model: nn.Module, batch) -> torch.Tensor:
+        x, y = batch
+        return F.cross_entropy(model(x), y)
+
+    def batch_size_of(self, batch) -> int:
+        return len(batch[-1])
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, split: Split) -> float:
+        """The task's metric on ``split`` (default: top-1 accuracy in percent)."""
+        correct = total = 0
+        for x, y in split.batches(self.recipe.eval_batch_size):
+            x, y = to_device(x, self.device), to_device(y, self.device)
+            correct += (model(x).argmax(-1) == y).sum().item()
+            total += len(y)
+        return 100.0 * correct / total
+
+
+def to_device(obj, device: torch.device):
+    """Move a tensor, or the tensors of a tuple or list, to ``device``."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(to_device(o, device) for o in obj)
+    return obj

@@ -1,0 +1,144 @@
+"""One trial: task x profile x method x sparsity x seed, from names to a verified result.
+
+A trial is a pure function of its spec and code: seeded, its config hashed into an id. The
+method runs on training data only; then the harness counts zeros in the weights, evaluates the
+test split once, and reports the training the method spent. A method that raises or a loss
+that diverges makes a failed result with its reason; nothing escapes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import random
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import registry
+from .flops import count_forward_flops
+from .masks import Masks, check_sparsity, sparsity_report
+from .method import Context, Method
+from .task import Task, to_device
+from .train import Diverged, Trainer
+
+SPARSITY_TOLERANCE = 0.005  # a method with exact sparsity may miss its target by rounding only
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    task: str
+    method: str
+    sparsity: float
+    seed: int = 0
+    profile: str = "quick"
+    hparams: dict = field(default_factory=dict)  # overrides of the method's registered defaults
+
+    def __post_init__(self):
+        object.__setattr__(self, "sparsity", check_sparsity(self.sparsity))
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TrialSpec":
+        return cls(**data)
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.method}-s{self.sparsity:.2f}-seed{self.seed}"
+
+    def config_id(self) -> str:
+        """Hash of what determines the result: names, plugin versions, overrides, sparsity, seed."""
+        method_cls, _ = registry.METHODS.get(self.method)
+        task_cls, _ = registry.TASKS.get(self.task)
+        key = {**self.to_json(), "method_version": method_cls.version, "task_version": task_cls.version}
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def make_method(name: str, overrides: dict | None = None) -> Method:
+    cls, defaults = registry.METHODS.get(name)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(overrides or {}) - known
+    if unknown:
+        raise ValueError(f"method {name!r} has no hyperparameter {', '.join(sorted(unknown))}; "
+                         f"it has: {', '.join(sorted(known)) or 'none'}")
+    return cls(**{**defaults, **(overrides or {})})
+
+
+def make_task(name: str, profile: str) -> Task:
+    cls, defaults = registry.TASKS.get(name)
+    return cls(profile=profile, **defaults)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def run_trial(spec: TrialSpec, data_root: Path | None = None,
+              log: Callable[[dict, int], None] = lambda metrics, step: None,
+              device: str = "cpu") -> dict:
+    """Run one trial and return its result: ``status``, ``reason``, ``metrics``, ``layers``."""
+    task = make_task(spec.task, spec.profile)
+    method = make_method(spec.method, spec.hparams)
+    task.device = torch.device(device)
+    splits = task.load(data_root)
+    train_split = splits.train.subset(task.recipe.train_subset) if hasattr(splits.train, "subset") else splits.train
+    generator = seed_everything(spec.seed)
+    model = task.model().to(task.device)
+    masks = Masks(model, task.prunable(model))
+    example = to_device(next(iter(train_split.batches(task.recipe.batch_size))), task.device)
+    flops = count_forward_flops(model, list(masks), lambda: task.loss(model, example), task.batch_size_of(example))
+    trainer = Trainer(task, model, masks, train_split, splits.val, flops, generator, log)
+    result = {"status": "completed", "reason": "", "info": dict(splits.info),
+              "hparams": method.hparams(), "metrics": {}, "layers": {}}
+    try:
+        method.run(Context(model, masks, spec.sparsity, trainer))
+    except Diverged as exc:
+        return _failed(result, f"diverged: {exc}")
+    except Exception as exc:
+        return _failed(result, f"method {spec.method!r} raised {type(exc).__name__}: {exc}",
+                       traceback.format_exc())
+
+    masks.apply()
+    weights = {n: p.detach() for n, p in masks.params.items()}
+    achieved, per_layer = sparsity_report(weights)
+    model.eval()
+    metric = task.evaluate(model, splits.test)
+    val = task.evaluate(model, splits.val)
+    densities = {n: 1.0 - s for n, s in per_layer.items()}
+    total_params = sum(p.numel() for p in model.parameters())
+    zeros = sum(int((p == 0).sum()) for p in weights.values())
+    m = task.metric.name
+    result["metrics"] = {
+        f"final/test_{m}": metric,
+        f"final/val_{m}": val,
+        "final/sparsity": achieved,
+        "final/sparsity_target": spec.sparsity,
+        "cost/train_steps": trainer.cost.steps,
+        "cost/train_flops": trainer.cost.flops,
+        "cost/train_flops_dense": trainer.cost.flops_dense,
+        "cost/train_cost_rel": trainer.cost.flops / trainer.one_dense_training_flops(),
+        "inference/flops_dense": flops.per_example(),
+        "inference/flops_sparse": flops.per_example(densities),
+        "inference/flops_rel": flops.per_example(densities) / flops.per_example(),
+        "params/total": total_params,
+        "params/prunable": sum(p.numel() for p in weights.values()),
+        "params/nonzero": total_params - zeros,
+    }
+    result["layers"] = {n: {"shape": list(p.shape), "params": p.numel(), "density": densities[n]}
+                        for n, p in weights.items()}
+    if not torch.isfinite(torch.tensor(metric)):
+        return _failed(result, f"diverged: test {m} is {metric}")
+    if method.exact_sparsity and abs(achieved - spec.sparsity) > SPARSITY_TOLERANCE:
+        return _failed(result, f"method {spec.method!r} reached sparsity {achieved:.4f}, target {spec.sparsity}")
+    return result
+
+
+def _failed(result: dict, reason: str, details: str = "") -> dict:
+    return {**result, "status": "failed", "reason": reason, "traceback": details}

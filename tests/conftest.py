@@ -1,0 +1,32 @@
+import inspect
+from pathlib import Path
+
+import pytest
+
+from sparsebench import registry
+
+TEST_PLUGINS = Path(__file__).parent / "plugins"
+
+registry.discover()
+PROJECT_METHODS = [n for n in registry.METHODS.names()
+                   if not inspect.getsourcefile(registry.METHODS.entries[n][0]).startswith(str(TEST_PLUGINS))]
+registry.discover([str(TEST_PLUGINS)])
+
+
+def pytest_generate_tests(metafunc):
+    """The conformance suite runs on every discovered method plugin, newcomers included."""
+    if "method_name" in metafunc.fixturenames:
+        metafunc.parametrize("method_name", PROJECT_METHODS)
+
+
+@pytest.fixture
+def tiny_log():
+    """The access log of the tiny task's test split, emptied."""
+    module = inspect.getmodule(registry.TASKS.get("tiny-mlp")[0])
+    module.ACCESS_LOG.clear()
+    return module.ACCESS_LOG
+
+
+@pytest.fixture
+def tracking_uri(tmp_path):
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -1,0 +1,72 @@
+"""End to end through real Ray and real MLflow (a SQLite file): sweep, failures, resume, leaderboard."""
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from sparsebench import leaderboard, tracking
+from sparsebench.sweep import plan, run_sweep
+from sparsebench.trial import TrialSpec
+
+from conftest import TEST_PLUGINS
+
+pytestmark = pytest.mark.slow
+
+
+def sweep(specs, uri, **kw):
+    return run_sweep(specs, uri=uri, plugin_roots=[str(TEST_PLUGINS)], name="e2e", **kw)
+
+
+def test_sweep_records_runs_resumes_and_builds_leaderboard(tracking_uri, tmp_path):
+    good = plan(["tiny-mlp"], ["dense", "random", "magnitude"], [0.5, 0.9], [0, 1])
+    bad = plan(["tiny-mlp"], ["test-raises", "test-kills-worker"], [0.5], [0])
+    first = good[:4]
+
+    # an interrupted earlier sweep left this trial's run open
+    stale = tracking.TrialRun(tracking_uri, first[0], first[0].config_id(), {"metric": "accuracy"})
+
+    summary = sweep(first + bad, tracking_uri)
+    assert (summary.planned, summary.completed, summary.failed) == (6, 4, 2)
+    runs = tracking.runs_frame(tracking_uri)
+    by_status = runs.groupby("tags.sb.status").size().to_dict()
+    assert by_status == {"completed": 4, "failed": 2, "interrupted": 1}
+    assert MlflowClient(tracking_uri).get_run(stale.run_id).info.status == "KILLED"
+    failed = runs[runs["tags.sb.status"] == "failed"].set_index("params.method")["tags.sb.reason"]
+    assert "boom from a plugin" in failed["test-raises"]
+    assert "worker died" in failed["test-kills-worker"]
+
+    # the full grid: finished and failed trials are skipped, only the missing ones run
+    summary = sweep(good + bad, tracking_uri)
+    assert (summary.skipped, summary.completed, summary.failed) == (6, len(good) - 4, 0)
+    summary = sweep(good + bad, tracking_uri)
+    assert summary.skipped == len(good) + len(bad) and summary.completed == 0
+    runs = tracking.runs_frame(tracking_uri)
+    done = runs[runs["tags.sb.status"] == "completed"]
+    assert len(done) == len(good) == done["tags.sb.config_id"].nunique()
+
+    # each run carries params, per-epoch metrics, final metrics, tags and the per-layer densities
+    client = MlflowClient(tracking_uri)
+    run = client.get_run(done.loc[done["params.method"] == "dense", "run_id"].iloc[0])
+    assert {"task", "profile", "method", "sparsity", "seed"} <= set(run.data.params)
+    assert {"final/test_accuracy", "final/sparsity", "cost/train_cost_rel"} <= set(run.data.metrics)
+    assert len(client.get_metric_history(run.info.run_id, "val/accuracy")) == 2  # two epochs
+    assert run.data.tags["mlflow.parentRunId"]
+    assert "layers.json" in [a.path for a in client.list_artifacts(run.info.run_id)]
+    assert run.info.artifact_uri.startswith((tmp_path / "mlartifacts").as_uri())
+
+    # the leaderboard is built from those runs alone
+    table = leaderboard.build(tracking_uri, tmp_path / "board")
+    csv = pd.read_csv(tmp_path / "board" / "results.csv")
+    assert len(csv) == len(table) == 5  # dense + 2 methods x 2 sparsities
+    cell = csv[(csv["method"] == "magnitude") & (csv["sparsity"] == 0.9)].iloc[0]
+    expected = done[(done["params.method"] == "magnitude") & (done["params.sparsity"] == "0.9")]
+    assert cell["n"] == 2
+    assert cell["mean"] == pytest.approx(expected["metrics.final/test_accuracy"].mean())
+    text = (tmp_path / "board" / "README.md").read_text()
+    assert "## tiny-mlp — profile `quick`" in text and "Dense reference" in text and "test-raises" not in text
+
+
+def test_trial_spec_round_trips_through_json():
+    spec = TrialSpec("tiny-mlp", "magnitude", 0.9, 2, "quick", {"finetune_fraction": 0.25})
+    assert TrialSpec.from_json(spec.to_json()) == spec
+    assert spec.config_id() == TrialSpec.from_json(spec.to_json()).config_id()
+    assert spec.config_id() != TrialSpec("tiny-mlp", "magnitude", 0.9, 3).config_id()

@@ -1,0 +1,92 @@
+"""Bad input gets a clear error and loses nothing."""
+import gzip
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sparsebench import cli, registry
+from sparsebench.data import DataError
+from sparsebench.sweep import plan
+from sparsebench.trial import TrialSpec, make_method, run_trial
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "MNIST" / "raw"
+
+
+def test_unknown_names_suggest_the_closest(capsys):
+    assert cli.main(["run", "--task", "tiny-mpl", "--method", "dense", "--sparsity", "0.5"]) == 2
+    assert "unknown task 'tiny-mpl'; did you mean 'tiny-mlp'" in capsys.readouterr().err
+    assert cli.main(["run", "--task", "tiny-mlp", "--method", "magnitud", "--sparsity", "0.5"]) == 2
+    assert "did you mean 'magnitude'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["1.0", "-0.2", "1.5"])
+def test_sparsity_outside_unit_interval_is_refused(bad, capsys):
+    assert cli.main(["run", "--task", "tiny-mlp", "--method", "dense", "--sparsity", bad]) == 2
+    assert "sparsity must be in [0, 1)" in capsys.readouterr().err
+    with pytest.raises(ValueError):
+        plan(["tiny-mlp"], ["random"], [float(bad)], [0])
+
+
+def test_unknown_hyperparameter_is_refused():
+    with pytest.raises(ValueError, match="has no hyperparameter lr_typo"):
+        make_method("magnitude", {"lr_typo": 1})
+
+
+def test_broken_plugin_is_listed_not_fatal(capsys):
+    assert any("broken.py" in where for where in registry.METHODS.broken)
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "BROKEN" in out and "a_module_that_does_not_exist" in out and "magnitude" in out
+
+
+def test_duplicate_registration_is_an_error():
+    class Other:
+        pass
+
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register_method("dense")(Other)
+
+
+@pytest.mark.parametrize("name,reason", [("test-raises", "raised RuntimeError: boom from a plugin"),
+                                         ("test-diverges", "diverged: training loss is nan"),
+                                         ("test-wrong-sparsity", "reached sparsity")])
+def test_failing_plugin_becomes_a_failed_result(name, reason):
+    result = run_trial(TrialSpec("tiny-mlp", name, 0.5))
+    assert result["status"] == "failed"
+    assert reason in result["reason"]
+
+
+def _mnist_copy(tmp_path, corrupt: str | None = None, drop: str | None = None) -> Path:
+    if not SHARED_MNIST.exists():
+        pytest.skip("no MNIST in ../shared/data")
+    raw = tmp_path / "root" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in SHARED_MNIST.glob("*.gz"):
+        if f.name == drop:
+            continue
+        if f.name == corrupt:
+            (raw / f.name).write_bytes(gzip.compress(b"not mnist"))
+        else:
+            shutil.copy(f, raw / f.name)
+    return tmp_path / "root"
+
+
+def test_corrupt_data_file_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPARSEBENCH_CACHE", str(tmp_path / "cache"))
+    root = _mnist_copy(tmp_path, corrupt="t10k-labels-idx1-ubyte.gz")
+    from sparsebench.trial import make_task
+    task = make_task("lenet300-mnist", "quick")
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz is corrupt: MD5 .* expected ec29112dd5afa0611ce80d1b7f02629c"):
+        task.load(root)
+
+
+def test_missing_data_file_is_named(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SPARSEBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SPARSEBENCH_OFFLINE", "1")
+    root = _mnist_copy(tmp_path, drop="train-labels-idx1-ubyte.gz")
+    code = cli.main(["run", "--task", "lenet300-mnist", "--method", "dense", "--sparsity", "0.5",
+                     "--data-root", str(root), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "train-labels-idx1-ubyte.gz is missing" in err
