@@ -63,15 +63,21 @@ class Context:
         return self._trainer.steps_per_epoch
 
     def train(self, epochs: float | None = None, steps: int | None = None, every: int | None = None,
-              callback: Callable[[int], None] | None = None, lr_scale: float = 1.0) -> None:
+              callback: Callable[[int], None] | None = None, lr_scale: float = 1.0, from_step: int = 0) -> None:
         """Train with the task's recipe: the full budget by default, or ``epochs``/``steps``.
 
         ``callback(i)`` runs every ``every`` steps of this call, after backward (the dense
-        gradient is in ``param.grad``) and before the optimizer step.
+        gradient is in ``param.grad``) and before the optimizer step. ``from_step`` resumes the
+        recipe's learning-rate schedule there (rewinding): ``steps`` then defaults to the rest.
         """
         if steps is None:
-            steps = self.total_steps if epochs is None else max(1, round(epochs * self.steps_per_epoch))
-        self._trainer.train(steps, every=every, callback=callback, lr_scale=lr_scale)
+            steps = self.total_steps - from_step if epochs is None else max(1, round(epochs * self.steps_per_epoch))
+        self._trainer.train(steps, every=every, callback=callback, lr_scale=lr_scale, from_step=from_step)
+
+    def charge(self, examples: int, dense: bool = True) -> None:
+        """Count a forward and backward pass over ``examples`` that the method makes itself, at
+        dense cost (e.g. RigL's dense gradient) or at the current masks' cost."""
+        self._trainer.charge(examples, dense)
 
     def batches(self, n: int) -> Iterator:
         """``n`` shuffled training batches for data-driven scores, each charged as a dense

@@ -80,8 +80,9 @@ class Trainer:
         return self.cost.steps
 
     def train(self, steps: int, every: int | None = None, callback: Callable[[int], None] | None = None,
-              lr_scale: float = 1.0) -> None:
-        """Train ``steps`` steps with a fresh optimizer and the recipe's schedule over them.
+              lr_scale: float = 1.0, from_step: int = 0) -> None:
+        """Train ``steps`` steps with a fresh optimizer and the recipe's schedule over them, or,
+        with ``from_step``, over ``from_step + steps`` resumed at ``from_step`` (rewinding).
 
         ``callback(i)`` runs at steps ``i`` of this call with ``i % every == 0``, after backward
         (gradients are dense) and before the optimizer step.
@@ -97,7 +98,7 @@ class Trainer:
                 if i >= steps:
                     break
                 for group, base in zip(opt.param_groups, base_lrs):
-                    group["lr"] = base * lr_factor(recipe, i, steps)
+                    group["lr"] = base * lr_factor(recipe, from_step + i, from_step + steps)
                 batch = to_device(batch, self.device)
                 loss = self.task.loss(model, batch)
                 if not torch.isfinite(loss):
