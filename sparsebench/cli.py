@@ -62,7 +62,7 @@ def _run(args) -> int:
                         name=args.suite or "sweep", retry_failed=args.retry_failed, device=args.device,
                         plugin_roots=args.plugins)
     print(f"sparsebench: {summary}")
-    return 0
+    return 130 if summary.interrupted > 0 else 0
 
 
 def _overrides(pairs: list[str]) -> dict:

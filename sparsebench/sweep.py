@@ -28,9 +28,15 @@ class SweepSummary:
     completed: int
     failed: int
 
+    @property
+    def interrupted(self) -> int:
+        """Trials neither skipped nor finished: the sweep was stopped before them."""
+        return self.planned - self.skipped - self.completed - self.failed
+
     def __str__(self) -> str:
         return (f"{self.planned} trials planned, {self.skipped} already done and skipped, "
-                f"{self.completed} completed, {self.failed} failed")
+                f"{self.completed} completed, {self.failed} failed"
+                + (f", {self.interrupted} interrupted (run again to resume)" if self.interrupted > 0 else ""))
 
 
 def plan(tasks, methods, sparsities, seeds, profile="quick", hparams=None) -> list[TrialSpec]:
@@ -97,12 +103,11 @@ def run_sweep(specs: list[TrialSpec], *, data_root=None, uri=None, address=None,
                                    {"trials": len(todo), "address": address or "local"})
     context = {"uri": uri, "data_root": str(root) if root else None, "parents": parents, "device": device,
                "plugin_roots": [str(p) for p in registry.plugin_roots(plugin_roots)]}
-    status = "KILLED"
+    results: list = []
     try:
         results = _tune(todo, context, address, name)
-        status = "FINISHED"
     finally:
-        tracking.end_sweep(uri, parents, status)
+        tracking.end_sweep(uri, parents, "FINISHED" if len(results) == len(todo) else "KILLED")
     for spec, outcome in results:
         if outcome == "completed":
             summary.completed += 1
@@ -153,19 +158,21 @@ def _tune(specs: list[TrialSpec], context: dict, address: str | None, name: str)
         res = dict(task_cls.resources)
         return {"cpu": res.get("cpu", 1), "gpu": res.get("gpu", 0) if context["device"] != "cpu" else 0}
 
-    class Progress(tune.Callback):
-        done = 0
+    outcomes: list[tuple[TrialSpec, str]] = []
 
+    class Progress(tune.Callback):
         def on_trial_complete(self, iteration, trials, trial, **info):
-            self.done += 1
-            r, s = trial.last_result or {}, trial.config["spec"]
+            r, spec = trial.last_result or {}, TrialSpec.from_json(trial.config["spec"])
+            outcomes.append((spec, r.get("status", "failed")))
             metric = next((f"{k[6:]} {v:.4g}" for k, v in r.items() if k.startswith("final/test_")), "")
-            print(f"[{self.done}/{len(specs)}] {s['task']} {s['method']} sparsity {s['sparsity']} seed {s['seed']}: "
-                  f"{r.get('status', '?')} {metric} {r.get('reason', '')}".rstrip(), flush=True)
+            _progress(len(outcomes), len(specs), spec, f"{r.get('status', '?')} {metric} {r.get('reason', '')}")
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            self.done += 1
-            print(f"[{self.done}/{len(specs)}] {trial.config['spec']['method']}: worker error", flush=True)
+            spec = TrialSpec.from_json(trial.config["spec"])
+            error = trial.error_file and Path(trial.error_file).read_text().strip().splitlines()[-1]
+            _record_crash(context, spec, f"worker died: {error or 'no error message'}"[:1000])
+            outcomes.append((spec, "failed"))
+            _progress(len(outcomes), len(specs), spec, f"failed: worker died: {error}")
 
     owns_ray = not ray.is_initialized()
     if owns_ray:
@@ -180,20 +187,19 @@ def _tune(specs: list[TrialSpec], context: dict, address: str | None, name: str)
                                       storage_path=str(Path(".sparsebench/ray").resolve()),
                                       failure_config=tune.FailureConfig(max_failures=0)),
         )
-        grid = tuner.fit()
+        tuner.fit()
     finally:
         if owns_ray:
             ray.shutdown()
-    outcomes = []
-    for result in grid:
-        spec = TrialSpec.from_json(result.config["spec"])
-        if result.error is not None:
-            reason = f"worker died: {type(result.error).__name__}: {str(result.error)[:500]}"
-            _record_crash(context, spec, reason)
-            outcomes.append((spec, "failed"))
-        else:
-            outcomes.append((spec, result.metrics.get("status", "failed")))
+    if len(outcomes) < len(specs):
+        print(f"sparsebench: sweep interrupted with {len(specs) - len(outcomes)} trials unfinished; "
+              "run the same command again to resume", flush=True)
     return outcomes
+
+
+def _progress(done: int, total: int, spec: TrialSpec, what: str) -> None:
+    print(f"[{done}/{total}] {spec.task} {spec.method} sparsity {spec.sparsity} seed {spec.seed}: {what}".rstrip(),
+          flush=True)
 
 
 def _record_crash(context: dict, spec: TrialSpec, reason: str) -> None:
