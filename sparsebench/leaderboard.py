@@ -1,11 +1,17 @@
-"""The tables generator: MLflow runs -> ``leaderboard/README.md`` and ``leaderboard/results.csv``.
+"""The leaderboard's data side: MLflow runs -> pandas tables -> ``leaderboard/``.
 
 Reads every completed trial run with ``mlflow.search_runs`` (nothing else: the leaderboard can
 be regenerated at any time), keeps the latest run per config id, and aggregates seeds per task,
-profile, dataset variant, method and target sparsity: mean, standard deviation and n.
+profile, dataset variant, method and target sparsity: mean, standard deviation and n. One
+section per task, profile and dataset variant (they are never mixed), and a summary that ranks
+methods across tasks at each sparsity. Writes ``results.csv``, ``README.md`` (Markdown, here),
+``index.html`` (:mod:`sparsebench.report_html`) and ``plots/`` (:mod:`sparsebench.plots`).
 """
 from __future__ import annotations
 
+import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +19,13 @@ import pandas as pd
 from . import tracking
 
 KEYS = ["task", "profile", "variant", "method", "sparsity"]
+SECTION_KEYS = ["task", "profile", "variant"]
+DEFAULT_UI_URL = "http://127.0.0.1:5000"  # where `make ui` serves MLflow
+
+
+def ui_url(url: str | None = None) -> str:
+    """Base URL of the MLflow UI that cells link to: ``url``, else ``$SPARSEBENCH_MLFLOW_UI``, else `make ui`'s."""
+    return (url or os.environ.get("SPARSEBENCH_MLFLOW_UI") or DEFAULT_UI_URL).rstrip("/")
 
 
 def trial_table(uri: str) -> pd.DataFrame:
@@ -36,71 +49,210 @@ def trial_table(uri: str) -> pd.DataFrame:
         "seed": runs["params.seed"].astype(int), "metric": metric_name,
         "higher_is_better": col("tags.sb.higher_is_better") == "True", "value": value,
         "sparsity_achieved": col("metrics.final/sparsity"), "train_cost_rel": col("metrics.cost/train_cost_rel"),
-        "inference_flops_rel": col("metrics.inference/flops_rel"), "when": col("tags.sb.when"),
-        "criterion": col("tags.sb.criterion"), "run_id": runs["run_id"],
+        "inference_flops_rel": col("metrics.inference/flops_rel"), "params_nonzero": col("metrics.params/nonzero"),
+        "params_total": col("metrics.params/total"), "when": col("tags.sb.when"),
+        "criterion": col("tags.sb.criterion"), "experiment_id": runs["experiment_id"], "run_id": runs["run_id"],
     }).reset_index(drop=True)
 
 
 def aggregate(trials: pd.DataFrame) -> pd.DataFrame:
     """Mean, std and n over seeds for each task, profile, variant, method and sparsity."""
+    trials = trials.sort_values("seed")
     grouped = trials.groupby(KEYS, dropna=False)
     out = grouped.agg(metric=("metric", "first"), higher_is_better=("higher_is_better", "first"),
                       mean=("value", "mean"), std=("value", "std"), n=("value", "count"),
                       sparsity_achieved=("sparsity_achieved", "mean"), train_cost_rel=("train_cost_rel", "mean"),
-                      inference_flops_rel=("inference_flops_rel", "mean"), when=("when", "first"),
-                      criterion=("criterion", "first"), run_ids=("run_id", lambda ids: " ".join(ids)))
+                      inference_flops_rel=("inference_flops_rel", "mean"),
+                      params_nonzero=("params_nonzero", "mean"), params_total=("params_total", "mean"),
+                      when=("when", "first"), criterion=("criterion", "first"),
+                      experiment_id=("experiment_id", "first"), run_ids=("run_id", lambda ids: " ".join(ids)))
     return out.reset_index()
+
+
+def ranks(table: pd.DataFrame) -> pd.DataFrame:
+    """Average rank of each pruning method at each sparsity over the tasks where it ran.
+
+    Ranks are taken within one task, profile, variant and sparsity (1 = best, ties share the
+    average rank, the task's ``higher_is_better`` respected), then averaged over tasks, separately
+    for each profile and variant. Columns: profile, variant, method, sparsity, rank, tasks, of
+    (the mean number of methods ranked).
+    """
+    columns = ["profile", "variant", "method", "sparsity", "rank", "tasks", "of"]
+    pruned = table[(table["method"] != "dense") & table["mean"].notna()]
+    if pruned.empty:
+        return pd.DataFrame(columns=columns)
+    score = pruned["mean"].where(pruned["higher_is_better"], -pruned["mean"])
+    by_cell = pruned.assign(score=score).groupby(["task", "profile", "variant", "sparsity"])
+    pruned = pruned.assign(rank=by_cell["score"].rank(ascending=False, method="average"),
+                           of=by_cell["score"].transform("count"))
+    out = pruned.groupby(["profile", "variant", "method", "sparsity"]).agg(
+        rank=("rank", "mean"), tasks=("task", "nunique"), of=("of", "mean"))
+    return out.reset_index()[columns]
+
+
+@dataclass
+class Section:
+    """One task, profile and dataset variant: what every rendering of the leaderboard shows."""
+    task: str
+    profile: str
+    variant: str
+    metric: str
+    higher_is_better: bool
+    rows: pd.DataFrame  # aggregate() rows of the pruning methods
+    dense: pd.Series | None  # the dense reference's aggregate() row
+    methods: list[str]  # best first: mean rank over the sparsities, then mean metric
+    sparsities: list[float]
+    plot: str | None = None  # path of the plot, relative to the leaderboard folder
+
+    @property
+    def title(self) -> str:
+        title = f"{self.task} — profile `{self.profile}`"
+        return title + (f" — data: {self.variant}" if self.variant != "official" else "")
+
+    @property
+    def slug(self) -> str:
+        return slug(self.task, self.profile, self.variant)
+
+    @property
+    def direction(self) -> str:
+        return "higher is better" if self.higher_is_better else "lower is better"
+
+
+def slug(*parts: str) -> str:
+    return "--".join(re.sub(r"[^A-Za-z0-9_.]+", "-", p).strip("-") for p in parts)
+
+
+def sections(table: pd.DataFrame) -> list[Section]:
+    out = []
+    for (task, profile, variant), group in table.groupby(SECTION_KEYS, sort=True):
+        first = group.iloc[0]
+        higher = bool(first["higher_is_better"])
+        dense = group[group["method"] == "dense"]
+        rows = group[group["method"] != "dense"]
+        score = rows["mean"].where(rows["higher_is_better"], -rows["mean"])
+        rank = score.groupby(rows["sparsity"]).rank(ascending=False, method="average")
+        methods = (pd.DataFrame({"method": rows["method"], "rank": rank, "score": score})
+                   .groupby("method").agg(rank=("rank", "mean"), score=("score", "mean"))
+                   .sort_values(["rank", "score"], ascending=[True, False]).index.tolist())
+        out.append(Section(task, profile, variant, first["metric"], higher, rows.reset_index(drop=True),
+                           dense.iloc[0] if not dense.empty else None, methods,
+                           sorted(rows["sparsity"].unique().tolist())))
+    return out
+
+
+def percent(s: float) -> str:
+    """0.9 -> '90%', 0.995 -> '99.5%'."""
+    return f"{s * 100:.10g}%"
 
 
 def cell(mean: float, std: float, n: int) -> str:
     return f"{mean:.2f} ± {0.0 if pd.isna(std) else std:.2f} ({n})"
 
 
-def section(table: pd.DataFrame) -> str:
-    """Markdown of one task/profile/variant: the metric per sparsity, and the training cost."""
-    first = table.iloc[0]
-    higher = bool(first["higher_is_better"])
-    title = f"## {first['task']} — profile `{first['profile']}`"
-    if first["variant"] != "official":
-        title += f" — data: {first['variant']}"
-    dense = table[table["method"] == "dense"]
-    rest = table[table["method"] != "dense"]
-    order = rest.groupby("method")["mean"].mean().sort_values(ascending=not higher).index.tolist()
-    cells = rest.assign(cell=[cell(m, s, n) for m, s, n in zip(rest["mean"], rest["std"], rest["n"])])
-    grid = cells.pivot(index="method", columns="sparsity", values="cell").reindex(order).fillna("—")
-    grid.columns = [f"{c:.0%}".replace(".0%", "%") if c * 100 == int(c * 100) else f"{c:.1%}" for c in grid.columns]
-    taxonomy = rest.groupby("method")[["when", "criterion"]].first().reindex(order)
+def count(v: float) -> str:
+    """A parameter count in a few characters: 1234 -> '1.23k'."""
+    if pd.isna(v):
+        return "—"
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            return f"{v / div:.3g}{unit}"
+    return f"{v:.0f}"
+
+
+def ratio(v: float, digits: int = 2) -> str:
+    return "—" if pd.isna(v) else f"{v:.{digits}f}×"
+
+
+def results_grid(section: Section) -> pd.DataFrame:
+    """Markdown's main table: one row per method, the metric at each sparsity."""
+    rows = section.rows
+    cells = rows.assign(cell=[cell(m, s, n) for m, s, n in zip(rows["mean"], rows["std"], rows["n"])])
+    grid = cells.pivot(index="method", columns="sparsity", values="cell").reindex(section.methods).fillna("—")
+    grid.columns = [percent(c) for c in grid.columns]
+    taxonomy = rows.groupby("method")[["when", "criterion"]].first().reindex(section.methods)
     grid.insert(0, "criterion", taxonomy["criterion"])
     grid.insert(0, "when", taxonomy["when"])
-    cost = rest.pivot(index="method", columns="sparsity", values="train_cost_rel").reindex(order)
-    cost.columns = grid.columns[2:]
-    lines = [title, "",
-             f"Test {first['metric']} ({'higher' if higher else 'lower'} is better), mean ± std (n seeds) "
-             f"at each target sparsity."]
-    if not dense.empty:
-        d = dense.iloc[0]
+    return grid
+
+
+def cost_table(section: Section) -> pd.DataFrame:
+    """Markdown's second table: one row per method and sparsity (dense first), costs and size."""
+    rows = [section.dense] if section.dense is not None else []
+    order = {m: i for i, m in enumerate(section.methods)}
+    rest = section.rows.assign(order=section.rows["method"].map(order)).sort_values(["order", "sparsity"])
+    rows += [r for _, r in rest.iterrows()]
+    return pd.DataFrame([{
+        "method": r["method"], "sparsity": percent(r["sparsity"]),
+        "achieved": "—" if pd.isna(r["sparsity_achieved"]) else f"{r['sparsity_achieved']:.2%}",
+        section.metric: cell(r["mean"], r["std"], r["n"]), "train cost": ratio(r["train_cost_rel"]),
+        "inference FLOPs": ratio(r["inference_flops_rel"], 3),
+        "params (nonzero / total)": f"{count(r['params_nonzero'])} / {count(r['params_total'])}",
+    } for r in rows])
+
+
+def rank_grid(ranked: pd.DataFrame) -> pd.DataFrame:
+    """Average ranks of one profile and variant: one row per method (best first), one column per sparsity."""
+    values = ranked.assign(cell=[f"{r:.2f} ({t})" for r, t in zip(ranked["rank"], ranked["tasks"])])
+    order = ranked.groupby("method")["rank"].mean().sort_values().index
+    grid = values.pivot(index="method", columns="sparsity", values="cell").reindex(order).fillna("—")
+    grid.columns = [percent(c) for c in grid.columns]
+    return grid
+
+
+def markdown_section(section: Section) -> str:
+    """Markdown of one task/profile/variant: the plot, the metric per sparsity, costs and size."""
+    lines = [f"## {section.title}", "",
+             f"Test {section.metric} ({section.direction}), mean ± std (n seeds) at each target sparsity."]
+    if section.dense is not None:
+        d = section.dense
         lines.append(f"Dense reference: **{cell(d['mean'], d['std'], d['n'])}**.")
+    if section.plot:
+        lines += ["", f"![{section.metric} against density, {section.title}]({section.plot})"]
+    grid = results_grid(section)
     lines += ["", grid.to_markdown() if not grid.empty else "_no pruned runs yet_", "",
-              "Training cost relative to one dense training (FLOPs counted by the harness):", "",
-              cost.map(lambda v: "—" if pd.isna(v) else f"{v:.2f}×").to_markdown() if not cost.empty else "", ""]
+              "Cost and size: training FLOPs relative to one dense training (counted by the harness), "
+              "inference FLOPs per example relative to the dense model, parameters left nonzero.", "",
+              cost_table(section).to_markdown(index=False), ""]
     return "\n".join(lines)
 
 
-def build(uri: str | None = None, out_dir: str | Path = "leaderboard") -> pd.DataFrame:
-    """Regenerate the leaderboard from the runs at ``uri``; returns the aggregated table."""
+def markdown_summary(ranked: pd.DataFrame) -> str:
+    lines = ["## Summary: average rank across tasks", "",
+             "Rank of each method among the pruning methods of a task at one sparsity (1 = best, the metric's "
+             "direction respected), averaged over the tasks where it ran (their number in brackets). "
+             "Profiles and dataset variants are ranked separately.", ""]
+    for (profile, variant), group in ranked.groupby(["profile", "variant"], sort=True):
+        lines += [f"### profile `{profile}`" + (f" — data: {variant}" if variant != "official" else ""), "",
+                  rank_grid(group).to_markdown(), ""]
+    return "\n".join(lines)
+
+
+HEADER = ["# sparsebench leaderboard", "",
+          "Generated by `make leaderboard` from the MLflow runs; every number comes from a run. "
+          "Sparsity is the fraction of prunable weights that are zero, counted in the final weights; "
+          "density is 1 − sparsity. Also as a sortable page with links to the runs: `index.html`.", ""]
+
+
+def build(uri: str | None = None, out_dir: str | Path = "leaderboard", ui: str | None = None) -> pd.DataFrame:
+    """Regenerate the leaderboard from the runs at ``uri``; returns the aggregated table.
+
+    ``ui`` is the MLflow UI's base URL for the page's links (default: :func:`ui_url`).
+    """
+    from . import plots, report_html
+
     uri = tracking.tracking_uri(uri)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     trials = trial_table(uri)
-    header = ["# sparsebench leaderboard", "",
-              "Generated by `make leaderboard` from the MLflow runs; every number comes from a run. "
-              "Sparsity is the fraction of prunable weights that are zero, counted in the final weights.", ""]
-    if trials.empty:
-        (out / "README.md").write_text("\n".join(header + ["_No completed runs yet._", ""]))
-        pd.DataFrame(columns=KEYS).to_csv(out / "results.csv", index=False)
-        return pd.DataFrame()
-    table = aggregate(trials)
+    table = aggregate(trials) if not trials.empty else pd.DataFrame(columns=KEYS)
     table.to_csv(out / "results.csv", index=False)
-    sections = [section(group) for _, group in table.groupby(["task", "profile", "variant"], sort=True)]
-    (out / "README.md").write_text("\n".join(header + sections))
+    parts = sections(table) if not trials.empty else []
+    ranked = ranks(table) if parts else pd.DataFrame()
+    plots.clear(out / "plots")
+    for part in parts:
+        part.plot = plots.section_plot(part, out / "plots" / f"{part.slug}.png").relative_to(out).as_posix()
+    body = [markdown_summary(ranked)] if not ranked.empty else []
+    body += [markdown_section(part) for part in parts] or ["_No completed runs yet._", ""]
+    (out / "README.md").write_text("\n".join(HEADER + body))
+    (out / "index.html").write_text(report_html.page(parts, ranked, ui_url(ui)))
     return table

@@ -1,7 +1,11 @@
 """Saliency scores shared by method plugins: one code path per criterion."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Callable, Iterable
+
 import torch
+from torch import nn
 
 from .masks import Masks
 
@@ -9,3 +13,112 @@ from .masks import Masks
 def magnitude_scores(masks: Masks) -> dict[str, torch.Tensor]:
     """|w| of every prunable weight (the criterion of Han et al. 2015 and lottery tickets)."""
     return {n: p.detach().abs() for n, p in masks.params.items()}
+
+
+# --- Saliencies at initialization (SNIP, FORCE, GraSP, SynFlow) ---------------------------------
+# Pure functions of (named weights, batches, loss); they take no optimizer step and change no
+# weight. ``loss(batch)`` is the task's training loss of the model on ``batch`` (``ctx.loss``).
+
+
+@contextmanager
+def model_mode(model: nn.Module, train: bool):
+    """Run a score computation with ``model`` in training (batch statistics) or evaluation mode,
+    and put every module's mode back afterwards."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.train(train)
+    try:
+        yield model
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def loss_gradient(params: dict[str, torch.Tensor], batches: Iterable, loss: Callable,
+                  create_graph: bool = False) -> dict[str, torch.Tensor]:
+    """∂L/∂θ for the named ``params``, averaged over ``batches`` (mean of the per-batch means)."""
+    names, tensors = list(params), list(params.values())
+    total, count = None, 0
+    for batch in batches:
+        grads = torch.autograd.grad(loss(batch), tensors, create_graph=create_graph, allow_unused=True)
+        grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, tensors)]
+        total = grads if total is None else [a + g for a, g in zip(total, grads)]
+        count += 1
+    if count == 0:
+        raise ValueError("a data-driven score needs at least one training batch")
+    return {n: g / count for n, g in zip(names, total)}
+
+
+def connection_sensitivity(params: dict[str, torch.Tensor], batches: Iterable, loss: Callable,
+                           weights: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """SNIP's saliency (Lee et al. 2019, Eq. 6): |∂L(c ⊙ w)/∂c| at the current masks, which is
+    |g ⊙ w| with g = ∂L/∂w. ``weights`` (default: the parameters themselves) are the w that
+    multiply the gradient: FORCE multiplies by the dense weights at initialization, so that
+    pruned weights get a saliency too. Unnormalized: SNIP's division by Σ|g ⊙ w| changes no rank."""
+    grads = loss_gradient(params, batches, loss)
+    weights = params if weights is None else weights
+    return {n: (grads[n] * weights[n]).detach().abs() for n in params}
+
+
+def hessian_gradient_product(params: dict[str, torch.Tensor], batches: Iterable, loss: Callable,
+                             vector: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """H v for the Hessian H of the loss in ``params``, averaged over ``batches``: the gradient of
+    ⟨∂L/∂θ, v⟩ with v held constant (Pearlmutter's double backward, no Hessian is formed)."""
+    names, tensors = list(params), list(params.values())
+    total, count = None, 0
+    for batch in batches:
+        grads = torch.autograd.grad(loss(batch), tensors, create_graph=True, allow_unused=True)
+        dot = sum((g * vector[n].detach()).sum() for n, g in zip(names, grads) if g is not None)
+        hv = torch.autograd.grad(dot, tensors, allow_unused=True)
+        hv = [torch.zeros_like(t) if h is None else h.detach() for h, t in zip(hv, tensors)]
+        total = hv if total is None else [a + h for a, h in zip(total, hv)]
+        count += 1
+    if count == 0:
+        raise ValueError("a data-driven score needs at least one training batch")
+    return {n: h / count for n, h in zip(names, total)}
+
+
+def synaptic_flow(model: nn.Module, names: Iterable[str], example: torch.Tensor,
+                  dtype: torch.dtype = torch.float64) -> dict[str, torch.Tensor]:
+    """SynFlow's saliency (Tanaka et al. 2020, Eq. 2): |∂R/∂θ ⊙ θ| with R = 1ᵀ (∏ |W|) 1, the
+    output sum of the linearised network — every parameter and buffer replaced by its absolute
+    value, modules in evaluation mode (BatchNorm uses its running statistics) — on an all-ones
+    input shaped like one example of ``example`` (a batch, the first axis is dropped). A model
+    returning a tuple (logits, state) is scored on its first element.
+
+    Computed in ``dtype`` (double by default: R is a product over layers and overflows float32 in
+    deep networks) through ``torch.func.functional_call``: the model's own weights are never
+    changed, so nothing has to be restored. Token-id inputs (integer ``example``) are supported
+    where the model embeds them with ``nn.Embedding``: an embedding is a linear map of one-hot
+    vectors, so its all-ones input is the sum of the rows of |E|, fed to the next layer in place of
+    the lookup; without an embedding an integer input raises ``ValueError``.
+    """
+    names = list(names)
+    tensors = {n: p.detach().to(dtype).abs() for n, p in model.named_parameters()}
+    for n in names:
+        tensors[n].requires_grad_(True)
+    buffers = {n: b.detach().to(dtype).abs() if b.is_floating_point() else b for n, b in model.named_buffers()}
+    hooks = []
+    if example.is_floating_point():
+        x = torch.ones((1, *example.shape[1:]), dtype=dtype, device=example.device)
+    else:
+        embeddings = [m for m in model.modules() if isinstance(m, nn.Embedding)]
+        if not embeddings:
+            raise ValueError("SynFlow feeds an all-ones input to the linearised network: it needs a float "
+                             f"input, or token ids read by nn.Embedding; got {example.dtype} and no embedding")
+        x = torch.zeros((1, *example.shape[1:]), dtype=example.dtype, device=example.device)
+        # all-ones over the vocabulary: the lookup becomes 1ᵀ|E|, at every position
+        hooks = [m.register_forward_hook(lambda m, inp, out: m.weight.sum(0).expand(*out.shape))
+                 for m in embeddings]
+    try:
+        with model_mode(model, train=False):
+            out = torch.func.functional_call(model, {**tensors, **buffers}, (x,))
+    finally:
+        for h in hooks:
+            h.remove()
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        out = out[0]  # (logits, state) of the language models: the logits
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"SynFlow needs a model whose output is a tensor, got {type(out).__name__}")
+    grads = torch.autograd.grad(out.sum(), [tensors[n] for n in names], allow_unused=True)
+    return {n: torch.zeros_like(tensors[n]) if g is None else (g * tensors[n]).detach().abs()
+            for n, g in zip(names, grads)}

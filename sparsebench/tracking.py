@@ -82,7 +82,10 @@ class TrialRun:
     def __init__(self, uri: str, spec, config_id: str, describe: dict, parent_id: str | None = None):
         self.client = MlflowClient(uri)
         tags = {"sb.config_id": config_id, "sb.status": "running", "sb.code_version": code_version(),
-                "sb.kind": "trial", **{f"sb.{k}": str(v) for k, v in describe.items()}}
+                "sb.kind": "trial", **{f"sb.{k}": str(v) for k, v in describe.items()},
+                # the spec again as tags, so that the MLflow UI shows and filters them as columns
+                "sb.task": spec.task, "sb.profile": spec.profile, "sb.method": spec.method,
+                "sb.sparsity": str(spec.sparsity), "sb.seed": str(spec.seed)}
         if parent_id:
             tags[MLFLOW_PARENT_RUN_ID] = parent_id
         run = self.client.create_run(_experiment(self.client, spec.task), run_name=spec.run_name, tags=tags)

@@ -1,0 +1,69 @@
+"""The leaderboard's plots: the metric against density for one task, profile and dataset variant.
+
+Drawn with matplotlib's object API on the Agg canvas (no pyplot, no display, no global state):
+x is the density (1 − sparsity) on a log scale, one line per method with the standard deviation
+over seeds as error bars, the dense reference as a horizontal band (mean ± std).
+"""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, NullLocator
+
+MARKERS = "osD^vP*Xh<>"
+
+
+def clear(folder: Path) -> None:
+    """Remove the plots of an earlier build, so that a task without runs leaves no stale picture."""
+    if folder.is_dir():
+        for old in folder.glob("*.png"):
+            old.unlink()
+
+
+def _percent(v: float) -> str:
+    return f"{v * 100:.3g}%"
+
+
+def section_plot(section, path: Path) -> Path:
+    """Draw ``section`` (a :class:`sparsebench.leaderboard.Section`) into the PNG file ``path``."""
+    fig = Figure(figsize=(7.2, 4.2), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    styles = zip(itertools.cycle(MARKERS), itertools.cycle(f"C{i}" for i in range(10)))
+    densities: set[float] = set()
+    for method in section.methods:
+        rows = section.rows[section.rows["method"] == method].sort_values("sparsity")
+        x = (1.0 - rows["sparsity"]).tolist()
+        densities.update(x)
+        marker, color = next(styles)
+        ax.errorbar(x, rows["mean"], yerr=rows["std"].fillna(0.0), marker=marker, color=color, capsize=3,
+                    markersize=5, linewidth=1.5, label=method)
+    if section.dense is not None:
+        mean, std = section.dense["mean"], section.dense["std"]
+        std = 0.0 if std != std else std  # NaN with a single seed
+        ax.axhspan(mean - std, mean + std, color="0.6", alpha=0.25, linewidth=0)
+        ax.axhline(mean, color="0.35", linestyle="--", linewidth=1.2,
+                   label=f"dense {mean:.2f} ± {std:.2f} ({int(section.dense['n'])})")
+    if densities:
+        ticks = sorted(densities)
+        ax.set_xlim(min(ticks) / 1.35, max(ticks) * 1.35)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticks(ticks, [_percent(d) for d in ticks])
+        top = ax.secondary_xaxis("top")
+        top.set_xticks(ticks, [_percent(1.0 - d) for d in ticks])
+        top.xaxis.set_minor_locator(NullLocator())
+        top.set_xlabel("sparsity")
+    ax.set_xlabel("density (1 − sparsity), log scale")
+    ax.set_ylabel(f"test {section.metric} ({section.direction})")
+    ax.set_title(section.title.replace("`", ""), fontsize="medium")
+    ax.grid(True, which="major", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path

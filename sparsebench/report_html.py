@@ -1,0 +1,307 @@
+"""The leaderboard as one static HTML page (``leaderboard/index.html``): no server, no CDN.
+
+Built with the standard library from the sections of :mod:`sparsebench.leaderboard`: per task,
+profile and dataset variant, the plot, a table of the metric at each sparsity and a table of
+costs and sizes; before them, the average rank of each method across tasks. Every table sorts
+by a column when its header is clicked (a few lines of inline JavaScript; a cell's sort key is
+its ``data-sort`` number, so "mean ± std" columns sort by the mean). Every number links to its
+MLflow runs in the MLflow UI.
+"""
+from __future__ import annotations
+
+import json
+from html import escape
+from urllib.parse import quote
+
+import pandas as pd
+
+from .leaderboard import Section, count, percent
+
+STYLE = """
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color: #1d232a;
+       margin: 0; background: #f6f7f9; }
+main { max-width: 1180px; margin: 0 auto; padding: 1.2rem 1.5rem 3rem; }
+h1 { font-size: 1.7rem; margin: .4rem 0 .2rem; }
+h2 { font-size: 1.3rem; margin: 0 0 .3rem; }
+h3 { font-size: 1.05rem; margin: 1.1rem 0 .4rem; }
+p { margin: .3rem 0 .6rem; }
+a { color: #1a5fb4; }
+code { background: #eceff3; padding: 0 .25em; border-radius: 3px; }
+nav { margin: .8rem 0 1.2rem; }
+nav a { display: inline-block; margin: 0 .3rem .3rem 0; padding: .15rem .55rem; background: #fff;
+        border: 1px solid #d5dae1; border-radius: 999px; text-decoration: none; font-size: .9rem; }
+section { background: #fff; border: 1px solid #dde2e8; border-radius: 8px; padding: 1rem 1.2rem;
+          margin: 0 0 1.4rem; }
+.muted, .n { color: #68717d; }
+.n { font-size: .8em; margin-left: .1em; }
+figure { margin: .6rem 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eef0f3; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; font-variant-numeric: tabular-nums; margin: .3rem 0 .8rem; }
+th, td { padding: .3rem .55rem; border-bottom: 1px solid #e6e9ed; white-space: nowrap; }
+td.num { text-align: right; }
+thead th { background: #eef1f5; text-align: left; vertical-align: bottom; }
+tbody tr:nth-child(even) { background: #fafbfc; }
+tbody tr:hover { background: #eef5ff; }
+td a { color: inherit; text-decoration: none; border-bottom: 1px dotted #9aa3ad; }
+td a:hover { color: #1a5fb4; }
+td.best { font-weight: 600; }
+tr.dense td { font-style: italic; }
+th button { font: inherit; font-weight: 600; background: none; border: 0; padding: 0; cursor: pointer;
+            color: inherit; text-align: left; }
+th button::after { content: " \\2195"; color: #a4acb6; font-weight: 400; }
+th[aria-sort="ascending"] button::after { content: " \\25B2"; color: #1a5fb4; }
+th[aria-sort="descending"] button::after { content: " \\25BC"; color: #1a5fb4; }
+.tag { display: inline-block; font-size: .78rem; padding: 0 .4em; border-radius: 4px; background: #eef1f5;
+       color: #3d4650; }
+"""
+
+SCRIPT = """
+(function () {
+  function key(row, col) {
+    var cell = row.cells[col];
+    if (!cell) return null;
+    var v = cell.getAttribute('data-sort');
+    if (v === null) v = cell.textContent.trim();
+    if (v === '' || v === '\\u2014') return null;
+    var n = Number(v);
+    return isNaN(n) ? v.toLowerCase() : n;
+  }
+  function compare(a, b) {
+    if (a === null) return b === null ? 0 : 1;
+    if (b === null) return -1;
+    if (typeof a === 'number' && typeof b === 'number') return a - b;
+    return String(a).localeCompare(String(b));
+  }
+  document.querySelectorAll('table.sortable').forEach(function (table) {
+    var heads = table.tHead.rows[0].cells;
+    Array.prototype.forEach.call(heads, function (th, col) {
+      var button = th.querySelector('button');
+      if (!button) return;
+      button.addEventListener('click', function () {
+        var first = th.getAttribute('data-first') || 'ascending';
+        var now = th.getAttribute('aria-sort');
+        var dir = now === first ? (first === 'ascending' ? 'descending' : 'ascending') : first;
+        Array.prototype.forEach.call(heads, function (h) { h.removeAttribute('aria-sort'); });
+        th.setAttribute('aria-sort', dir);
+        var body = table.tBodies[0];
+        var rows = Array.prototype.slice.call(body.rows);
+        rows.sort(function (a, b) {
+          var ka = key(a, col), kb = key(b, col);
+          if (ka === null || kb === null) return compare(ka, kb);  /* missing values last */
+          return dir === 'ascending' ? compare(ka, kb) : compare(kb, ka);
+        });
+        rows.forEach(function (r) { body.appendChild(r); });
+      });
+    });
+  });
+})();
+"""
+
+
+class Links:
+    """Links into the MLflow UI at ``base`` (its hash routes)."""
+
+    def __init__(self, base: str):
+        self.base = base
+
+    def experiment(self, experiment_id) -> str:
+        return f"{self.base}/#/experiments/{experiment_id}"
+
+    def runs(self, experiment_id, run_ids: list[str]) -> str:
+        if len(run_ids) == 1:
+            return f"{self.experiment(experiment_id)}/runs/{run_ids[0]}"
+        return (f"{self.base}/#/compare-runs?runs={quote(json.dumps(run_ids), safe='')}"
+                f"&experiments={quote(json.dumps([str(experiment_id)]), safe='')}")
+
+
+def td(text: str, sort=None, href: str | None = None, title: str | None = None, classes: str = "",
+       extra: str = "") -> str:
+    """A table cell: ``text`` (escaped), its numeric sort key, a link and a tooltip; ``extra`` is raw HTML."""
+    attrs = f' class="{classes}"' if classes else ""
+    if sort is not None and not pd.isna(sort):
+        attrs += f' data-sort="{float(sort)!r}"'
+    if title:
+        attrs += f' title="{escape(title)}"'
+    inner = escape(text)
+    if href:
+        inner = f'<a href="{escape(href)}">{inner}</a>'
+    return f"<td{attrs}>{inner}{extra}</td>"
+
+
+def th(label: str, first: str = "ascending", title: str | None = None) -> str:
+    tip = f' title="{escape(title)}"' if title else ""
+    return f'<th scope="col" data-first="{first}"{tip}><button type="button">{escape(label)}</button></th>'
+
+
+def table(heads: list[str], rows: list[str], css: str) -> str:
+    return (f'<div class="scroll"><table class="sortable {css}"><thead><tr>{"".join(heads)}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def _runs(row: pd.Series) -> list[str]:
+    return str(row["run_ids"]).split()
+
+
+def metric_cell(row: pd.Series, links: Links, best: bool = False) -> str:
+    ids = _runs(row)
+    std = 0.0 if pd.isna(row["std"]) else row["std"]
+    return td(f"{row['mean']:.2f} ± {std:.2f}", sort=row["mean"], href=links.runs(row["experiment_id"], ids),
+              title=f"{int(row['n'])} seed(s); MLflow run(s): {', '.join(ids)}", classes="num best" if best else "num",
+              extra=f' <span class="n">n={int(row["n"])}</span>')
+
+
+def results_table(section: Section, links: Links) -> str:
+    """One row per method: taxonomy, then the metric at each sparsity (best per column in bold)."""
+    first = "descending" if section.higher_is_better else "ascending"  # a metric's first click: best first
+    heads = [th("method"), th("when", title="when the method prunes"),
+             th("criterion", title="what the method scores weights by")]
+    heads += [th(f"{section.metric} @ {percent(s)}", first, f"test {section.metric} at target sparsity "
+                 f"{percent(s)}: mean ± std over seeds ({section.direction})") for s in section.sparsities]
+    cells = {(r["method"], r["sparsity"]): r for _, r in section.rows.iterrows()}
+    best = {}
+    for s in section.sparsities:
+        means = section.rows.loc[section.rows["sparsity"] == s, "mean"]
+        best[s] = means.max() if section.higher_is_better else means.min()
+    rows = []
+    for method in section.methods:
+        some = next(r for (m, _), r in cells.items() if m == method)
+        row = [td(method), td(str(some["when"])), td(str(some["criterion"]))]
+        for s in section.sparsities:
+            r = cells.get((method, s))
+            row.append(metric_cell(r, links, bool(r["mean"] == best[s])) if r is not None else td("—", classes="num"))
+        rows.append(f"<tr>{''.join(row)}</tr>")
+    return table(heads, rows, "results")
+
+
+def cost_table(section: Section, links: Links) -> str:
+    """One row per method and sparsity (dense first): metric, achieved sparsity, costs, parameters.
+    (The taxonomy is in :func:`results_table`; here it is the method's tooltip, to keep the table narrow.)"""
+    first = "descending" if section.higher_is_better else "ascending"
+    heads = [th("method"), th("sparsity", title="the target sparsity"),
+             th("achieved", title="sparsity counted in the final weights (mean over seeds)"),
+             th(section.metric, first, f"test {section.metric}, mean ± std over seeds ({section.direction})"),
+             th("training cost", title="training FLOPs relative to one dense training"),
+             th("inference FLOPs", title="inference FLOPs per example relative to the dense model"),
+             th("params nonzero / total", title="parameters of the whole model left nonzero (mean over seeds)")]
+    order = {m: i for i, m in enumerate(section.methods)}
+    rest = section.rows.assign(order=section.rows["method"].map(order)).sort_values(["order", "sparsity"])
+    rows = ([section.dense] if section.dense is not None else []) + [r for _, r in rest.iterrows()]
+    out = []
+    for r in rows:
+        ids = _runs(r)
+        href = links.runs(r["experiment_id"], ids)
+        tip = f"MLflow run(s): {', '.join(ids)}"
+
+        def num(value, text):
+            return td(text, sort=value, href=href, title=tip, classes="num")
+
+        cells = [td(r["method"], title=f"prunes: {r['when']}; criterion: {r['criterion']}"),
+                 td(percent(r["sparsity"]), sort=r["sparsity"], classes="num"),
+                 num(r["sparsity_achieved"], "—" if pd.isna(r["sparsity_achieved"]) else f"{r['sparsity_achieved']:.2%}"),
+                 metric_cell(r, links),
+                 num(r["train_cost_rel"], "—" if pd.isna(r["train_cost_rel"]) else f"{r['train_cost_rel']:.2f}×"),
+                 num(r["inference_flops_rel"],
+                     "—" if pd.isna(r["inference_flops_rel"]) else f"{r['inference_flops_rel']:.3f}×"),
+                 td(f"{count(r['params_nonzero'])} / {count(r['params_total'])}", sort=r["params_nonzero"],
+                    href=href, classes="num",
+                    title=f"{r['params_nonzero']:,.0f} nonzero of {r['params_total']:,.0f} parameters"
+                    if not pd.isna(r["params_total"]) else tip)]
+        css = ' class="dense"' if r["method"] == "dense" else ""
+        out.append(f"<tr{css}>{''.join(cells)}</tr>")
+    return table(heads, out, "costs")
+
+
+def section_html(section: Section, links: Links) -> str:
+    experiment = section.rows["experiment_id"].iloc[0] if not section.rows.empty else (
+        section.dense["experiment_id"] if section.dense is not None else None)
+    parts = [f'<section id="{escape(section.slug)}">',
+             f"<h2>{escape(section.task)} <span class=\"tag\">profile {escape(section.profile)}</span>"
+             + (f' <span class="tag">data: {escape(section.variant)}</span>' if section.variant != "official" else "")
+             + "</h2>",
+             f"<p>Test {escape(section.metric)} ({section.direction}): mean ± std over seeds, n seeds. "
+             + (f'<a href="{escape(links.experiment(experiment))}">MLflow experiment</a>' if experiment else "")
+             + "</p>"]
+    if section.dense is not None:
+        d = section.dense
+        std = 0.0 if pd.isna(d["std"]) else d["std"]
+        parts.append(f'<p>Dense reference: <a href="{escape(links.runs(d["experiment_id"], _runs(d)))}" '
+                     f'title="{escape(", ".join(_runs(d)))}"><strong>{d["mean"]:.2f} ± {std:.2f}</strong></a>'
+                     f' <span class="n">n={int(d["n"])}</span></p>')
+    if section.plot:
+        parts.append(f'<figure><img src="{escape(section.plot)}" alt="{escape(section.metric)} against density, '
+                     f'{escape(section.title)}"></figure>')
+    if section.methods:
+        parts += ["<h3>Metric at each target sparsity</h3>", results_table(section, links)]
+    else:
+        parts.append('<p class="muted">No pruned runs yet.</p>')
+    parts += ["<h3>Cost and size</h3>",
+              '<p class="muted">Training FLOPs relative to one dense training and inference FLOPs per example '
+              "relative to the dense model (both counted by the harness), parameters left nonzero.</p>",
+              cost_table(section, links), "</section>"]
+    return "\n".join(parts)
+
+
+def summary_html(ranked: pd.DataFrame) -> str:
+    parts = ['<section id="summary"><h2>Summary: average rank across tasks</h2>',
+             "<p>Rank of each method among the pruning methods of a task at one target sparsity (1 = best, the "
+             "task metric's direction respected; ties share a rank), averaged over the tasks where the method "
+             "ran. Profiles and dataset variants are ranked separately.</p>"]
+    for (profile, variant), group in ranked.groupby(["profile", "variant"], sort=True):
+        parts.append(f'<h3>profile <code>{escape(profile)}</code>'
+                     + (f" — data: {escape(variant)}" if variant != "official" else "") + "</h3>")
+        sparsities = sorted(group["sparsity"].unique())
+        heads = [th("method")] + [th(f"rank @ {percent(s)}", title=f"average rank at target sparsity {percent(s)}")
+                                  for s in sparsities]
+        heads.append(th("mean rank", title="mean of the columns"))
+        cells = {(r["method"], r["sparsity"]): r for _, r in group.iterrows()}
+        overall = group.groupby("method")["rank"].mean().sort_values()
+        rows = []
+        for method, mean in overall.items():
+            row = [td(method)]
+            for s in sparsities:
+                r = cells.get((method, s))
+                row.append(td("—", classes="num") if r is None else td(
+                    f"{r['rank']:.2f}", sort=r["rank"], classes="num",
+                    title=f"over {int(r['tasks'])} task(s), about {r['of']:.3g} methods each",
+                    extra=f' <span class="n">{int(r["tasks"])} task{"s" * (r["tasks"] != 1)}</span>'))
+            row.append(td(f"{mean:.2f}", sort=mean, classes="num"))
+            rows.append(f"<tr>{''.join(row)}</tr>")
+        parts.append(table(heads, rows, "ranks"))
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def page(sections: list[Section], ranked: pd.DataFrame, ui: str) -> str:
+    """The whole page; ``ui`` is the MLflow UI's base URL."""
+    links = Links(ui)
+    nav = ['<a href="#summary">Summary</a>'] if not ranked.empty else []
+    nav += [f'<a href="#{escape(s.slug)}">{escape(s.task)} · {escape(s.profile)}'
+            + (f" · {escape(s.variant)}" if s.variant != "official" else "") + "</a>" for s in sections]
+    body = ([summary_html(ranked)] if not ranked.empty else []) + [section_html(s, links) for s in sections]
+    if not sections:
+        body = ['<p class="muted">No completed runs yet: run <code>make bench</code>, then '
+                "<code>make leaderboard</code>.</p>"]
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>sparsebench leaderboard</title>
+<style>{STYLE}</style>
+</head>
+<body>
+<main>
+<h1>sparsebench leaderboard</h1>
+<p>Every number comes from an MLflow run; regenerate with <code>make leaderboard</code>. Sparsity is the
+fraction of prunable weights that are zero, counted in the final weights; density is 1 − sparsity.
+Click a column header to sort; numbers link to their runs in the MLflow UI at
+<a href="{escape(ui)}/">{escape(ui)}</a> (<code>make ui</code>; set <code>SPARSEBENCH_MLFLOW_UI</code> to
+change). Profiles and dataset variants are never mixed in a table.</p>
+<nav>{"".join(nav)}</nav>
+{chr(10).join(body)}
+</main>
+<script>{SCRIPT}</script>
+</body>
+</html>
+"""

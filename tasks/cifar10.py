@@ -1,0 +1,261 @@
+"""ResNet-20 and VGG-16 on CIFAR-10, as in OpenLTH and Frankle et al. 2021.
+
+Frankle, Dziugaite, Roy & Carbin 2021, "Pruning Neural Networks at Initialization: Why Are We
+Missing the Mark?" (ICLR), run these networks with the OpenLTH code (github.com/facebookresearch/
+open_lth, ``models/cifar_resnet.py``, ``models/cifar_vgg.py``, ``datasets/cifar10.py``); the
+models, initialization, recipe and augmentation below are OpenLTH's ``default_hparams``.
+
+- ResNet-20 (He et al. 2016, §4.2): 3x3 conv with 16 filters, three stages of three basic blocks
+  (16, 32, 64 filters), the first block of stages 2 and 3 with stride 2 and a 1x1 conv + BN
+  shortcut (OpenLTH's choice), global average pooling, linear 64 -> 10; convs without bias.
+  272,474 parameters.
+- VGG-16 for CIFAR: 13 3x3 convs (64, 64, M, 128, 128, M, 256 x3, M, 512 x3, M, 512 x3), each
+  with bias, BatchNorm and ReLU, then 2x2 average pooling and one linear 512 -> 10.
+  14,728,266 parameters.
+- Initialization: conv and linear weights Kaiming normal (fan-in); BatchNorm weights U(0, 1),
+  BatchNorm biases 0 (OpenLTH ``kaiming_normal`` and ``batchnorm_init='uniform'``).
+- ``full`` recipe (both networks): SGD, momentum 0.9, learning rate 0.1, batch 128, weight decay
+  1e-4 (on all parameters), 160 epochs, learning rate x0.1 at epochs 80 and 120. Augmentation:
+  random 32x32 crop of the image padded by 4 black pixels and a random horizontal flip, done
+  on batches of tensors. Inputs are normalized with OpenLTH's constants (ImageNet's mean and std).
+- Dense reference (Frankle et al. 2021): test accuracy 91.7 % (ResNet-20), 93.7 % (VGG-16).
+
+Prunable: the weights of every conv and linear layer — the first conv, the 1x1 shortcut convs
+and the output layer included; biases and BatchNorm parameters are not pruned: OpenLTH's
+``prunable_layer_names`` (``models/base.py``), the convention Frankle et al. 2021 follow.
+(OpenLTH's lottery-ticket defaults for VGG leave ``fc.weight`` out of its iterative pruning;
+here one convention holds for every method.)
+
+Validation: 5,000 training images, a fixed random choice (seed 0), are held out; training uses
+the other 45,000 (OpenLTH trains on all 50,000 and reports test accuracy only).
+
+Data. ``*-cifar10`` reads the official CIFAR-10 (``cifar-10-python.tar.gz`` in the data root or
+the cache, checked against torchvision's MD5, else downloaded from torchvision's URL, read by
+torchvision's ``CIFAR10``). Where the official archive is absent but the lossy JPEG re-encoding
+``cifar10-jpeg/cifar10-jpeg.tar.gz`` is in the data root (the offline machines), it falls back
+to that; ``*-cifar10jpeg`` always reads the JPEG variant. Either way the variant is named in
+``Splits.info["dataset_variant"]``, so runs are tagged with it and the leaderboard shows them
+apart. Prefer the ``*-cifar10jpeg`` names in suites meant for the JPEG data: their config ids
+differ from the official task's, whereas a fallback run of ``*-cifar10`` has the official
+task's config id and a resumed sweep would count it as done once the official files arrive.
+
+Quick profiles (CPU, one thread, about 2 minutes a trial; evaluation would otherwise dominate):
+ResNet-20 trains 2 epochs on 5,000 images and validates on 1,000; VGG-16 trains 1 epoch on 2,560
+images, validates on 1,000 and tests on 2,000 (the first of a fixed random order).
+"""
+from __future__ import annotations
+
+import os
+import tarfile
+from collections import OrderedDict
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torchvision.datasets import CIFAR10
+
+from sparsebench import Recipe, Splits, Task, TensorSplit, register_task
+from sparsebench.data import cache_dir, staged_copy, verified_file
+from sparsebench.vision import normalize, random_crop_flip
+
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # OpenLTH datasets/cifar10.py
+VALIDATION = 5000
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+JPEG_ARCHIVE = "cifar10-jpeg/cifar10-jpeg.tar.gz"
+JPEG_MD5 = "d26dfea299cf24cece55d1b75aa2f673"  # the copy in the offline machines' shared data
+OFFICIAL, JPEG = "cifar10", "cifar10-jpeg"
+
+
+# ---------------------------------------------------------------- models
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs with BatchNorm; identity shortcut, or 1x1 conv + BN where the shape changes."""
+
+    def __init__(self, f_in: int, f_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(f_in, f_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(f_out)
+        self.conv2 = nn.Conv2d(f_out, f_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(f_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or f_in != f_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(f_in, f_out, 1, stride, bias=False), nn.BatchNorm2d(f_out))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+def _openlth_init(model: nn.Module) -> nn.Module:
+    """OpenLTH's initialization, and channels_last memory (about 2x faster on CPUs)."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+    return model.to(memory_format=torch.channels_last)
+
+
+class ResNet(nn.Module):
+    """A CIFAR ResNet: stem conv, stages of basic blocks, average pooling, linear (OpenLTH's names)."""
+
+    def __init__(self, plan: list[tuple[int, int]], num_classes: int = 10):
+        super().__init__()
+        f_in = plan[0][0]
+        self.conv = nn.Conv2d(3, f_in, 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(f_in)
+        blocks = []
+        for stage, (filters, depth) in enumerate(plan):
+            for block in range(depth):
+                blocks.append(BasicBlock(f_in, filters, 2 if stage and not block else 1))
+                f_in = filters
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(f_in, num_classes)
+
+    def forward(self, x):
+        out = self.blocks(F.relu(self.bn(self.conv(x))))
+        return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
+
+
+def resnet20(num_classes: int = 10) -> nn.Module:
+    """ResNet-20 for 32x32 images, as OpenLTH's ``cifar_resnet_20``."""
+    return _openlth_init(ResNet([(16, 3), (32, 3), (64, 3)], num_classes))
+
+
+class VGG(nn.Module):
+    """A CIFAR VGG: 3x3 conv + BN + ReLU modules and max pools, 2x2 average pool, linear."""
+
+    PLAN16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
+
+    def __init__(self, plan=PLAN16, num_classes: int = 10):
+        super().__init__()
+        layers, f_in = [], 3
+        for spec in plan:
+            if spec == "M":
+                layers.append(nn.MaxPool2d(2))
+            else:
+                layers.append(nn.Sequential(OrderedDict(conv=nn.Conv2d(f_in, spec, 3, padding=1),
+                                                        bn=nn.BatchNorm2d(spec), relu=nn.ReLU())))
+                f_in = spec
+        self.layers = nn.Sequential(*layers)
+        self.fc = nn.Linear(f_in, num_classes)
+
+    def forward(self, x):
+        return self.fc(F.avg_pool2d(self.layers(x), 2).flatten(1))
+
+
+def vgg16(num_classes: int = 10) -> nn.Module:
+    """VGG-16 for 32x32 images with BatchNorm and one linear layer, as OpenLTH's ``cifar_vgg_16``."""
+    return _openlth_init(VGG(num_classes=num_classes))
+
+
+# ---------------------------------------------------------------- data
+
+def official_present(root: Path | None) -> bool:
+    """Whether the official archive is in the data root or the cache (no download)."""
+    return any((base / CIFAR10.filename).exists() for base in ([root] if root else []) + [cache_dir()])
+
+
+def read_official(root: Path | None):
+    """uint8 images (N, 3, 32, 32) and labels of the official train and test sets."""
+    archive = verified_file(root, CIFAR10.filename, CIFAR10.tgz_md5, [CIFAR10.url])
+    folder = staged_copy({CIFAR10.filename: archive}, OFFICIAL)
+    sets = (CIFAR10(str(folder), train=t, download=True) for t in (True, False))
+    return [(torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets)) for ds in sets]
+
+
+def read_jpeg(root: Path | None):
+    """uint8 images and labels of the JPEG variant's train and test sets, decoded once into the cache."""
+    archive = verified_file(root, JPEG_ARCHIVE, JPEG_MD5, [])
+    decoded = cache_dir(JPEG) / f"{JPEG_MD5}.pt"
+    if not decoded.exists():
+        images = {"train": ([], []), "test": ([], [])}
+        with tarfile.open(archive) as tar:
+            for member in tar:
+                parts = Path(member.name).parts
+                if member.isfile() and parts[-1].endswith(".jpg"):
+                    split, label = parts[-3], CLASSES.index(parts[-2])
+                    with Image.open(tar.extractfile(member)) as image:
+                        images[split][0].append(torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1))
+                    images[split][1].append(label)
+        data = [(torch.stack(x), torch.tensor(y)) for x, y in (images["train"], images["test"])]
+        tmp = decoded.with_suffix(f".tmp{os.getpid()}")
+        torch.save(data, tmp)
+        os.replace(tmp, decoded)  # atomic: trials decoding at once both write whole files
+    return torch.load(decoded)
+
+
+@lru_cache(maxsize=2)
+def load_cifar10(root: Path | None, variant: str) -> Splits:
+    """Normalized train (less 5,000), validation and test splits of ``variant`` (``cifar10-jpeg``,
+    or ``auto``: official if present, else JPEG if in the data root, else download the official)."""
+    if variant == "auto":
+        jpeg_here = root is not None and (root / JPEG_ARCHIVE).exists()
+        variant = JPEG if jpeg_here and not official_present(root) else OFFICIAL
+    (x, y), (xt, yt) = read_official(root) if variant == OFFICIAL else read_jpeg(root)
+    order, test_order = (torch.randperm(len(t), generator=torch.Generator().manual_seed(0)) for t in (y, yt))
+    x, y, xt, yt = normalize(x[order], MEAN, STD), y[order], normalize(xt[test_order], MEAN, STD), yt[test_order]
+    fill = normalize(torch.zeros(1, 3, 1, 1, dtype=torch.uint8), MEAN, STD).flatten()  # black after normalizing
+
+    def augment(batch, generator):
+        return random_crop_flip(batch, generator, padding=4, fill=fill)
+
+    info = {} if variant == OFFICIAL else {"dataset_variant": variant}
+    return Splits(TensorSplit(x[:-VALIDATION], y[:-VALIDATION], augment),
+                  TensorSplit(x[-VALIDATION:], y[-VALIDATION:]), TensorSplit(xt, yt), info)
+
+
+# ---------------------------------------------------------------- tasks
+
+def openlth_recipe(**quick) -> dict[str, Recipe]:
+    """OpenLTH's CIFAR-10 recipe as ``full``, and a ``quick`` profile with the same shape."""
+    common = dict(batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4, schedule="step", milestones=(0.5, 0.75))
+    return {"full": Recipe(epochs=160, **common), "quick": Recipe(**{**common, **quick})}
+
+
+class CIFAR10Task(Task):
+    family = "cnn"
+    dataset = "CIFAR-10"
+    paper = "Frankle et al. 2021, Pruning Neural Networks at Initialization: Why Are We Missing the Mark? (ICLR); OpenLTH"
+    variant = "auto"
+    eval_sizes: dict[str, tuple[int | None, int | None]] = {}  # profile -> validation, test images used
+
+    def load(self, data_root):
+        splits = load_cifar10(data_root, self.variant)
+        n_val, n_test = self.eval_sizes.get(self.profile, (None, None))
+        return Splits(splits.train, splits.val.subset(n_val), splits.test.subset(n_test), splits.info)
+
+
+@register_task("resnet20-cifar10")
+class ResNet20CIFAR10(CIFAR10Task):
+    profiles = openlth_recipe(epochs=2, train_subset=5000)
+    eval_sizes = {"quick": (1000, None)}
+
+    def model(self):
+        return resnet20()
+
+
+@register_task("vgg16-cifar10")
+class VGG16CIFAR10(CIFAR10Task):
+    profiles = openlth_recipe(epochs=1, train_subset=2560, eval_batch_size=500)
+    eval_sizes = {"quick": (1000, 2000)}
+
+    def model(self):
+        return vgg16()
+
+
+@register_task("resnet20-cifar10jpeg")
+class ResNet20CIFAR10JPEG(ResNet20CIFAR10):
+    dataset = "CIFAR-10, JPEG q75 re-encoding (not the official files)"
+    variant = JPEG
+
+
+@register_task("vgg16-cifar10jpeg")
+class VGG16CIFAR10JPEG(VGG16CIFAR10):
+    dataset = "CIFAR-10, JPEG q75 re-encoding (not the official files)"
+    variant = JPEG

@@ -1,0 +1,393 @@
+"""The leaderboard page in a real headless browser (Debian's chromium, driven over the DevTools
+protocol through a pipe: no extra Python packages).
+
+The MLflow runs behind this page are TEST DATA: trials written straight through
+``sparsebench.tracking.TrialRun`` with made-up metrics, so that the test checks the rendering
+(tables, plots, sorting, links) in seconds, not the harness (tests/test_end_to_end.py does that).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+from urllib.parse import unquote
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from sparsebench import leaderboard, tracking
+from sparsebench.trial import TrialSpec
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM_PACKAGES = ["chromium", "fonts-dejavu-core"]  # a font so that text renders on a bare machine
+
+
+def chromium_binary() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+
+
+def install_chromium() -> str:
+    """Debian's chromium, installed with apt when it is missing (once per machine: about 30 s here; no
+    chromium-driver needed). Where it cannot be installed the tests fail under CI=true, else skip."""
+    found = chromium_binary()
+    if found:
+        return found
+    why = None
+    if shutil.which("apt-get") is None:
+        why = "apt-get is not available"
+    elif os.geteuid() != 0:
+        why = "installing chromium with apt-get needs root"
+    else:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for cmd in (["apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=600"],
+                    ["apt-get", "install", "-y", "-q", "-o", "DPkg::Lock::Timeout=600", "--no-install-recommends",
+                     *CHROMIUM_PACKAGES]):
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
+            if done.returncode != 0:
+                why = f"{' '.join(cmd)} failed: {(done.stderr or done.stdout).strip()[-2000:]}"
+                break
+    found = chromium_binary()
+    if found:
+        return found
+    message = f"chromium is needed for the leaderboard page test and could not be installed: {why}"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+class Chromium:
+    """Headless chromium driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``:
+    JSON messages ending in a NUL byte, chromium reading fd 3 and writing fd 4)."""
+
+    FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--disable-dev-shm-usage", "--hide-scrollbars", "--remote-debugging-pipe"]
+
+    def __init__(self, binary: str, profile_dir: Path, log: Path, width: int = 1280, height: int = 900):
+        to_chrome, self._write = os.pipe()
+        self._read, from_chrome = os.pipe()
+        # the pipes arrive as stdin/stdout of a shell that moves them to fds 3 and 4 (no preexec_fn)
+        self._log = open(log, "wb")
+        self.proc = subprocess.Popen(
+            ["/bin/sh", "-c", 'exec 3<&0 4>&1 </dev/null >/dev/null; exec "$0" "$@"', binary, *self.FLAGS,
+             f"--user-data-dir={profile_dir}", f"--window-size={width},{height}", "about:blank"],
+            stdin=to_chrome, stdout=from_chrome, stderr=self._log)
+        os.close(to_chrome)
+        os.close(from_chrome)
+        self.width, self.height = width, height
+        self._next = 0
+        self._replies: dict[int, dict] = {}
+        self._done = threading.Condition()
+        self._reader = threading.Thread(target=self._listen, daemon=True)
+        self._reader.start()
+        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        self.call("Page.enable")
+        self.call("Emulation.setDeviceMetricsOverride",
+                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+
+    def _listen(self) -> None:
+        buffer = b""
+        while True:
+            try:
+                chunk = os.read(self._read, 1 << 16)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                with self._done:
+                    self._replies[-1] = {"error": {"message": "chromium closed the pipe"}}
+                    self._done.notify_all()
+                return
+            buffer += chunk
+            *messages, buffer = buffer.split(b"\0")
+            for raw in messages:
+                message = json.loads(raw)
+                if "id" in message:  # events (no id) are not needed: the test polls the page's state
+                    with self._done:
+                        self._replies[message["id"]] = message
+                        self._done.notify_all()
+
+    def send(self, method: str, params: dict | None = None, session: str | None = None, timeout: float = 30):
+        self._next += 1
+        ident = self._next
+        message = {"id": ident, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        os.write(self._write, json.dumps(message).encode() + b"\0")
+        with self._done:
+            if not self._done.wait_for(lambda: ident in self._replies or -1 in self._replies, timeout):
+                raise TimeoutError(f"chromium did not answer {method} in {timeout} s")
+            reply = self._replies.pop(ident, None) or self._replies[-1]
+        if "error" in reply:
+            raise RuntimeError(f"{method}: {reply['error']}")
+        return reply["result"]
+
+    def call(self, method: str, params: dict | None = None, timeout: float = 30):
+        """A command to the page's session."""
+        return self.send(method, params, self.session, timeout)
+
+    def js(self, expression: str):
+        """Evaluate ``expression`` in the page and return its value (JSON)."""
+        result = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True,
+                                                "awaitPromise": True})
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression[:200]}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def open(self, url: str, timeout: float = 30) -> None:
+        self.call("Page.navigate", {"url": url})
+        self.wait_for("document.readyState === 'complete' && location.href !== 'about:blank'", timeout)
+
+    def wait_for(self, expression: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.js(expression):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the page never satisfied: {expression}")
+            time.sleep(0.05)
+
+    def click(self, selector: str) -> None:
+        """A real mouse click (pressed and released) at the middle of the element ``selector``."""
+        x, y = self.js(f"""(() => {{
+            const el = document.querySelector({json.dumps(selector)});
+            el.scrollIntoView({{block: 'center'}});
+            const r = el.getBoundingClientRect();
+            return [r.x + r.width / 2, r.y + r.height / 2];
+        }})()""")
+        for kind in ("mousePressed", "mouseReleased"):
+            self.call("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1})
+
+    def screenshot(self, path: Path) -> Path:
+        """The whole page, as a PNG at ``path``."""
+        self.js("window.scrollTo(0, 0)")
+        size = self.call("Page.getLayoutMetrics")["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": self.width, "height": min(size["height"], 16000), "scale": 1}
+        shot = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip})
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close", timeout=10)
+        except (RuntimeError, TimeoutError, OSError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(timeout=5)
+        os.close(self._write)
+        os.close(self._read)
+        self._log.close()
+
+
+# ---- TEST DATA: made-up results, written as real MLflow runs through the tracking module ----------
+
+UI = "http://mlflow.test:5000"
+CLASSIFIER, LM = "testdata-classifier", "testdata-lm"
+TAXONOMY = {"dense": ("none", "none"), "alpha-magnitude": ("after", "magnitude"),
+            "beta-random": ("init", "random"), "gamma-gradual": ("during", "magnitude")}
+# (task, profile, variant) -> metric, higher_is_better, seeds, {method: {sparsity: mean}}
+TEST_DATA = {
+    (CLASSIFIER, "quick", ""): ("accuracy", True, [0, 1, 2], {
+        "dense": {0.0: 92.0},
+        "alpha-magnitude": {0.5: 91.5, 0.9: 90.0, 0.98: 85.2},
+        # 9.87 sorts above 85.2 as text: the page must sort by the number
+        "beta-random": {0.5: 90.0, 0.9: 86.0, 0.98: 9.87},
+        "gamma-gradual": {0.5: 91.8, 0.9: 90.5},  # no run at 98%: a missing cell
+    }),
+    (LM, "quick", ""): ("perplexity", False, [0, 1], {
+        "dense": {0.0: 100.0},
+        "alpha-magnitude": {0.5: 105.0, 0.9: 130.0},
+        "beta-random": {0.5: 120.0, 0.9: 200.0},
+        "gamma-gradual": {0.5: 102.0, 0.9: 125.0},
+    }),
+    (CLASSIFIER, "full", ""): ("accuracy", True, [0], {"dense": {0.0: 95.0}, "alpha-magnitude": {0.9: 94.0}}),
+    (CLASSIFIER, "quick", "synthetic (test data)"): ("accuracy", True, [0], {
+        "dense": {0.0: 50.0}, "beta-random": {0.5: 40.0}}),
+}
+
+
+def write_test_runs(uri: str) -> dict:
+    """Write the made-up trials above (and one failed trial) as MLflow runs; returns run id -> (task, profile,
+    variant, method, sparsity, seed)."""
+    parents = tracking.start_sweep(uri, [CLASSIFIER, LM], "page-test-data", {"note": "made-up test data"})
+    written = {}
+    for (task, profile, variant), (metric, higher, seeds, methods) in TEST_DATA.items():
+        for method, means in methods.items():
+            when, criterion = TAXONOMY[method]
+            for sparsity, mean in means.items():
+                for seed in seeds:
+                    spec = TrialSpec(task, method, sparsity, seed, profile)
+                    run = tracking.TrialRun(uri, spec, f"testdata-{task}-{profile}-{variant}-{method}-{sparsity}-{seed}",
+                                            {"when": when, "criterion": criterion, "family": "test",
+                                             "dataset": "made-up test data", "metric": metric,
+                                             "higher_is_better": higher}, parents[task])
+                    density = 1.0 - sparsity
+                    run.finish({"status": "completed", "reason": "", "info": {"dataset_variant": variant},
+                                "metrics": {f"final/test_{metric}": mean + 0.2 * (seed - 1) * (1 if higher else 5),
+                                            "final/sparsity": sparsity, "cost/train_cost_rel": 1.0 + 0.1 * density,
+                                            "inference/flops_rel": density, "params/total": 10_000,
+                                            "params/nonzero": round(9_000 * density) + 1_000}})
+                    written[run.run_id] = (task, profile, variant or "official", method, sparsity, seed)
+    spec = TrialSpec(CLASSIFIER, "delta-broken", 0.5, 0, "quick")
+    broken = tracking.TrialRun(uri, spec, "testdata-broken", {"metric": "accuracy"}, parents[CLASSIFIER])
+    broken.finish({"status": "failed", "reason": "made-up failure"})
+    tracking.end_sweep(uri, parents)
+    return written
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory):
+    root = tmp_path_factory.mktemp("board")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:  # skip `git describe` per run; and mark the runs as test data
+        patch.setattr(tracking, "code_version", lambda: "made-up-test-data")
+        written = write_test_runs(uri)
+    leaderboard.build(uri, root / "leaderboard", ui=UI)
+    return {"dir": root / "leaderboard", "uri": uri, "runs": written}
+
+
+@pytest.fixture(scope="module")
+def browser(board, tmp_path_factory):
+    binary = install_chromium()
+    root = tmp_path_factory.mktemp("chromium")
+    chrome = Chromium(binary, root / "profile", root / "chromium.log")
+    try:
+        chrome.open((board["dir"] / "index.html").as_uri())
+        yield chrome
+    finally:
+        chrome.close()
+
+
+def column(browser: Chromium, table: str, col: int) -> list:
+    """The sort keys (``data-sort``, else the text) of column ``col`` of ``table``, top to bottom."""
+    return browser.js(f"""Array.from(document.querySelectorAll({json.dumps(table + ' tbody tr')})).map(r => {{
+        const c = r.cells[{col}]; const v = c.getAttribute('data-sort');
+        return v === null ? c.textContent.trim() : Number(v); }})""")
+
+
+def header_index(browser: Chromium, table: str, label: str) -> int:
+    labels = browser.js(f"Array.from(document.querySelectorAll({json.dumps(table + ' thead th')}))"
+                        ".map(th => th.textContent.trim())")
+    return labels.index(label)
+
+
+# ---- the page ----------------------------------------------------------------------------------------
+
+def test_page_renders_tables_plots_and_links(board, browser, tmp_path):
+    sections = browser.js("Array.from(document.querySelectorAll('main > section')).map(s => s.id)")
+    assert sections == ["summary", "testdata-classifier--full--official", "testdata-classifier--quick--official",
+                        "testdata-classifier--quick--synthetic-test-data", "testdata-lm--quick--official"]
+    images = browser.js("""Promise.all(Array.from(document.images).map(i => i.decode().then(
+        () => [i.getAttribute('src'), i.naturalWidth, i.naturalHeight], () => [i.getAttribute('src'), 0, 0])))""")
+    assert len(images) == 4 and all(w > 300 and h > 200 for _, w, h in images), images
+    assert all((board["dir"] / src).is_file() for src, _, _ in images)
+    text = browser.js("document.body.innerText")
+    assert "delta-broken" not in text  # failed trials are not results
+    assert browser.js("document.querySelectorAll('table.sortable').length") == 3 + 2 * 4  # 3 rank tables
+
+    # each cell links to its runs in the MLflow UI: one run, or the comparison of its seeds
+    quick = "#testdata-classifier--quick--official"
+    cell = browser.js(f"""(() => {{ const row = Array.from(document.querySelectorAll('{quick} table.results tbody tr'))
+        .find(r => r.cells[0].textContent === 'alpha-magnitude'); const td = row.cells[4];
+        return [td.querySelector('a').href, td.title, td.textContent]; }})()""")
+    href, title, shown = cell
+    assert shown.startswith("90.00 ± 0.20") and "n=3" in shown
+    assert href.startswith(UI + "/#/compare-runs?runs=")
+    ids = json.loads(unquote(href).split("runs=")[1].split("&")[0])
+    assert len(ids) == 3 and all(i in title for i in ids)
+    assert {board["runs"][i][3:5] for i in ids} == {("alpha-magnitude", 0.9)}
+    single = browser.js("document.querySelector('#testdata-classifier--full--official table.results td a').href")
+    run_id = single.rsplit("/", 1)[1]
+    assert single.startswith(UI + "/#/experiments/") and board["runs"][run_id][:5] == (
+        CLASSIFIER, "full", "official", "alpha-magnitude", 0.9)
+
+    # profiles and variants are never mixed: the full profile's section holds its one seed only
+    full = "#testdata-classifier--full--official table.costs tbody tr"
+    assert browser.js(f"document.querySelectorAll('{full}').length") == 2
+    browser.screenshot(tmp_path / "leaderboard.png")
+    assert (tmp_path / "leaderboard.png").stat().st_size > 10_000
+
+
+def test_clicking_a_header_sorts_numerically_by_the_mean(browser, tmp_path):
+    table = "#testdata-classifier--quick--official table.results"
+    col = header_index(browser, table, "accuracy @ 98%")
+    methods = lambda: column(browser, table, 0)  # noqa: E731
+    assert methods() == ["gamma-gradual", "alpha-magnitude", "beta-random"]  # best mean rank first
+    browser.click(f"{table} thead th:nth-child({col + 1}) button")
+    # accuracy is better when higher: the first click puts the best first; the missing cell stays last
+    assert methods() == ["alpha-magnitude", "beta-random", "gamma-gradual"]
+    assert column(browser, table, col)[:2] == [pytest.approx(85.2), pytest.approx(9.87)]
+    assert browser.js(f"document.querySelector('{table} thead th:nth-child({col + 1})').getAttribute('aria-sort')") \
+        == "descending"
+    browser.click(f"{table} thead th:nth-child({col + 1}) button")
+    assert methods() == ["beta-random", "alpha-magnitude", "gamma-gradual"]
+    browser.click(f"{table} thead th:nth-child(1) button")
+    assert methods() == ["alpha-magnitude", "beta-random", "gamma-gradual"]
+
+    # perplexity is better when lower: the first click sorts ascending
+    costs = "#testdata-lm--quick--official table.costs"
+    col = header_index(browser, costs, "perplexity")
+    browser.click(f"{costs} thead th:nth-child({col + 1}) button")
+    values = column(browser, costs, col)
+    assert values == sorted(values) and values[0] == pytest.approx(99.5)  # dense
+    col = header_index(browser, costs, "params nonzero / total")
+    browser.click(f"{costs} thead th:nth-child({col + 1}) button")
+    values = column(browser, costs, col)
+    assert values == sorted(values) and len(set(values)) == 3
+    browser.screenshot(tmp_path / "sorted.png")
+
+
+def test_summary_ranks_respect_each_metrics_direction(browser):
+    tables = browser.js("""Array.from(document.querySelectorAll('#summary table.ranks')).map(t =>
+        Array.from(t.rows).map(r => Array.from(r.cells).map(c => c.textContent.trim())))""")
+    titles = browser.js("Array.from(document.querySelectorAll('#summary h3')).map(h => h.textContent)")
+    # one table per profile and dataset variant, never mixed
+    assert titles == ["profile full", "profile quick", "profile quick — data: synthetic (test data)"]
+    full, quick, synthetic = tables
+    assert full == [["method", "rank @ 90%", "mean rank"], ["alpha-magnitude", "1.00 1 task", "1.00"]]
+    # quick profile, official data: gamma is best on both tasks at 50% and 90% (highest accuracy,
+    # lowest perplexity), beta worst; at 98% only the classifier ran, without gamma
+    assert quick[0] == ["method", "rank @ 50%", "rank @ 90%", "rank @ 98%", "mean rank"]
+    ranks = {row[0]: row[1:] for row in quick[1:]}
+    assert [row[0] for row in quick[1:]] == ["gamma-gradual", "alpha-magnitude", "beta-random"]
+    assert ranks["gamma-gradual"] == ["1.00 2 tasks", "1.00 2 tasks", "—", "1.00"]
+    assert ranks["alpha-magnitude"] == ["2.00 2 tasks", "2.00 2 tasks", "1.00 1 task", "1.67"]
+    assert ranks["beta-random"] == ["3.00 2 tasks", "3.00 2 tasks", "2.00 1 task", "2.67"]
+    assert synthetic == [["method", "rank @ 50%", "mean rank"], ["beta-random", "1.00 1 task", "1.00"]]
+
+
+# ---- the files beside the page --------------------------------------------------------------------
+
+def test_markdown_csv_and_mlflow_tags(board):
+    readme = (board["dir"] / "README.md").read_text()
+    for heading in ["## testdata-classifier — profile `quick`", "## testdata-classifier — profile `full`",
+                    "## testdata-classifier — profile `quick` — data: synthetic (test data)",
+                    "## testdata-lm — profile `quick`", "## Summary: average rank across tasks"]:
+        assert heading + "\n" in readme
+    assert "![accuracy against density, testdata-classifier — profile `quick`]" \
+           "(plots/testdata-classifier--quick--official.png)" in readme
+    assert "Dense reference: **92.00 ± 0.20 (3)**" in readme
+    csv = pd.read_csv(board["dir"] / "results.csv", keep_default_na=False)
+    assert {"method", "sparsity", "mean", "std", "n", "params_nonzero", "run_ids"} <= set(csv.columns)
+    assert len(csv) == sum(len(m) for *_, ms in TEST_DATA.values() for m in ms.values())
+    # the runs are usable in the MLflow UI on their own: filterable by tags, nested under their sweep
+    client = MlflowClient(board["uri"])
+    exp = client.get_experiment_by_name("sparsebench/" + CLASSIFIER).experiment_id
+    runs = client.search_runs([exp], "tags.`sb.method` = 'alpha-magnitude' and tags.`sb.profile` = 'quick' "
+                                     "and tags.`sb.sparsity` = '0.9' and tags.`sb.task` = 'testdata-classifier'")
+    assert sorted(r.info.run_name for r in runs) == [f"alpha-magnitude-s0.90-seed{i}" for i in range(3)]
+    parent = client.get_run(runs[0].data.tags["mlflow.parentRunId"])
+    assert parent.data.tags["sb.kind"] == "sweep" and parent.info.run_name == "page-test-data"
