@@ -43,6 +43,6 @@ class RigL(Method):
             if t <= t_end:
                 fraction = dst.cosine_fraction(self.alpha, t, t_end)
                 dst.drop_and_grow(ctx.masks, dst.magnitude(ctx.masks), dst.dense_grad_magnitude(ctx.masks), fraction)
-                dst.charge_dense_weight_gradient(ctx, dst.batch_size(ctx))
+                ctx.charge_dense_gradient(ctx.batch_size)
 
         ctx.train(every=self.delta_t, callback=update)

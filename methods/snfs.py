@@ -59,7 +59,7 @@ class SparseMomentum(Method):
             for n, param in ctx.masks.params.items():  # the dense gradient, before the harness masks it
                 if param.grad is not None:
                     momentum[n].mul_(self.beta).add_(param.grad, alpha=1 - self.beta)
-            dst.charge_dense_weight_gradient(ctx, dst.batch_size(ctx))
+            ctx.charge_dense_gradient(ctx.batch_size)
             t = ctx.step
             if t > 0 and t % ctx.steps_per_epoch == 0:
                 p = dst.cosine_fraction(self.prune_rate, t, ctx.total_steps)

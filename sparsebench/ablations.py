@@ -32,12 +32,10 @@ beside it on the leaderboard.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-from torch import nn
 
 from .masks import top_k_masks
 from .method import Method
@@ -65,28 +63,13 @@ def shuffled_masks(masks: dict[str, torch.Tensor], generator: torch.Generator | 
     return out
 
 
-def fresh_initialization(ctx) -> nn.Module:
-    """A new draw of the task's initial model under a seed taken from the trial's seeded
-    generator (so the trial stays a function of its seed, and the seed differs from the first
-    draw's). Uses the task's model factory where the context exposes it, else re-runs
-    ``reset_parameters`` on a copy of the model."""
-    seed = int(torch.randint(0, 2**31 - 1, (1,)))
-    task = getattr(getattr(ctx, "_trainer", None), "task", None)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        if task is not None:
-            return task.model()
-        model = copy.deepcopy(ctx.model)
-        for module in model.modules():
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
-        return model
-
-
 @torch.no_grad()
 def reinitialize(ctx) -> None:
-    """Replace every parameter of ``ctx.model`` by a fresh initialization; the masks stay."""
-    fresh = dict(fresh_initialization(ctx).named_parameters())
+    """Replace every parameter of ``ctx.model`` by a new draw of the task's initialization, under a
+    seed taken from the trial's seeded generator (the trial stays a function of its seed); the
+    masks stay."""
+    seed = int(torch.randint(0, 2**31 - 1, (1,)))
+    fresh = dict(ctx.fresh_model(seed).named_parameters())
     for name, param in ctx.model.named_parameters():
         param.copy_(fresh[name])
     ctx.masks.apply()

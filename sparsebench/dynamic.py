@@ -18,7 +18,9 @@ import math
 import torch
 
 from .masks import Masks
-from .scores import magnitude_scores as magnitude  # |w|, the drop score of all three methods
+from .scores import magnitude_scores
+
+magnitude = magnitude_scores  # |w|, the drop score of all three methods
 
 
 def cosine_fraction(initial: float, t: int, t_end: int) -> float:
@@ -71,21 +73,3 @@ def dense_grad_magnitude(masks: Masks) -> dict[str, torch.Tensor]:
 def random_scores(masks: Masks) -> dict[str, torch.Tensor]:
     """Uniform random grow scores (SET), from the trial's seeded generator."""
     return {n: torch.rand(p.shape) for n, p in masks.params.items()}
-
-
-def charge_dense_weight_gradient(ctx, examples: int) -> None:
-    """Count the extra cost of a dense weight gradient over a sparse step: f_D - f_S per example.
-
-    Evci et al. 2020, Appendix H: a step with the dense gradient costs 2 f_S + f_D per example
-    (sparse forward and backward to activations, dense backward to weights), a sparse step
-    3 f_S; the trainer already counts the step at 3 f_S. ``ctx.charge(n)`` counts 3 f per
-    example, so a third of a dense pass minus a third of a sparse one is exactly f_D - f_S (and
-    adds nothing to the dense-model count, whose step already costs 3 f_D).
-    """
-    ctx.charge(examples / 3, dense=True)
-    ctx.charge(-examples / 3, dense=False)
-
-
-def batch_size(ctx) -> int:
-    """The recipe's batch size (the Context exposes no public accessor for it)."""
-    return ctx._trainer.recipe.batch_size

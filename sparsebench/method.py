@@ -62,6 +62,11 @@ class Context:
     def steps_per_epoch(self) -> int:
         return self._trainer.steps_per_epoch
 
+    @property
+    def batch_size(self) -> int:
+        """Examples per training step under the task's recipe."""
+        return self._trainer.recipe.batch_size
+
     def train(self, epochs: float | None = None, steps: int | None = None, every: int | None = None,
               callback: Callable[[int], None] | None = None, lr_scale: float = 1.0, from_step: int = 0) -> None:
         """Train with the task's recipe: the full budget by default, or ``epochs``/``steps``.
@@ -78,6 +83,17 @@ class Context:
         """Count a forward and backward pass over ``examples`` that the method makes itself, at
         dense cost (e.g. RigL's dense gradient) or at the current masks' cost."""
         self._trainer.charge(examples, dense)
+
+    def charge_dense_gradient(self, examples: int) -> None:
+        """Count a step's dense weight gradient (over ``examples``) that the method reads from
+        ``param.grad`` in a callback: f_D - f_S per example on top of the sparse step."""
+        self._trainer.charge_dense_weight_gradient(examples)
+
+    def fresh_model(self, seed: int) -> nn.Module:
+        """A new draw of the task's initial model under ``seed`` (for re-initialization)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self._trainer.task.model().to(self._trainer.device)
 
     def batches(self, n: int) -> Iterator:
         """``n`` shuffled training batches for data-driven scores, each charged as a dense

@@ -23,12 +23,9 @@ import time
 import torch
 
 from . import registry
-from .flops import count_forward_flops
-from .masks import Masks
-from .method import Context
 from .task import TensorSplit
-from .train import Trainer, make_optimizer
-from .trial import make_method, make_task
+from .train import make_optimizer
+from .trial import make_context, make_method, make_task
 
 EPOCH_IMAGES = 45_000
 METHODS = ["magnitude-init", "snip", "grasp", "iter-snip", "force", "synflow"]
@@ -37,17 +34,6 @@ ROUNDS = {"iter-snip": "steps", "force": "steps", "synflow": "rounds"}  # hparam
 
 def random_split(n: int, generator: torch.Generator) -> TensorSplit:
     return TensorSplit(torch.randn(n, 3, 32, 32, generator=generator), torch.randint(0, 10, (n,), generator=generator))
-
-
-def harness_context(task, split: TensorSplit, sparsity: float, seed: int = 0) -> Context:
-    """A fresh model and the Context a trial would give a method, over ``split``."""
-    torch.manual_seed(seed)
-    model = task.model()
-    masks = Masks(model, task.prunable(model))
-    example = next(iter(split.batches(task.recipe.batch_size)))
-    flops = count_forward_flops(model, list(masks), lambda: task.loss(model, example), len(example[1]))
-    trainer = Trainer(task, model, masks, split, split, flops, torch.Generator().manual_seed(seed), lambda m, s: None)
-    return Context(model, masks, sparsity, trainer)
 
 
 def dense_epoch_seconds(task, split: TensorSplit, steps: int) -> tuple[float, float]:
@@ -78,7 +64,8 @@ def scoring_seconds(task, split: TensorSplit, name: str, sparsity: float, rounds
     default_rounds = getattr(make_method(name), key) if key else 1
     timed = min(rounds, default_rounds) if key else 1
     method = make_method(name, {key: timed} if key else {})
-    ctx = harness_context(task, split, sparsity)
+    torch.manual_seed(0)
+    ctx = make_context(task, split, split, sparsity, torch.Generator().manual_seed(0))
     ctx.train = lambda *a, **k: None
     start = time.perf_counter()
     method.run(ctx)

@@ -9,7 +9,6 @@ tags hold the config id, code version, status (``running``, ``completed``, ``fai
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time

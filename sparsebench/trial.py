@@ -19,13 +19,18 @@ from typing import Callable
 import torch
 
 from . import registry
+from .data import data_root as resolve_data_root
 from .flops import count_forward_flops
 from .masks import Masks, check_sparsity, sparsity_report
 from .method import Context, Method
-from .task import Task, to_device
+from .task import Split, Task, to_device
 from .train import Diverged, Trainer
 
-SPARSITY_TOLERANCE = 0.005  # a method with exact sparsity may miss its target by rounding only
+# A method with exact sparsity may keep more weights than its budget by rounding only. Counted
+# from the weights, sparsity can also exceed the target where kept weights are exactly zero (RigL
+# growing where the gradient is zero, e.g. rows of rare tokens in an embedding): not a failure, as
+# the method only handicaps itself; the leaderboard shows the sparsity achieved.
+SPARSITY_TOLERANCE = 0.005
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,16 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def make_context(task: Task, train: Split, val: Split, sparsity: float, generator: torch.Generator,
+                 log: Callable[[dict, int], None] = lambda metrics, step: None) -> Context:
+    """A new model of ``task``, its masks, FLOP counts and trainer: what a method is given."""
+    model = task.model().to(task.device)
+    masks = Masks(model, task.prunable(model))
+    example = to_device(next(iter(train.batches(task.recipe.batch_size))), task.device)
+    flops = count_forward_flops(model, list(masks), lambda: task.loss(model, example), task.batch_size_of(example))
+    return Context(model, masks, sparsity, Trainer(task, model, masks, train, val, flops, generator, log))
+
+
 def run_trial(spec: TrialSpec, data_root: Path | None = None,
               log: Callable[[dict, int], None] = lambda metrics, step: None,
               device: str = "cpu") -> dict:
@@ -87,18 +102,14 @@ def run_trial(spec: TrialSpec, data_root: Path | None = None,
     task = make_task(spec.task, spec.profile)
     method = make_method(spec.method, spec.hparams)
     task.device = torch.device(device)
-    splits = task.load(data_root)
+    splits = task.load(resolve_data_root(data_root))
     train_split = splits.train.subset(task.recipe.train_subset) if hasattr(splits.train, "subset") else splits.train
-    generator = seed_everything(spec.seed)
-    model = task.model().to(task.device)
-    masks = Masks(model, task.prunable(model))
-    example = to_device(next(iter(train_split.batches(task.recipe.batch_size))), task.device)
-    flops = count_forward_flops(model, list(masks), lambda: task.loss(model, example), task.batch_size_of(example))
-    trainer = Trainer(task, model, masks, train_split, splits.val, flops, generator, log)
+    ctx = make_context(task, train_split, splits.val, spec.sparsity, seed_everything(spec.seed), log)
+    model, masks, trainer, flops = ctx.model, ctx.masks, ctx._trainer, ctx._trainer.flops
     result = {"status": "completed", "reason": "", "info": dict(splits.info),
               "hparams": method.hparams(), "metrics": {}, "layers": {}}
     try:
-        method.run(Context(model, masks, spec.sparsity, trainer))
+        method.run(ctx)
     except Diverged as exc:
         return _failed(result, f"diverged: {exc}")
     except Exception as exc:
@@ -135,7 +146,7 @@ def run_trial(spec: TrialSpec, data_root: Path | None = None,
                         for n, p in weights.items()}
     if not torch.isfinite(torch.tensor(metric)):
         return _failed(result, f"diverged: test {m} is {metric}")
-    if method.exact_sparsity and abs(achieved - spec.sparsity) > SPARSITY_TOLERANCE:
+    if method.exact_sparsity and achieved < spec.sparsity - SPARSITY_TOLERANCE:
         return _failed(result, f"method {spec.method!r} reached sparsity {achieved:.4f}, target {spec.sparsity}")
     return result
 

@@ -8,11 +8,9 @@ import pytest
 import torch
 
 from sparsebench import registry, scores
-from sparsebench.flops import count_forward_flops
-from sparsebench.masks import Masks
 from sparsebench.method import Context
-from sparsebench.train import Trainer, lr_factor
-from sparsebench.trial import TrialSpec, make_method, run_trial
+from sparsebench.train import lr_factor
+from sparsebench.trial import TrialSpec, make_context, make_method, run_trial
 
 
 @pytest.fixture(autouse=True)
@@ -65,13 +63,8 @@ def make_ctx(sparsity, schedule="constant"):
     task.recipe = dataclasses.replace(task.recipe, schedule=schedule)
     splits = task.load(None)
     torch.manual_seed(0)
-    model = task.model()
-    masks = Masks(model, task.prunable(model))
-    x, y = next(iter(splits.train.batches(32)))
-    flops = count_forward_flops(model, list(masks), lambda: task.loss(model, (x, y)), 32)
-    trainer = Trainer(task, model, masks, splits.train, splits.val, flops, torch.Generator().manual_seed(0),
-                      lambda m, s: None)
-    return Spy(model, masks, sparsity, trainer)
+    ctx = make_context(task, splits.train, splits.val, sparsity, torch.Generator().manual_seed(0))
+    return Spy(ctx.model, ctx.masks, sparsity, ctx._trainer)
 
 
 def kept(masks_state):

@@ -1,5 +1,4 @@
 """The conformance suite: every discovered method plugin, run on the tiny task made in the tests."""
-import pytest
 import torch
 
 from sparsebench import registry

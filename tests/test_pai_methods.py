@@ -12,11 +12,8 @@ from torch import nn
 
 from sparsebench import Masks, registry
 from sparsebench.ablations import exponential_sparsities, shuffled_masks
-from sparsebench.flops import count_forward_flops
-from sparsebench.method import Context
 from sparsebench.scores import connection_sensitivity, hessian_gradient_product, loss_gradient, synaptic_flow
-from sparsebench.train import Trainer
-from sparsebench.trial import make_method, make_task, seed_everything
+from sparsebench.trial import make_context, make_method, make_task, seed_everything
 
 PAI = ["snip", "iter-snip", "force", "grasp", "synflow", "magnitude-init"]
 ABLATED = [f"{m}+{a}" for m in PAI for a in ("shuffle", "reinit", "invert")]
@@ -44,12 +41,9 @@ def harness_context(sparsity=0.8, seed=0, model_fn=None):
     task = make_task("tiny-mlp", "quick")
     splits = task.load(None)
     generator = seed_everything(seed)
-    model = (model_fn or task.model)()
-    masks = Masks(model, task.prunable(model))
-    example = next(iter(splits.train.batches(task.recipe.batch_size)))
-    flops = count_forward_flops(model, list(masks), lambda: task.loss(model, example), len(example[1]))
-    trainer = Trainer(task, model, masks, splits.train, splits.val, flops, generator, lambda m, s: None)
-    return Context(model, masks, sparsity, trainer)
+    if model_fn is not None:
+        task.model = model_fn
+    return make_context(task, splits.train, splits.val, sparsity, generator)
 
 
 def prune_only(name, sparsity=0.8, seed=0, model_fn=None):

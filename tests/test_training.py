@@ -3,10 +3,9 @@ import pytest
 import torch
 
 from sparsebench import registry
-from sparsebench.flops import count_forward_flops
-from sparsebench.masks import Masks
-from sparsebench.train import Trainer, lr_factor
+from sparsebench.train import lr_factor
 from sparsebench.task import Recipe
+from sparsebench.trial import make_context
 
 
 def make_trainer(profile):
@@ -14,12 +13,7 @@ def make_trainer(profile):
     task = task_cls(profile)
     splits = task.load(None)
     torch.manual_seed(0)
-    model = task.model()
-    masks = Masks(model, task.prunable(model))
-    x, y = next(iter(splits.train.batches(32)))
-    flops = count_forward_flops(model, list(masks), lambda: task.loss(model, (x, y)), 32)
-    return Trainer(task, model, masks, splits.train, splits.val, flops, torch.Generator().manual_seed(0),
-                   lambda m, s: None)
+    return make_context(task, splits.train, splits.val, 0.0, torch.Generator().manual_seed(0))._trainer
 
 
 @pytest.mark.parametrize("profile", ["quick", "adam"])  # SGD+momentum+decay, AdamW+decay
