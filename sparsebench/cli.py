@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a grid of trials through Ray Tune, recorded in MLflow")
-    run.add_argument("--suite", choices=sorted(SUITES), help="a named grid (options below override its parts)")
+    run.add_argument("--suite", choices=sorted(SUITES), help="a named grid (sparsebench/suites.py); --task, --method, --sparsity and --seed keep part of it, --profile replaces its profile")
     run.add_argument("--task", nargs="+", help="task names")
     run.add_argument("--method", nargs="+", help="method names")
     run.add_argument("--sparsity", nargs="+", type=float, help="target sparsities in [0, 1)")
@@ -45,24 +45,39 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
-    from .sweep import plan, run_sweep
+    from .sweep import run_sweep
 
     registry.discover(args.plugins)
-    grid = dict(SUITES[args.suite]) if args.suite else {"profile": "quick", "seeds": [0]}
-    for key, value in (("tasks", args.task), ("methods", args.method), ("sparsities", args.sparsity),
-                       ("seeds", args.seed), ("profile", args.profile)):
-        if value:
-            grid[key] = value
-    missing = [k for k in ("tasks", "methods", "sparsities") if k not in grid]
-    if missing:
-        raise ValueError(f"give --suite or all of --task, --method and --sparsity (missing: {', '.join(missing)})")
-    specs = plan(grid["tasks"], grid["methods"], grid["sparsities"], grid["seeds"], grid["profile"],
-                 _overrides(args.set))
+    specs = _specs(args)
     summary = run_sweep(specs, data_root=args.data_root, uri=args.tracking_uri, address=args.address,
                         name=args.suite or "sweep", retry_failed=args.retry_failed, device=args.device,
                         plugin_roots=args.plugins)
     print(f"sparsebench: {summary}")
     return 130 if summary.interrupted > 0 else 0
+
+
+def _specs(args) -> list:
+    """The trials asked for: a suite's blocks, kept to the tasks, methods, sparsities and seeds
+    given (and run under ``--profile`` if given); or the grid of those options alone."""
+    from .sweep import plan
+
+    overrides = _overrides(args.set)
+    chosen = {"tasks": args.task, "methods": args.method, "sparsities": args.sparsity, "seeds": args.seed}
+    if not args.suite:
+        missing = [k for k in ("tasks", "methods", "sparsities") if not chosen[k]]
+        if missing:
+            raise ValueError(f"give --suite or all of --task, --method and --sparsity (missing: {', '.join(missing)})")
+        return plan(args.task, args.method, args.sparsity, args.seed or [0], args.profile or "quick", overrides)
+    specs = [spec for block in SUITES[args.suite]
+             for spec in plan(block["tasks"], block["methods"], block["sparsities"], block["seeds"],
+                              args.profile or block["profile"], overrides)]
+    keep = {"tasks": "task", "methods": "method", "sparsities": "sparsity", "seeds": "seed"}
+    for option, field in keep.items():
+        if chosen[option]:
+            specs = [s for s in specs if getattr(s, field) in chosen[option] or (field == "sparsity" and s.sparsity == 0)]
+    if not specs:
+        raise ValueError(f"suite {args.suite!r} has no trial with the options given")
+    return list({spec.config_id(): spec for spec in specs}.values())
 
 
 def _overrides(pairs: list[str]) -> dict:
@@ -98,6 +113,10 @@ def _list(args) -> int:
             print(f"  {name:24s} {inspect.getsourcefile(cls)}{extra}")
         for where, error in reg.broken.items():
             print(f"  BROKEN {where}: {error.strip().splitlines()[-1]}")
+    print("suites:")
+    for name, blocks in SUITES.items():
+        tasks = sorted({t for block in blocks for t in block["tasks"]})
+        print(f"  {name:24s} {len(blocks)} block(s) over {', '.join(tasks)}")
     return 0
 
 

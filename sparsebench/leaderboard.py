@@ -49,6 +49,7 @@ def trial_table(uri: str) -> pd.DataFrame:
         "seed": runs["params.seed"].astype(int), "metric": metric_name,
         "higher_is_better": col("tags.sb.higher_is_better") == "True", "value": value,
         "sparsity_achieved": col("metrics.final/sparsity"), "train_cost_rel": col("metrics.cost/train_cost_rel"),
+        "train_steps_rel": col("metrics.cost/train_steps_rel"),
         "inference_flops_rel": col("metrics.inference/flops_rel"), "params_nonzero": col("metrics.params/nonzero"),
         "params_total": col("metrics.params/total"), "when": col("tags.sb.when"),
         "criterion": col("tags.sb.criterion"), "experiment_id": runs["experiment_id"], "run_id": runs["run_id"],
@@ -62,6 +63,7 @@ def aggregate(trials: pd.DataFrame) -> pd.DataFrame:
     out = grouped.agg(metric=("metric", "first"), higher_is_better=("higher_is_better", "first"),
                       mean=("value", "mean"), std=("value", "std"), n=("value", "count"),
                       sparsity_achieved=("sparsity_achieved", "mean"), train_cost_rel=("train_cost_rel", "mean"),
+                      train_steps_rel=("train_steps_rel", "mean"),
                       inference_flops_rel=("inference_flops_rel", "mean"),
                       params_nonzero=("params_nonzero", "mean"), params_total=("params_total", "mean"),
                       when=("when", "first"), criterion=("criterion", "first"),
@@ -184,7 +186,8 @@ def cost_table(section: Section) -> pd.DataFrame:
     return pd.DataFrame([{
         "method": r["method"], "sparsity": percent(r["sparsity"]),
         "achieved": "—" if pd.isna(r["sparsity_achieved"]) else f"{r['sparsity_achieved']:.2%}",
-        section.metric: cell(r["mean"], r["std"], r["n"]), "train cost": ratio(r["train_cost_rel"]),
+        section.metric: cell(r["mean"], r["std"], r["n"]), "train FLOPs": ratio(r["train_cost_rel"]),
+        "train steps": ratio(r["train_steps_rel"], 1),
         "inference FLOPs": ratio(r["inference_flops_rel"], 3),
         "params (nonzero / total)": f"{count(r['params_nonzero'])} / {count(r['params_total'])}",
     } for r in rows])
@@ -210,7 +213,8 @@ def markdown_section(section: Section) -> str:
         lines += ["", f"![{section.metric} against density, {section.title}]({section.plot})"]
     grid = results_grid(section)
     lines += ["", grid.to_markdown() if not grid.empty else "_no pruned runs yet_", "",
-              "Cost and size: training FLOPs relative to one dense training (counted by the harness), "
+              "Cost and size: training FLOPs and optimizer steps relative to one dense training (counted by the "
+              "harness), "
               "inference FLOPs per example relative to the dense model, parameters left nonzero.", "",
               cost_table(section).to_markdown(index=False), ""]
     return "\n".join(lines)

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from .leaderboard import Section, count, percent
+from .leaderboard import Section, count, percent, ratio
 
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color: #1d232a;
@@ -181,7 +181,8 @@ def cost_table(section: Section, links: Links) -> str:
     heads = [th("method"), th("sparsity", title="the target sparsity"),
              th("achieved", title="sparsity counted in the final weights (mean over seeds)"),
              th(section.metric, first, f"test {section.metric}, mean ± std over seeds ({section.direction})"),
-             th("training cost", title="training FLOPs relative to one dense training"),
+             th("training FLOPs", title="training FLOPs relative to one dense training"),
+             th("training steps", title="optimizer steps relative to one dense training"),
              th("inference FLOPs", title="inference FLOPs per example relative to the dense model"),
              th("params nonzero / total", title="parameters of the whole model left nonzero (mean over seeds)")]
     order = {m: i for i, m in enumerate(section.methods)}
@@ -200,9 +201,9 @@ def cost_table(section: Section, links: Links) -> str:
                  td(percent(r["sparsity"]), sort=r["sparsity"], classes="num"),
                  num(r["sparsity_achieved"], "—" if pd.isna(r["sparsity_achieved"]) else f"{r['sparsity_achieved']:.2%}"),
                  metric_cell(r, links),
-                 num(r["train_cost_rel"], "—" if pd.isna(r["train_cost_rel"]) else f"{r['train_cost_rel']:.2f}×"),
-                 num(r["inference_flops_rel"],
-                     "—" if pd.isna(r["inference_flops_rel"]) else f"{r['inference_flops_rel']:.3f}×"),
+                 num(r["train_cost_rel"], ratio(r["train_cost_rel"])),
+                 num(r["train_steps_rel"], ratio(r["train_steps_rel"], 1)),
+                 num(r["inference_flops_rel"], ratio(r["inference_flops_rel"], 3)),
                  td(f"{count(r['params_nonzero'])} / {count(r['params_total'])}", sort=r["params_nonzero"],
                     href=href, classes="num",
                     title=f"{r['params_nonzero']:,.0f} nonzero of {r['params_total']:,.0f} parameters"
@@ -236,7 +237,7 @@ def section_html(section: Section, links: Links) -> str:
     else:
         parts.append('<p class="muted">No pruned runs yet.</p>')
     parts += ["<h3>Cost and size</h3>",
-              '<p class="muted">Training FLOPs relative to one dense training and inference FLOPs per example '
+              '<p class="muted">Training FLOPs and optimizer steps relative to one dense training, inference FLOPs per example '
               "relative to the dense model (both counted by the harness), parameters left nonzero.</p>",
               cost_table(section, links), "</section>"]
     return "\n".join(parts)

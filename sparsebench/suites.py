@@ -1,22 +1,42 @@
-"""Named suites: the grids that ``sparsebench run --suite NAME`` and ``make bench`` run."""
+"""Named suites: the grids that ``sparsebench run --suite NAME`` and ``make bench`` run.
+
+A suite is a list of blocks, each a grid of tasks × methods × sparsities × seeds under one
+profile; the dense reference runs once per task and seed. Blocks are listed most expensive first,
+so that Ray Tune starts the long trials early and the sweep does not end on a tail of them.
+"""
 
 SPARSITIES = [0.5, 0.8, 0.9, 0.95, 0.98]
 
+# one per family of methods; the LeNet-300-100 block below also runs their neighbours
+SEQUENCE_METHODS = ["dense", "magnitude", "gmp", "snip", "rigl"]
+
+DEFAULT = [
+    # recurrent and transformer language models: one seed, one sparsity (about 75 s a trial)
+    {"tasks": ["lstm-ptb", "transformer-shakespeare"], "methods": SEQUENCE_METHODS,
+     "sparsities": [0.9], "seeds": [0], "profile": "quick"},
+    # a convolutional network (about 25 s a trial)
+    {"tasks": ["lenet5-mnist"], "methods": [*SEQUENCE_METHODS, "synflow"],
+     "sparsities": [0.9, 0.98], "seeds": [0], "profile": "quick"},
+    # lottery tickets: one training per pruning round, 5 to 19 trainings a trial
+    {"tasks": ["lenet300-mnist"], "methods": ["lottery"], "sparsities": SPARSITIES, "seeds": [0, 1, 2],
+     "profile": "quick"},
+    # every other method family, with the sanity checks of pruning at initialization on SNIP
+    {"tasks": ["lenet300-mnist"],
+     "methods": ["dense", "random", "random-erk", "magnitude", "magnitude-layerwise", "magnitude-init",
+                 "snip", "snip+shuffle", "snip+reinit", "snip+invert", "force", "grasp", "synflow",
+                 "gmp", "str", "rigl", "set", "snfs"],
+     "sparsities": SPARSITIES, "seeds": [0, 1, 2], "profile": "quick"},
+]
+
+ALL_TASKS = ["resnet20-cifar10", "vgg16-cifar10", "lenet5-mnist", "lenet5-fashionmnist", "lenet300-mnist",
+             "lstm-ptb", "transformer-sst2", "transformer-shakespeare", "transformer-wikitext2"]
+
 SUITES = {
     # the default benchmark: fits in 30 minutes on 2 CPU cores
-    "default": {
-        "tasks": ["lenet300-mnist"],
-        "methods": ["dense", "random", "random-erk", "magnitude", "magnitude-layerwise"],
-        "sparsities": SPARSITIES,
-        "seeds": [0, 1, 2],
-        "profile": "quick",
-    },
-    # the reference recipes: GPU work for most tasks
-    "full": {
-        "tasks": ["lenet300-mnist"],
-        "methods": ["dense", "random", "random-erk", "magnitude", "magnitude-layerwise"],
-        "sparsities": [0.5, 0.8, 0.9, 0.95, 0.98, 0.99],
-        "seeds": [0, 1, 2],
-        "profile": "full",
-    },
+    "default": DEFAULT,
+    # the reference recipes of every task: GPU work for most of them
+    "full": [{"tasks": ALL_TASKS,
+              "methods": ["dense", "random-erk", "magnitude", "magnitude-init", "snip", "grasp", "synflow",
+                          "lottery-rewind", "gmp", "rigl", "set"],
+              "sparsities": [0.5, 0.8, 0.9, 0.95, 0.98, 0.99], "seeds": [0, 1, 2], "profile": "full"}],
 }
