@@ -31,9 +31,21 @@ DEFAULT = [
 ALL_TASKS = ["resnet20-cifar10", "vgg16-cifar10", "lenet5-mnist", "lenet5-fashionmnist", "lenet300-mnist",
              "lstm-ptb", "transformer-sst2", "transformer-shakespeare", "transformer-wikitext2"]
 
+COVERAGE = [
+    # every other task, one trial per method family (about 65 to 100 s a trial; LeNet-5 25 s)
+    {"tasks": ["transformer-wikitext2", "vgg16-cifar10jpeg", "resnet20-cifar10jpeg", "transformer-sst2",
+               "lenet5-fashionmnist"],
+     "methods": SEQUENCE_METHODS, "sparsities": [0.9], "seeds": [0], "profile": "quick"},
+    # the one full recipe a CPU runs in minutes (Frankle & Carbin 2019's LeNet-300-100)
+    {"tasks": ["lenet300-mnist"], "methods": ["dense", "random-erk", "magnitude", "snip", "gmp", "rigl"],
+     "sparsities": [0.9, 0.98], "seeds": [0], "profile": "full"},
+]
+
 SUITES = {
     # the default benchmark: fits in 30 minutes on 2 CPU cores
     "default": DEFAULT,
+    # the tasks the default suite leaves out, and a full profile: about 25 minutes on 2 CPU cores
+    "coverage": COVERAGE,
     # the reference recipes of every task: GPU work for most of them
     "full": [{"tasks": ALL_TASKS,
               "methods": ["dense", "random-erk", "magnitude", "magnitude-init", "snip", "grasp", "synflow",

@@ -29,15 +29,14 @@ here one convention holds for every method.)
 Validation: 5,000 training images, a fixed random choice (seed 0), are held out; training uses
 the other 45,000 (OpenLTH trains on all 50,000 and reports test accuracy only).
 
-Data. ``*-cifar10`` reads the official CIFAR-10 (``cifar-10-python.tar.gz`` in the data root or
-the cache, checked against torchvision's MD5, else downloaded from torchvision's URL, read by
-torchvision's ``CIFAR10``). Where the official archive is absent but the lossy JPEG re-encoding
-``cifar10-jpeg/cifar10-jpeg.tar.gz`` is in the data root (the offline machines), it falls back
-to that; ``*-cifar10jpeg`` always reads the JPEG variant. Either way the variant is named in
-``Splits.info["dataset_variant"]``, so runs are tagged with it and the leaderboard shows them
-apart. Prefer the ``*-cifar10jpeg`` names in suites meant for the JPEG data: their config ids
-differ from the official task's, whereas a fallback run of ``*-cifar10`` has the official
-task's config id and a resumed sweep would count it as done once the official files arrive.
+Data. ``*-cifar10`` reads the official CIFAR-10 only (``cifar-10-python.tar.gz`` in the data
+root or the cache, checked against torchvision's MD5, else downloaded from torchvision's URL, read
+by torchvision's ``CIFAR10``). This project's machines do not have the official files, so that
+loader has only been run here on small made-up archives in the official format (the tests).
+``*-cifar10jpeg`` reads a lossy JPEG (quality 75) re-encoding of CIFAR-10,
+``cifar10-jpeg/cifar10-jpeg.tar.gz`` in the data root, which the offline machines have. The two
+are different tasks, with different config ids, and the variant is also named in
+``Splits.info["dataset_variant"]``: runs are tagged with it and the leaderboard never mixes them.
 
 Quick profiles (CPU, one thread, about 2 minutes a trial; evaluation would otherwise dominate):
 ResNet-20 trains 2 epochs on 5,000 images and validates on 1,000; VGG-16 trains 1 epoch on 2,560
@@ -59,7 +58,7 @@ from torch import nn
 from torchvision.datasets import CIFAR10
 
 from sparsebench import Recipe, Splits, Task, TensorSplit, register_task
-from sparsebench.data import cache_dir, staged_copy, verified_file
+from sparsebench.data import DataError, cache_dir, staged_copy, verified_file
 from sparsebench.vision import normalize, random_crop_flip
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # OpenLTH datasets/cifar10.py
@@ -156,14 +155,15 @@ def vgg16(num_classes: int = 10) -> nn.Module:
 
 # ---------------------------------------------------------------- data
 
-def official_present(root: Path | None) -> bool:
-    """Whether the official archive is in the data root or the cache (no download)."""
-    return any((base / CIFAR10.filename).exists() for base in ([root] if root else []) + [cache_dir()])
-
-
 def read_official(root: Path | None):
     """uint8 images (N, 3, 32, 32) and labels of the official train and test sets."""
-    archive = verified_file(root, CIFAR10.filename, CIFAR10.tgz_md5, [CIFAR10.url])
+    try:
+        archive = verified_file(root, CIFAR10.filename, CIFAR10.tgz_md5, [CIFAR10.url])
+    except DataError as exc:
+        if root is not None and (root / JPEG_ARCHIVE).exists():
+            raise DataError(f"{exc} The data root has the JPEG re-encoding of CIFAR-10: "
+                            "the *-cifar10jpeg tasks read it.") from exc
+        raise
     folder = staged_copy({CIFAR10.filename: archive}, OFFICIAL)
     sets = (CIFAR10(str(folder), train=t, download=True) for t in (True, False))
     return [(torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets)) for ds in sets]
@@ -192,11 +192,8 @@ def read_jpeg(root: Path | None):
 
 @lru_cache(maxsize=2)
 def load_cifar10(root: Path | None, variant: str) -> Splits:
-    """Normalized train (less 5,000), validation and test splits of ``variant`` (``cifar10-jpeg``,
-    or ``auto``: official if present, else JPEG if in the data root, else download the official)."""
-    if variant == "auto":
-        jpeg_here = root is not None and (root / JPEG_ARCHIVE).exists()
-        variant = JPEG if jpeg_here and not official_present(root) else OFFICIAL
+    """Normalized train (less 5,000), validation and test splits of ``variant`` (``cifar10`` or
+    ``cifar10-jpeg``)."""
     (x, y), (xt, yt) = read_official(root) if variant == OFFICIAL else read_jpeg(root)
     order, test_order = (torch.randperm(len(t), generator=torch.Generator().manual_seed(0)) for t in (y, yt))
     x, y, xt, yt = normalize(x[order], MEAN, STD), y[order], normalize(xt[test_order], MEAN, STD), yt[test_order]
@@ -222,7 +219,7 @@ class CIFAR10Task(Task):
     family = "cnn"
     dataset = "CIFAR-10"
     paper = "Frankle et al. 2021, Pruning Neural Networks at Initialization: Why Are We Missing the Mark? (ICLR); OpenLTH"
-    variant = "auto"
+    variant = OFFICIAL
     eval_sizes: dict[str, tuple[int | None, int | None]] = {}  # profile -> validation, test images used
 
     def load(self, data_root):

@@ -2,6 +2,7 @@ import inspect
 from pathlib import Path
 
 import pytest
+import torch
 
 from sparsebench import registry
 
@@ -30,3 +31,12 @@ def tiny_log():
 @pytest.fixture
 def tracking_uri(tmp_path):
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models train fastest, and deterministically, on one torch thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

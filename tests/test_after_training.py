@@ -13,13 +13,7 @@ from sparsebench.train import lr_factor
 from sparsebench.trial import TrialSpec, make_context, make_method, run_trial
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train fastest, and deterministically, on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: fastest, deterministic
 
 
 def method_module(name):

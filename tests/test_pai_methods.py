@@ -19,12 +19,7 @@ PAI = ["snip", "iter-snip", "force", "grasp", "synflow", "magnitude-init"]
 ABLATED = [f"{m}+{a}" for m in PAI for a in ("shuffle", "reinit", "invert")]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: fastest, deterministic
 
 
 def method(name, **overrides):

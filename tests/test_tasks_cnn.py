@@ -138,9 +138,9 @@ def test_jpeg_variant_is_decoded_into_the_cache_and_named(jpeg, env):
     assert [p.name for p in env.rglob("*") if p.is_file()] == ["cifar10-jpeg.tar.gz"]
 
 
-def test_cifar10_uses_official_files_when_present_else_jpeg(jpeg, env, monkeypatch):
-    assert load("resnet20-cifar10", env).info == {"dataset_variant": "cifar10-jpeg"}
-    cifar.load_cifar10.cache_clear()
+def test_official_task_never_falls_back_to_the_jpeg_variant(jpeg, env, monkeypatch):
+    with pytest.raises(DataError, match="cifar-10-python.tar.gz is missing.*the \\*-cifar10jpeg tasks read it"):
+        load("resnet20-cifar10", env)
     make_official(env, monkeypatch)
     assert load("vgg16-cifar10", env, "full").info == {}
     assert load("vgg16-cifar10jpeg", env, "full").info == {"dataset_variant": "cifar10-jpeg"}
@@ -236,7 +236,7 @@ def tiny_task():
 
 def test_resnet20_trains_pruned_through_a_trial(jpeg, env, tiny_task):
     torch.set_num_threads(1)
-    result = run_trial(TrialSpec(tiny_task("resnet20-cifar10"), "random", 0.8, profile="tiny"), env)
+    result = run_trial(TrialSpec(tiny_task("resnet20-cifar10jpeg"), "random", 0.8, profile="tiny"), env)
     assert result["status"] == "completed", result["reason"]
     assert result["info"] == {"dataset_variant": "cifar10-jpeg"}
     m = result["metrics"]
