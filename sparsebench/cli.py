@@ -64,10 +64,11 @@ def _specs(args) -> list:
     overrides = _overrides(args.set)
     chosen = {"tasks": args.task, "methods": args.method, "sparsities": args.sparsity, "seeds": args.seed}
     if not args.suite:
-        missing = [k for k in ("tasks", "methods", "sparsities") if not chosen[k]]
+        prunes = any(registry.METHODS.get(m)[0].prunes for m in args.method or [])
+        missing = [k for k in ("tasks", "methods", "sparsities") if not chosen[k] and (k != "sparsities" or prunes)]
         if missing:
             raise ValueError(f"give --suite or all of --task, --method and --sparsity (missing: {', '.join(missing)})")
-        return plan(args.task, args.method, args.sparsity, args.seed or [0], args.profile or "quick", overrides)
+        return plan(args.task, args.method, args.sparsity or [], args.seed or [0], args.profile or "quick", overrides)
     specs = [spec for block in SUITES[args.suite]
              for spec in plan(block["tasks"], block["methods"], block["sparsities"], block["seeds"],
                               args.profile or block["profile"], overrides)]

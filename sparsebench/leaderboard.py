@@ -147,8 +147,13 @@ def percent(s: float) -> str:
     return f"{s * 100:.10g}%"
 
 
+def mean_std(mean: float, std: float) -> str:
+    """'97.04 ± 0.08'; the mean alone where one seed leaves the std undefined (NaN)."""
+    return f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} ± {std:.2f}"
+
+
 def cell(mean: float, std: float, n: int) -> str:
-    return f"{mean:.2f} ± {0.0 if pd.isna(std) else std:.2f} ({n})"
+    return f"{mean_std(mean, std)} ({n})"
 
 
 def count(v: float) -> str:

@@ -9,11 +9,15 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
+from .leaderboard import mean_std
+
 MARKERS = "osD^vP*Xh<>"
+COLORS = [colormaps["tab20"](i) for i in [*range(0, 20, 2), *range(1, 20, 2)]]  # 20 distinct: dark ones first
 
 
 def clear(folder: Path) -> None:
@@ -32,7 +36,7 @@ def section_plot(section, path: Path) -> Path:
     fig = Figure(figsize=(7.2, 4.2), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    styles = zip(itertools.cycle(MARKERS), itertools.cycle(f"C{i}" for i in range(10)))
+    styles = zip(itertools.cycle(MARKERS), itertools.cycle(COLORS))
     densities: set[float] = set()
     for method in section.methods:
         rows = section.rows[section.rows["method"] == method].sort_values("sparsity")
@@ -43,10 +47,10 @@ def section_plot(section, path: Path) -> Path:
                     markersize=5, linewidth=1.5, label=method)
     if section.dense is not None:
         mean, std = section.dense["mean"], section.dense["std"]
-        std = 0.0 if std != std else std  # NaN with a single seed
-        ax.axhspan(mean - std, mean + std, color="0.6", alpha=0.25, linewidth=0)
+        if std == std:  # NaN with a single seed: no band
+            ax.axhspan(mean - std, mean + std, color="0.6", alpha=0.25, linewidth=0)
         ax.axhline(mean, color="0.35", linestyle="--", linewidth=1.2,
-                   label=f"dense {mean:.2f} ± {std:.2f} ({int(section.dense['n'])})")
+                   label=f"dense {mean_std(mean, std)} ({int(section.dense['n'])})")
     if densities:
         ticks = sorted(densities)
         ax.set_xlim(min(ticks) / 1.35, max(ticks) * 1.35)

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from .leaderboard import Section, count, percent, ratio
+from .leaderboard import Section, count, mean_std, percent, ratio
 
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color: #1d232a;
@@ -145,8 +145,7 @@ def _runs(row: pd.Series) -> list[str]:
 
 def metric_cell(row: pd.Series, links: Links, best: bool = False) -> str:
     ids = _runs(row)
-    std = 0.0 if pd.isna(row["std"]) else row["std"]
-    return td(f"{row['mean']:.2f} ± {std:.2f}", sort=row["mean"], href=links.runs(row["experiment_id"], ids),
+    return td(mean_std(row["mean"], row["std"]), sort=row["mean"], href=links.runs(row["experiment_id"], ids),
               title=f"{int(row['n'])} seed(s); MLflow run(s): {', '.join(ids)}", classes="num best" if best else "num",
               extra=f' <span class="n">n={int(row["n"])}</span>')
 
@@ -225,9 +224,8 @@ def section_html(section: Section, links: Links) -> str:
              + "</p>"]
     if section.dense is not None:
         d = section.dense
-        std = 0.0 if pd.isna(d["std"]) else d["std"]
         parts.append(f'<p>Dense reference: <a href="{escape(links.runs(d["experiment_id"], _runs(d)))}" '
-                     f'title="{escape(", ".join(_runs(d)))}"><strong>{d["mean"]:.2f} ± {std:.2f}</strong></a>'
+                     f'title="{escape(", ".join(_runs(d)))}"><strong>{mean_std(d["mean"], d["std"])}</strong></a>'
                      f' <span class="n">n={int(d["n"])}</span></p>')
     if section.plot:
         parts.append(f'<figure><img src="{escape(section.plot)}" alt="{escape(section.metric)} against density, '

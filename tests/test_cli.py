@@ -47,3 +47,9 @@ def test_plain_grid_runs_dense_once_per_seed():
     assert sorted((s.method, s.sparsity, s.seed) for s in grid) == [
         ("dense", 0.0, 0), ("dense", 0.0, 1), ("random", 0.5, 0), ("random", 0.5, 1),
         ("random", 0.9, 0), ("random", 0.9, 1)]
+
+
+def test_dense_alone_needs_no_sparsity_but_pruning_methods_do():
+    assert [(s.method, s.sparsity) for s in specs("--task", "tiny-mlp", "--method", "dense")] == [("dense", 0.0)]
+    with pytest.raises(ValueError, match="missing: sparsities"):
+        specs("--task", "tiny-mlp", "--method", "dense", "snip")

@@ -391,3 +391,9 @@ def test_markdown_csv_and_mlflow_tags(board):
     assert sorted(r.info.run_name for r in runs) == [f"alpha-magnitude-s0.90-seed{i}" for i in range(3)]
     parent = client.get_run(runs[0].data.tags["mlflow.parentRunId"])
     assert parent.data.tags["sb.kind"] == "sweep" and parent.info.run_name == "page-test-data"
+
+
+def test_one_seed_shows_no_standard_deviation():
+    from sparsebench.leaderboard import cell
+    assert cell(98.07, float("nan"), 1) == "98.07 (1)"
+    assert cell(97.04, 0.081, 3) == "97.04 ± 0.08 (3)"
