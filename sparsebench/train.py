@@ -131,9 +131,12 @@ class Trainer:
         self.cost.flops += (self._dense_per_example - self._sparse_per_example) * examples
 
     def one_dense_training_flops(self) -> float:
-        """FLOPs of the recipe's dense training, the unit of the leaderboard's cost column."""
-        examples = self.total_steps * self.recipe.batch_size
-        return TRAIN_FORWARD_RATIO * self._dense_per_example * examples
+        """FLOPs of the recipe's dense training, the unit of the leaderboard's cost column: its
+        full epochs (an epoch may end on a short batch), then full batches."""
+        batch_size = self.recipe.batch_size
+        epoch = sum(self.task.batch_size_of(b) for b in self.train_split.batches(batch_size))
+        epochs, rest = divmod(self.total_steps, self.steps_per_epoch)
+        return TRAIN_FORWARD_RATIO * self._dense_per_example * (epochs * epoch + rest * batch_size)
 
     def _count(self, examples: int) -> None:
         self.cost.steps += 1

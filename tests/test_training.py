@@ -8,12 +8,13 @@ from sparsebench.task import Recipe
 from sparsebench.trial import make_context
 
 
-def make_trainer(profile):
+def make_trainer(profile, train_examples=None):
     task_cls, _ = registry.TASKS.get("tiny-mlp")
     task = task_cls(profile)
     splits = task.load(None)
     torch.manual_seed(0)
-    return make_context(task, splits.train, splits.val, 0.0, torch.Generator().manual_seed(0))._trainer
+    train = splits.train.subset(train_examples)
+    return make_context(task, train, splits.val, 0.0, torch.Generator().manual_seed(0))._trainer
 
 
 @pytest.mark.parametrize("profile", ["quick", "adam"])  # SGD+momentum+decay, AdamW+decay
@@ -54,6 +55,14 @@ def test_cost_counts_every_step_and_sparse_flops():
     trainer.train(10)
     sparse = trainer.cost.flops - dense
     assert sparse < 0.5 * dense and trainer.cost.steps == 20
+
+
+def test_one_dense_training_is_what_dense_training_counts_even_with_short_last_batches():
+    trainer = make_trainer("quick", train_examples=500)  # 16 batches of 32 per epoch, the last of 20
+    assert trainer.steps_per_epoch == 16 and trainer.total_steps == 32
+    trainer.train(trainer.total_steps)
+    assert trainer.cost.examples == 1000
+    assert trainer.cost.flops == pytest.approx(trainer.one_dense_training_flops(), rel=1e-12)
 
 
 def test_lr_schedules():
