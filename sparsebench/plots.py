@@ -2,12 +2,16 @@
 
 Drawn with matplotlib's object API on the Agg canvas (no pyplot, no display, no global state):
 x is the density (1 − sparsity) on a log scale, one line per method with the standard deviation
-over seeds as error bars, the dense reference as a horizontal band (mean ± std).
+over seeds as error bars, the dense reference as a horizontal band (mean ± std). Results that
+collapse (beyond Tukey's fence on the bad side) are drawn as triangles on the plot's edge, so that
+they do not squash the differences between the others; the tables have their values.
 """
 from __future__ import annotations
 
 import itertools
 from pathlib import Path
+
+import pandas as pd
 
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -31,6 +35,13 @@ def _percent(v: float) -> str:
     return f"{v * 100:.3g}%"
 
 
+def fence(means: pd.Series, higher_is_better: bool) -> float:
+    """Tukey's fence on the bad side: 1.5 interquartile ranges below the first quartile (above the
+    third where lower is better)."""
+    q1, q3 = means.quantile([0.25, 0.75])
+    return q1 - 1.5 * (q3 - q1) if higher_is_better else q3 + 1.5 * (q3 - q1)
+
+
 def section_plot(section, path: Path) -> Path:
     """Draw ``section`` (a :class:`sparsebench.leaderboard.Section`) into the PNG file ``path``."""
     fig = Figure(figsize=(7.2, 4.2), dpi=110, layout="constrained")
@@ -38,13 +49,25 @@ def section_plot(section, path: Path) -> Path:
     ax = fig.add_subplot()
     styles = zip(itertools.cycle(MARKERS), itertools.cycle(COLORS))
     densities: set[float] = set()
+    higher = section.higher_is_better
+    means = section.rows["mean"] if section.dense is None else pd.concat([section.rows["mean"], pd.Series([section.dense["mean"]])])
+    edge = fence(means, higher)
+    off_scale = False
     for method in section.methods:
         rows = section.rows[section.rows["method"] == method].sort_values("sparsity")
-        x = (1.0 - rows["sparsity"]).tolist()
-        densities.update(x)
+        x = (1.0 - rows["sparsity"]).to_numpy()
+        densities.update(x.tolist())
         marker, color = next(styles)
-        ax.errorbar(x, rows["mean"], yerr=rows["std"].fillna(0.0), marker=marker, color=color, capsize=3,
-                    markersize=5, linewidth=1.5, label=method)
+        off = (rows["mean"] < edge if higher else rows["mean"] > edge).to_numpy()
+        y = rows["mean"].clip(lower=edge) if higher else rows["mean"].clip(upper=edge)
+        ax.errorbar(x, y, yerr=rows["std"].fillna(0.0).where(~off, 0.0), marker=marker, color=color, capsize=3,
+                    markersize=5, linewidth=1.5, label=method, markevery=list(~off))
+        if off.any():
+            off_scale = True
+            ax.plot(x[off], y[off], linestyle="none", marker="v" if higher else "^", color=color, markersize=8)
+    if off_scale:  # a legend entry for the triangles
+        ax.plot([], [], linestyle="none", marker="v" if higher else "^", color="0.4", markersize=8,
+                label=f"{'below' if higher else 'above'} {edge:.3g}: off the scale")
     if section.dense is not None:
         mean, std = section.dense["mean"], section.dense["std"]
         if std == std:  # NaN with a single seed: no band

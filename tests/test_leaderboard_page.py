@@ -397,3 +397,12 @@ def test_one_seed_shows_no_standard_deviation():
     from sparsebench.leaderboard import cell
     assert cell(98.07, float("nan"), 1) == "98.07 (1)"
     assert cell(97.04, 0.081, 3) == "97.04 ± 0.08 (3)"
+
+
+def test_collapsed_results_fall_beyond_the_plot_fence_on_the_bad_side_only():
+    from sparsebench.plots import fence
+    accuracy = pd.Series([98.0, 97.0, 96.0, 97.5, 20.0])
+    assert 20.0 < fence(accuracy, higher_is_better=True) < 96.0
+    perplexity = pd.Series([120.0, 125.0, 130.0, 122.0, 5000.0])
+    assert 130.0 < fence(perplexity, higher_is_better=False) < 5000.0
+    assert fence(perplexity, higher_is_better=True) < 120.0  # a good outlier stays on the scale
