@@ -50,8 +50,8 @@ def section_plot(section, path: Path) -> Path:
     styles = zip(itertools.cycle(MARKERS), itertools.cycle(COLORS))
     densities: set[float] = set()
     higher = section.higher_is_better
-    means = section.rows["mean"] if section.dense is None else pd.concat([section.rows["mean"], pd.Series([section.dense["mean"]])])
-    edge = fence(means, higher)
+    dense = [] if section.dense is None else [section.dense["mean"]]
+    edge = fence(pd.concat([section.rows["mean"], pd.Series(dense, dtype=float)]), higher)
     off_scale = False
     for method in section.methods:
         rows = section.rows[section.rows["method"] == method].sort_values("sparsity")
