@@ -16,14 +16,18 @@ Defaults follow the authors' public code and its CIFAR-10 command (github.com/na
 README): T = 60 steps (``--num_steps 60``), exponential schedule (``--mode exp``), gradients
 averaged over one fresh mini-batch per step (``--num_batches 1``; 10 for CIFAR-100, 20 for
 Tiny ImageNet, 40 for ImageNet), global ranking. The mini-batch is the task's training batch
-(``ctx.batches``, charged as a dense forward and backward each). Model in training mode while
-scoring; no optimizer step; the weights are reset to their initial values, apart from the zeros,
-before training.
+(``ctx.batches``, charged as a dense forward and backward each). No optimizer step; the weights
+are reset to their initial values, apart from the zeros, before training.
+
+Mode: training mode while scoring (BatchNorm on batch statistics), as the authors' code: the
+network built in ``train_cifar_tiny_imagenet.py`` is passed to ``iterative_pruning``
+(``pruning/pruning_algos.py``) without a call to ``eval()``, and its deep copies keep the
+training mode a new module has. ``score_mode="eval"`` is the other choice.
 """
 from dataclasses import dataclass
 
-from sparsebench.ablations import PruneAtInit, exponential_sparsities, register_with_ablations
-from sparsebench.scores import connection_sensitivity, model_mode
+from sparsebench.library.ablations import PruneAtInit, exponential_sparsities, register_with_ablations
+from sparsebench.library.scores import connection_sensitivity
 
 
 @register_with_ablations("force", revive=True)
@@ -43,5 +47,4 @@ class ProgressiveSkeletonization(PruneAtInit):
 
     def score(self, ctx, weights):
         # the gradient of the current pruned network, times the initial (dense) weights
-        with model_mode(ctx.model, train=True):
-            return connection_sensitivity(ctx.masks.params, ctx.batches(self.num_batches), ctx.loss, weights)
+        return connection_sensitivity(ctx.masks.params, ctx.batches(self.num_batches), ctx.loss, weights)

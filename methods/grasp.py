@@ -23,6 +23,11 @@ The class-balanced sample is drawn from ``ctx.batches`` (whole batches are charg
 Hessian-vector pass is charged as two more dense passes over the sample. Tasks whose targets are
 not one class index per example (e.g. language modelling) use ``fallback_batches`` whole batches.
 
+Mode: training mode while scoring (BatchNorm on batch statistics), as the authors' code:
+``main_prune_non_imagenet.py`` passes the newly built model to ``GraSP`` without ``eval()``, and
+``pruner/GraSP.py`` scores a deep copy with ``.eval()`` commented out
+(``net = copy.deepcopy(net)  # .eval()``). ``score_mode="eval"`` is the other choice.
+
 Not followed: the authors' code re-initializes the copy's linear layers with Xavier normal
 before scoring (``reinit=True``), which the paper does not describe; the score here is that of
 the model the harness will train.
@@ -35,8 +40,8 @@ from dataclasses import dataclass
 
 import torch
 
-from sparsebench.ablations import PruneAtInit, register_with_ablations
-from sparsebench.scores import hessian_gradient_product, loss_gradient, model_mode
+from sparsebench.library.ablations import PruneAtInit, register_with_ablations
+from sparsebench.library.scores import hessian_gradient_product, loss_gradient, model_mode
 
 
 def class_balanced_sample(batches, per_class: int, num_classes: int):
@@ -99,9 +104,8 @@ class GraSP(PruneAtInit):
         params = ctx.masks.params
         hook = ctx.model.register_forward_hook(lambda module, inputs, output: tempered(output, self.temperature))
         try:
-            with model_mode(ctx.model, train=True):
-                g = loss_gradient(params, data, ctx.loss)
-                hg = hessian_gradient_product(params, data, ctx.loss, g)
+            g = loss_gradient(params, data, ctx.loss)
+            hg = hessian_gradient_product(params, data, ctx.loss, g)
         finally:
             hook.remove()
         examples = sum(len(b[-1]) for b in data)

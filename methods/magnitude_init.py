@@ -3,12 +3,13 @@
 The baseline of Frankle, Dziugaite, Roy & Carbin 2021, "Pruning Neural Networks at
 Initialization: Why Are We Missing the Mark?" (ICLR), §3: remove the weights of smallest
 magnitude |θ0| at initialization, globally over the prunable layers, then train with the standard
-recipe. Its sanity checks (``+shuffle``, ``+reinit``, ``+invert``) are those of the same paper.
+recipe. The score reads no data, so the model's mode (``score_mode``) does not matter. Its
+sanity checks (``+shuffle``, ``+reinit``, ``+invert``) are those of the same paper.
 """
 from dataclasses import dataclass
 
-from sparsebench.ablations import PruneAtInit, register_with_ablations
-from sparsebench.scores import magnitude_scores
+from sparsebench.library.ablations import PruneAtInit, register_with_ablations
+from sparsebench.library.scores import magnitude_scores
 
 
 @register_with_ablations("magnitude-init")

@@ -7,7 +7,7 @@ at the target density, the paper's uniform ablation, here without its dense firs
 smallest-magnitude weights and grows the k inactive connections with the largest dense-gradient
 magnitude, f(t) = α/2 (1 + cos(π t / T_end)) with α = 0.3. Grown connections start at zero with
 zero momentum; as in the authors' code, grow candidates include the weights just dropped, which
-keep their value if regrown (``sparsebench.dynamic``). Updates run at t = 0, ΔT, 2ΔT, ... ≤ T_end,
+keep their value if regrown (``sparsebench.library.dynamic``). Updates run at t = 0, ΔT, 2ΔT, ... ≤ T_end,
 as the reference code's ``is_mask_update_iter`` does.
 
 The dense gradient is needed at update steps only; each one is charged f_D - f_S per example on
@@ -18,7 +18,7 @@ a difference of one step in ΔT.
 from dataclasses import dataclass
 
 from sparsebench import Method, register_method
-from sparsebench import dynamic as dst
+from sparsebench.library import dynamic as dst
 
 
 @register_method("rigl", rule="erk")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from sparsebench import Method, register_method
-from sparsebench import dynamic as dst
+from sparsebench.library import dynamic as dst
 
 
 def signwise_rank(w: torch.Tensor) -> torch.Tensor:

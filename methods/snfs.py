@@ -10,14 +10,14 @@ excess passed to the other layers). p = 0.5 decays to zero with a cosine over tr
 momentum is the exponentially smoothed dense gradient, M = β M + (1 - β) g with β = 0.9 (the
 paper's SGD momentum), kept by the method so that it is the same under any optimizer; computing
 it needs the dense weight gradient at every step, charged f_D - f_S per example per step
-(Evci et al. 2020, Appendix H). New connections start at zero (``sparsebench.dynamic``).
+(Evci et al. 2020, Appendix H). New connections start at zero (``sparsebench.library.dynamic``).
 """
 from dataclasses import dataclass
 
 import torch
 
 from sparsebench import Method, register_method
-from sparsebench import dynamic as dst
+from sparsebench.library import dynamic as dst
 
 
 def regrowth_counts(total: int, share: dict[str, float], free: dict[str, int]) -> dict[str, int]:

@@ -7,24 +7,33 @@ keep the κ weights of highest sensitivity over the whole network (global top-κ
 then train the pruned network in the standard way.
 
 Defaults: one mini-batch (the paper's Algorithm 1), of the task's training batch size; the
-normalization by Σ|g| is dropped, as it changes no rank. The model is in training mode while
-scoring (batch statistics in BatchNorm, as in a training step); no optimizer step is taken and
-the weights are left as at initialization apart from the pruned zeros.
+normalization by Σ|g| is dropped, as it changes no rank. No optimizer step is taken and the
+weights are left as at initialization apart from the pruned zeros.
+
+Mode: the model scores in evaluation mode (BatchNorm on its running statistics, at
+initialization mean 0 and variance 1), as the authors' code does (github.com/namhoonlee/
+snip-public, ``snip/prune.py``: ``model.is_train: False`` in the feed of the pruning step) and
+Tanaka et al.'s re-implementation (github.com/ganguli-lab/Synaptic-Flow, ``prune.py``:
+``model.eval()`` unless ``--prune-train-mode``). ``score_mode="train"`` scores on batch
+statistics instead; on ResNet-20 the two give very different masks. Version 1 scored in training
+mode.
 """
 from dataclasses import dataclass
 
-from sparsebench.ablations import PruneAtInit, register_with_ablations
-from sparsebench.scores import connection_sensitivity, model_mode
+from sparsebench.library.ablations import PruneAtInit, register_with_ablations
+from sparsebench.library.scores import connection_sensitivity
 
 
 @register_with_ablations("snip")
 @dataclass
 class SNIP(PruneAtInit):
     num_batches: int = 1  # mini-batches of training data for the sensitivity (Algorithm 1: one)
+    score_mode: str = "eval"  # snip-public: is_train False while pruning
+
+    version = "2"
 
     criterion = "gradient"
     paper = "Lee et al. 2019, SNIP: Single-shot Network Pruning based on Connection Sensitivity (ICLR)"
 
     def score(self, ctx, weights):
-        with model_mode(ctx.model, train=True):
-            return connection_sensitivity(ctx.masks.params, ctx.batches(self.num_batches), ctx.loss, weights)
+        return connection_sensitivity(ctx.masks.params, ctx.batches(self.num_batches), ctx.loss, weights)

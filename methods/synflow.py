@@ -11,14 +11,20 @@ is cut before the network collapses — SynFlow avoids layer collapse where one-
 GraSP do not.
 
 Defaults: n = 100 rounds (the paper's SynFlow experiments), exponential schedule, global. As in
-the authors' code the network is in evaluation mode (BatchNorm uses its running statistics, made
-absolute too) and biases and buffers are linearised with the weights. R is computed in double
+the authors' code (github.com/ganguli-lab/Synaptic-Flow, ``prune.py``: ``model.eval()`` unless
+``--prune-train-mode``) the network is in evaluation mode (BatchNorm uses its running statistics,
+made absolute too; ``score_mode="train"`` for batch statistics) and biases and buffers are
+linearised with the weights. Each round k < n keeps N - int((1 - d_k) N) of the N prunable
+weights, the count of the authors' ``Pruners/pruners.py`` (``k = int((1.0 - sparsity) *
+global_scores.numel())`` weights at or below the k-th score are pruned, ``sparsity`` being the
+density d_k there); the last round keeps exactly round(d N), the target. (Version 1 kept
+round(d_k N) in every round.) R is computed in double
 precision, which the paper recommends against overflow (the public code has ``model.double()``
 commented out); the linearised copy is built with ``torch.func.functional_call``, so the model's
 weights are never touched and nothing needs restoring. Data-free: one training batch is read
 (and charged) only for the shape of one input; each round is charged as one dense pass over one
 example. Token-id inputs: an nn.Embedding is a linear map of one-hot vectors, so the all-ones
-input in that space is the sum of |E|'s rows (see ``sparsebench.scores.synaptic_flow``); models
+input in that space is the sum of |E|'s rows (see ``sparsebench.library.scores.synaptic_flow``); models
 with integer inputs and no embedding raise a clear error. SynFlow's premise (Theorem 1,
 conservation) holds for networks of linear and ReLU-like layers: where the linearisation itself
 cuts a layer off — the saturated sigmoid/tanh gates of an LSTM, attention's softmax over
@@ -30,13 +36,18 @@ from dataclasses import dataclass
 
 import torch
 
-from sparsebench.ablations import PruneAtInit, exponential_sparsities, register_with_ablations
-from sparsebench.scores import synaptic_flow
+from sparsebench.library.ablations import PruneAtInit, exponential_sparsities, register_with_ablations
+from sparsebench.library.scores import synaptic_flow
 
 
 def input_of(batch) -> torch.Tensor:
     """The model input of a training batch: its first element."""
     return batch[0] if isinstance(batch, (tuple, list)) else batch
+
+
+def reference_round_sparsity(sparsity: float, n: int) -> float:
+    """The sparsity whose kept count is the authors' N - int((1 - d) N) for density d = 1 - sparsity."""
+    return 1.0 - (n - int(sparsity * n)) / n
 
 
 def check_flow(scores: dict[str, torch.Tensor], ratio: float = 1e-12) -> None:
@@ -57,13 +68,18 @@ def check_flow(scores: dict[str, torch.Tensor], ratio: float = 1e-12) -> None:
 @dataclass
 class SynFlow(PruneAtInit):
     rounds: int = 100  # n, pruning iterations of the exponential schedule
+    score_mode: str = "eval"  # Synaptic-Flow prune.py: model.eval()
+
+    version = "2"
 
     criterion = "synaptic-flow"
     paper = ("Tanaka et al. 2020, Pruning neural networks without any data by iteratively conserving "
              "synaptic flow (NeurIPS)")
 
     def sparsities(self, ctx):
-        return exponential_sparsities(ctx.sparsity, self.rounds)
+        n = sum(ctx.masks[name].numel() for name in ctx.masks)
+        *rounds, last = exponential_sparsities(ctx.sparsity, self.rounds)
+        return [reference_round_sparsity(s, n) for s in rounds] + [last]
 
     def prune(self, ctx, init):
         self._example = input_of(next(iter(ctx.batches(1))))[:1]
@@ -73,7 +89,7 @@ class SynFlow(PruneAtInit):
             del self._example
 
     def score(self, ctx, weights):
-        scores = synaptic_flow(ctx.model, list(ctx.masks), self._example)
+        scores = synaptic_flow(ctx.model, list(ctx.masks), self._example, train=self.score_mode == "train")
         ctx.charge(1)
         if ctx.masks.density() == 1.0:
             check_flow(scores)

@@ -1,9 +1,10 @@
 """sparsebench: pruning and sparse-training methods compared under one harness."""
-from .masks import Masks, layer_densities, top_k_masks
-from .method import Context, Method
-from .registry import register_method, register_task
-from .scores import magnitude_scores
-from .task import Metric, Recipe, Splits, Task, TensorSplit
+from sparsebench.core.masks import Masks, layer_densities, top_k_masks
+from sparsebench.core.method import Context, Method
+from sparsebench.core import registry
+from sparsebench.core.registry import register_method, register_task
+from sparsebench.library.scores import magnitude_scores
+from sparsebench.core.task import Metric, Recipe, Splits, Task, TensorSplit
 
 __version__ = "0.1.0"
 

@@ -5,9 +5,9 @@ import argparse
 import inspect
 import sys
 
-from . import registry
-from .data import DataError
-from .suites import SUITES
+from sparsebench.core import registry
+from sparsebench.data import DataError
+from sparsebench.running.suites import SUITES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,19 +33,31 @@ def main(argv: list[str] | None = None) -> int:
     board.add_argument("--tracking-uri")
     board.add_argument("--out", default="leaderboard")
 
+    export = sub.add_parser("export", help="write the store's finished trial runs into a runs bundle (JSON lines)")
+    export.add_argument("--tracking-uri")
+    export.add_argument("--out", default="leaderboard/runs", help="bundle folder (default: leaderboard/runs)")
+
+    load = sub.add_parser("import", help="load a runs bundle into the store, skipping runs already there")
+    load.add_argument("bundle", nargs="?", default="leaderboard/runs", help="bundle folder or .jsonl file")
+    load.add_argument("--tracking-uri")
+    load.add_argument("--strict", action="store_true",
+                      help="reject runs of unknown plugins or other plugin versions (for submitted bundles)")
+    load.add_argument("--plugins", nargs="*", default=[])
+
     listing = sub.add_parser("list", help="list the discovered methods and tasks, and broken plugins")
     listing.add_argument("--plugins", nargs="*", default=[])
 
     args = parser.parse_args(argv)
     try:
-        return {"run": _run, "leaderboard": _leaderboard, "list": _list}[args.command](args)
+        return {"run": _run, "leaderboard": _leaderboard, "list": _list, "export": _export,
+                "import": _import}[args.command](args)
     except (registry.UnknownPluginError, ValueError, DataError) as exc:
         print(f"sparsebench: error: {exc}", file=sys.stderr)
         return 2
 
 
 def _run(args) -> int:
-    from .sweep import run_sweep
+    from sparsebench.running.sweep import run_sweep
 
     registry.discover(args.plugins)
     specs = _specs(args)
@@ -59,7 +71,7 @@ def _run(args) -> int:
 def _specs(args) -> list:
     """The trials asked for: a suite's blocks, kept to the tasks, methods, sparsities and seeds
     given (and run under ``--profile`` if given); or the grid of those options alone."""
-    from .sweep import plan
+    from sparsebench.running.sweep import plan
 
     overrides = _overrides(args.set)
     chosen = {"tasks": args.task, "methods": args.method, "sparsities": args.sparsity, "seeds": args.seed}
@@ -97,10 +109,27 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def _leaderboard(args) -> int:
-    from .leaderboard import build
+    from sparsebench.reporting.leaderboard import build
 
+    registry.discover([])  # to tell current plugin versions from superseded ones
     table = build(args.tracking_uri, args.out)
     print(f"sparsebench: leaderboard of {len(table)} cells written to {args.out}/")
+    return 0
+
+
+def _export(args) -> int:
+    from sparsebench.running.bundle import export_bundle
+
+    written = export_bundle(args.tracking_uri, args.out)
+    print(f"sparsebench: {sum(written.values())} runs of {len(written)} tasks in {args.out}/")
+    return 0
+
+
+def _import(args) -> int:
+    from sparsebench.running.bundle import import_bundle
+
+    registry.discover(args.plugins)
+    print(f"sparsebench: {import_bundle(args.bundle, args.tracking_uri, strict=args.strict)}")
     return 0
 
 

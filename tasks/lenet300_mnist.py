@@ -9,7 +9,7 @@ experiments); biases are not pruned. Reference: dense test accuracy about 98 %.
 from torch import nn
 
 from sparsebench import Recipe, Task, register_task
-from sparsebench.vision import load_mnist
+from sparsebench.data.vision import load_mnist
 
 
 def lenet_300_100() -> nn.Module:

@@ -25,7 +25,7 @@ from torch import nn
 from torchvision.datasets import MNIST, FashionMNIST
 
 from sparsebench import Recipe, Task, register_task
-from sparsebench.vision import load_mnist
+from sparsebench.data.vision import load_mnist
 
 
 def lenet5() -> nn.Module:

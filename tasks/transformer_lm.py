@@ -4,7 +4,7 @@ WikiText-2 (words).
 Model: GPT-2 (Radford et al. 2019) as written in nanoGPT (Karpathy, github.com/karpathy/nanoGPT):
 learned token and position embeddings, pre-LayerNorm blocks of causal self-attention and a GELU
 MLP (4x wider), a final LayerNorm and an output head tied to the token embedding, GPT-2's
-initialization. Attention uses explicit q/k/v/out ``nn.Linear`` layers (``sparsebench.text``).
+initialization. Attention uses explicit q/k/v/out ``nn.Linear`` layers (``sparsebench.data.text``).
 
 Prunable: the four attention projections and the two MLP weight matrices of every block. Not
 pruned: token and position embeddings (and so the tied output head), layer norms and biases,
@@ -35,7 +35,7 @@ cost on a CPU, so this profile only smoke-tests (perplexity near 1,000).
 Deviations from nanoGPT, the harness's: windows at fixed positions in shuffled order instead of
 random offsets; cosine decay to 0 instead of to 1e-4 (a tenth); weight decay on all parameters,
 not only the matrices; perplexity over all windows of a split, each with no context from the
-window before it (``sparsebench.text``), instead of the mean loss of random batches.
+window before it (``sparsebench.data.text``), instead of the mean loss of random batches.
 """
 from dataclasses import dataclass
 from functools import lru_cache
@@ -45,7 +45,7 @@ from torch import nn
 
 from sparsebench import Recipe, Splits, register_task
 from sparsebench.data import verified_file
-from sparsebench.text import (LanguageModelTask, LMSplit, TransformerBlock, Vocab, gpt_init, read_words,
+from sparsebench.data.text import (LanguageModelTask, LMSplit, TransformerBlock, Vocab, gpt_init, read_words,
                               transformer_prunable)
 
 SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"

@@ -13,7 +13,7 @@ every word of the training rows (validation rows excluded), ``<pad>`` and ``<unk
 cut at 64 tokens. No pre-trained embeddings or tokenizers (none can be downloaded here).
 
 Model: embeddings of tokens and positions, pre-LayerNorm transformer encoder blocks
-(``sparsebench.text``: explicit q/k/v/out projections, GELU MLP 4x wider), a final LayerNorm,
+(``sparsebench.data.text``: explicit q/k/v/out projections, GELU MLP 4x wider), a final LayerNorm,
 the mean over the sentence's tokens and a linear classifier; GPT-2's initialization. Each batch
 is cut to its longest sentence, so FLOPs are counted on the first training batch's length.
 Prunable: attention and MLP weight matrices; not embeddings, layer norms, biases or the
@@ -35,7 +35,7 @@ from torch import nn
 
 from sparsebench import Recipe, Splits, Task, TensorSplit, register_task
 from sparsebench.data import DataError, cache_dir, verified_file
-from sparsebench.text import TransformerBlock, Vocab, gpt_init, transformer_prunable
+from sparsebench.data.text import TransformerBlock, Vocab, gpt_init, transformer_prunable
 
 GLUE_URL = "https://dl.fbaipublicfiles.com/glue/data/SST-2.zip"
 GLUE_MD5 = "9f81648d4199384278b86e315dac217c"  # of the archive, as torchtext's SST2 checks it

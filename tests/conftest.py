@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sparsebench import registry
+from sparsebench.core import registry
 
 TEST_PLUGINS = Path(__file__).parent / "plugins"
 

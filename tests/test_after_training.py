@@ -7,10 +7,12 @@ import math
 import pytest
 import torch
 
-from sparsebench import registry, scores
-from sparsebench.method import Context
-from sparsebench.train import lr_factor
-from sparsebench.trial import TrialSpec, make_context, make_method, run_trial
+from sparsebench.core import registry
+
+from sparsebench.library import scores
+from sparsebench.core.method import Context
+from sparsebench.core.train import lr_factor
+from sparsebench.running.trial import TrialSpec, make_context, make_method, run_trial
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: fastest, deterministic

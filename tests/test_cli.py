@@ -4,7 +4,7 @@ import argparse
 import pytest
 
 from sparsebench import cli, registry
-from sparsebench.suites import SUITES
+from sparsebench.running.suites import SUITES
 
 
 def specs(*argv):

@@ -1,8 +1,8 @@
 """The conformance suite: every discovered method plugin, run on the tiny task made in the tests."""
 import torch
 
-from sparsebench import registry
-from sparsebench.trial import SPARSITY_TOLERANCE, TrialSpec, run_trial
+from sparsebench.core import registry
+from sparsebench.running.trial import SPARSITY_TOLERANCE, TrialSpec, run_trial
 
 
 def run(method_name, sparsity, seed=0):

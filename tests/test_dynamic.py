@@ -1,13 +1,13 @@
-"""Dynamic sparse training (sparsebench.dynamic; methods rigl, set, snfs) on the tiny task."""
+"""Dynamic sparse training (sparsebench.library.dynamic; methods rigl, set, snfs) on the tiny task."""
 import math
 
 import pytest
 import torch
 from torch import nn
 
-from sparsebench import dynamic as dst
-from sparsebench.masks import Masks
-from sparsebench.trial import TrialSpec, run_trial
+from sparsebench.library import dynamic as dst
+from sparsebench.core.masks import Masks
+from sparsebench.running.trial import TrialSpec, run_trial
 
 
 def sparse_linear(seed=0, density=0.3):

@@ -3,9 +3,11 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sparsebench import leaderboard, tracking
-from sparsebench.sweep import plan, run_sweep
-from sparsebench.trial import TrialSpec
+from sparsebench.reporting import leaderboard
+
+from sparsebench.running import tracking
+from sparsebench.running.sweep import plan, run_sweep
+from sparsebench.running.trial import TrialSpec
 
 from conftest import TEST_PLUGINS
 

@@ -7,8 +7,8 @@ import pytest
 
 from sparsebench import cli, registry
 from sparsebench.data import DataError
-from sparsebench.sweep import plan
-from sparsebench.trial import TrialSpec, make_method, run_trial
+from sparsebench.running.sweep import plan
+from sparsebench.running.trial import TrialSpec, make_method, run_trial
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "MNIST" / "raw"
 
@@ -75,7 +75,7 @@ def _mnist_copy(tmp_path, corrupt: str | None = None, drop: str | None = None) -
 def test_corrupt_data_file_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("SPARSEBENCH_CACHE", str(tmp_path / "cache"))
     root = _mnist_copy(tmp_path, corrupt="t10k-labels-idx1-ubyte.gz")
-    from sparsebench.trial import make_task
+    from sparsebench.running.trial import make_task
     task = make_task("lenet300-mnist", "quick")
     with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz is corrupt: MD5 .* expected ec29112dd5afa0611ce80d1b7f02629c"):
         task.load(root)

@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from sparsebench.flops import count_forward_flops
+from sparsebench.core.flops import count_forward_flops
 
 
 def test_linear_and_conv_flops_scale_with_density():

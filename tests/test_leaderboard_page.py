@@ -2,7 +2,7 @@
 protocol through a pipe: no extra Python packages).
 
 The MLflow runs behind this page are TEST DATA: trials written straight through
-``sparsebench.tracking.TrialRun`` with made-up metrics, so that the test checks the rendering
+``sparsebench.running.tracking.TrialRun`` with made-up metrics, so that the test checks the rendering
 (tables, plots, sorting, links) in seconds, not the harness (tests/test_end_to_end.py does that).
 """
 from __future__ import annotations
@@ -21,8 +21,10 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sparsebench import leaderboard, tracking
-from sparsebench.trial import TrialSpec
+from sparsebench.reporting import leaderboard
+
+from sparsebench.running import tracking
+from sparsebench.running.trial import TrialSpec
 
 pytestmark = pytest.mark.slow
 
@@ -298,21 +300,20 @@ def test_page_renders_tables_plots_and_links(board, browser, tmp_path):
     assert "delta-broken" not in text  # failed trials are not results
     assert browser.js("document.querySelectorAll('table.sortable').length") == 3 + 2 * 4  # 3 rank tables
 
-    # each cell links to its runs in the MLflow UI: one run, or the comparison of its seeds
+    # each cell links to its runs in the MLflow UI: the experiment filtered by tags to the cell's seeds
+    # (by tags, as run ids differ between stores that imported the same bundle)
     quick = "#testdata-classifier--quick--official"
     cell = browser.js(f"""(() => {{ const row = Array.from(document.querySelectorAll('{quick} table.results tbody tr'))
         .find(r => r.cells[0].textContent === 'alpha-magnitude'); const td = row.cells[4];
         return [td.querySelector('a').href, td.title, td.textContent]; }})()""")
     href, title, shown = cell
     assert shown.startswith("90.00 ± 0.20") and "n=3" in shown
-    assert href.startswith(UI + "/#/compare-runs?runs=")
-    ids = json.loads(unquote(href).split("runs=")[1].split("&")[0])
-    assert len(ids) == 3 and all(i in title for i in ids)
-    assert {board["runs"][i][3:5] for i in ids} == {("alpha-magnitude", 0.9)}
-    single = browser.js("document.querySelector('#testdata-classifier--full--official table.results td a').href")
-    run_id = single.rsplit("/", 1)[1]
-    assert single.startswith(UI + "/#/experiments/") and board["runs"][run_id][:5] == (
-        CLASSIFIER, "full", "official", "alpha-magnitude", 0.9)
+    assert href.startswith(UI + "/#/experiments/") and "?searchFilter=" in href
+    where = unquote(href.split("searchFilter=")[1])
+    client = MlflowClient(board["uri"])
+    found = client.search_runs([href.split("/#/experiments/")[1].split("?")[0]], where)
+    assert sorted(board["runs"][r.info.run_id][3:] for r in found) == [("alpha-magnitude", 0.9, i) for i in range(3)]
+    assert all(r.info.run_id in title for r in found)
 
     # profiles and variants are never mixed: the full profile's section holds its one seed only
     full = "#testdata-classifier--full--official table.costs tbody tr"
@@ -394,13 +395,13 @@ def test_markdown_csv_and_mlflow_tags(board):
 
 
 def test_one_seed_shows_no_standard_deviation():
-    from sparsebench.leaderboard import cell
+    from sparsebench.reporting.leaderboard import cell
     assert cell(98.07, float("nan"), 1) == "98.07 (1)"
     assert cell(97.04, 0.081, 3) == "97.04 ± 0.08 (3)"
 
 
 def test_collapsed_results_fall_beyond_the_plot_fence_on_the_bad_side_only():
-    from sparsebench.plots import fence
+    from sparsebench.reporting.plots import fence
     accuracy = pd.Series([98.0, 97.0, 96.0, 97.5, 20.0])
     assert 20.0 < fence(accuracy, higher_is_better=True) < 96.0
     perplexity = pd.Series([120.0, 125.0, 130.0, 122.0, 5000.0])

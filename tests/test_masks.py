@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from sparsebench.masks import Masks, check_sparsity, layer_densities, sparsity_report, top_k_masks
+from sparsebench.core.masks import Masks, check_sparsity, layer_densities, sparsity_report, top_k_masks
 
 SHAPES = {"conv1": torch.Size([16, 3, 3, 3]), "conv2": torch.Size([32, 16, 3, 3]),
           "fc1": torch.Size([256, 512]), "fc2": torch.Size([10, 256])}

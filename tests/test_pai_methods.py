@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from sparsebench import Masks, registry
-from sparsebench.ablations import exponential_sparsities, shuffled_masks
-from sparsebench.scores import connection_sensitivity, hessian_gradient_product, loss_gradient, synaptic_flow
-from sparsebench.trial import make_context, make_method, make_task, seed_everything
+from sparsebench.library.ablations import exponential_sparsities, shuffled_masks
+from sparsebench.library.scores import connection_sensitivity, hessian_gradient_product, loss_gradient, synaptic_flow
+from sparsebench.running.trial import make_context, make_method, make_task, seed_everything
 
 PAI = ["snip", "iter-snip", "force", "grasp", "synflow", "magnitude-init"]
 ABLATED = [f"{m}+{a}" for m in PAI for a in ("shuffle", "reinit", "invert")]

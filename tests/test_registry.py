@@ -1,8 +1,8 @@
 """Plugins from other packages are discovered through Python entry points."""
 import sys
 
-from sparsebench import registry
-from sparsebench.trial import TrialSpec, run_trial
+from sparsebench.core import registry
+from sparsebench.running.trial import TrialSpec, run_trial
 
 
 def test_entry_point_plugin_is_discovered_and_runs(tmp_path, monkeypatch):

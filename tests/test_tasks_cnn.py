@@ -17,8 +17,8 @@ from torchvision.datasets import CIFAR10
 
 from sparsebench import Splits, registry
 from sparsebench.data import DataError
-from sparsebench.trial import TrialSpec, run_trial
-from sparsebench.vision import normalize, random_crop_flip
+from sparsebench.running.trial import TrialSpec, run_trial
+from sparsebench.data.vision import normalize, random_crop_flip
 
 cifar = inspect.getmodule(registry.TASKS.get("resnet20-cifar10")[0])
 DATA = os.environ.get("SPARSEBENCH_DATA_ROOT") or str(Path(__file__).resolve().parents[2] / "shared" / "data")

@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 from sparsebench import Recipe, registry
-from sparsebench.flops import count_forward_flops
-from sparsebench.text import Carry, LMSplit, Vocab, Window, read_words
-from sparsebench.trial import TrialSpec, run_trial
+from sparsebench.core.flops import count_forward_flops
+from sparsebench.data.text import Carry, LMSplit, Vocab, Window, read_words
+from sparsebench.running.trial import TrialSpec, run_trial
 
 torch.set_num_threads(1)
 REAL_DATA = Path(os.environ.get("SPARSEBENCH_DATA_ROOT") or "/nonexistent")
@@ -319,7 +319,7 @@ def test_real_token_counts_match_the_data_readme(monkeypatch):
 
 
 def test_full_ptb_schedule_halves_the_rate_from_epoch_5_as_zaremba():
-    from sparsebench.train import lr_factor
+    from sparsebench.core.train import lr_factor
     recipe, epoch = PTB.PTBLSTM.profiles["full"], 2324  # windows per epoch of the real training set
     total = recipe.total_steps(epoch)
     assert [lr_factor(recipe, k * epoch, total) for k in range(13)] == [1.0] * 4 + [0.5 ** j for j in range(1, 10)]

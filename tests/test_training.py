@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from sparsebench import registry
-from sparsebench.train import lr_factor
-from sparsebench.task import Recipe
-from sparsebench.trial import make_context
+from sparsebench.core import registry
+from sparsebench.core.train import lr_factor
+from sparsebench.core.task import Recipe
+from sparsebench.running.trial import make_context
 
 
 def make_trainer(profile, train_examples=None):

@@ -1,6 +1,6 @@
 """The leaderboard as one static HTML page (``leaderboard/index.html``): no server, no CDN.
 
-Built with the standard library from the sections of :mod:`sparsebench.leaderboard`: per task,
+Built with the standard library from the sections of :mod:`sparsebench.reporting.leaderboard`: per task,
 profile and dataset variant, the plot, a table of the metric at each sparsity and a table of
 costs and sizes; before them, the average rank of each method across tasks. Every table sorts
 by a column when its header is clicked (a few lines of inline JavaScript; a cell's sort key is
@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from .leaderboard import Section, count, mean_std, percent, ratio
+from sparsebench.reporting.leaderboard import COLLAPSED, Section, count, mean_std, percent, ratio
 
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color: #1d232a;
@@ -46,6 +46,8 @@ tbody tr:hover { background: #eef5ff; }
 td a { color: inherit; text-decoration: none; border-bottom: 1px dotted #9aa3ad; }
 td a:hover { color: #1a5fb4; }
 td.best { font-weight: 600; }
+.collapsed { color: #b3261e; font-size: .8em; white-space: nowrap; }
+td.collapse { background: #fdf1f0; }
 tr.dense td { font-style: italic; }
 th button { font: inherit; font-weight: 600; background: none; border: 0; padding: 0; cursor: pointer;
             color: inherit; text-align: left; }
@@ -108,11 +110,13 @@ class Links:
     def experiment(self, experiment_id) -> str:
         return f"{self.base}/#/experiments/{experiment_id}"
 
-    def runs(self, experiment_id, run_ids: list[str]) -> str:
-        if len(run_ids) == 1:
-            return f"{self.experiment(experiment_id)}/runs/{run_ids[0]}"
-        return (f"{self.base}/#/compare-runs?runs={quote(json.dumps(run_ids), safe='')}"
-                f"&experiments={quote(json.dumps([str(experiment_id)]), safe='')}")
+    def runs(self, row: pd.Series) -> str:
+        """The experiment's runs filtered to one cell (method, profile, sparsity; every seed): by tags,
+        which every store holds, where run ids differ between stores that imported the same bundle."""
+        tags = {"sb.method": row["method"], "sb.profile": row["profile"], "sb.sparsity": str(float(row["sparsity"])),
+                "sb.status": "completed"}
+        where = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+        return f"{self.experiment(row['experiment_id'])}?searchFilter={quote(where, safe='')}"
 
 
 def td(text: str, sort=None, href: str | None = None, title: str | None = None, classes: str = "",
@@ -145,9 +149,13 @@ def _runs(row: pd.Series) -> list[str]:
 
 def metric_cell(row: pd.Series, links: Links, best: bool = False) -> str:
     ids = _runs(row)
-    return td(mean_std(row["mean"], row["std"]), sort=row["mean"], href=links.runs(row["experiment_id"], ids),
-              title=f"{int(row['n'])} seed(s); MLflow run(s): {', '.join(ids)}", classes="num best" if best else "num",
-              extra=f' <span class="n">n={int(row["n"])}</span>')
+    collapsed = int(row.get("collapsed", 0) or 0)
+    mark = (f' <span class="collapsed" title="{escape(row["collapse"])}">{COLLAPSED} {collapsed}/{int(row["n"])}'
+            "</span>") if collapsed else ""
+    return td(mean_std(row["mean"], row["std"]), sort=row["mean"], href=links.runs(row),
+              title=f"{int(row['n'])} seed(s); MLflow run(s): {', '.join(ids)}",
+              classes=("num best" if best and not collapsed else "num") + (" collapse" if collapsed else ""),
+              extra=f' <span class="n">n={int(row["n"])}</span>{mark}')
 
 
 def results_table(section: Section, links: Links) -> str:
@@ -160,7 +168,7 @@ def results_table(section: Section, links: Links) -> str:
     cells = {(r["method"], r["sparsity"]): r for _, r in section.rows.iterrows()}
     best = {}
     for s in section.sparsities:
-        means = section.rows.loc[section.rows["sparsity"] == s, "mean"]
+        means = section.rows.loc[(section.rows["sparsity"] == s) & (section.rows["collapsed"] == 0), "mean"]
         best[s] = means.max() if section.higher_is_better else means.min()
     rows = []
     for method in section.methods:
@@ -179,6 +187,7 @@ def cost_table(section: Section, links: Links) -> str:
     first = "descending" if section.higher_is_better else "ascending"
     heads = [th("method"), th("sparsity", title="the target sparsity"),
              th("achieved", title="sparsity counted in the final weights (mean over seeds)"),
+             th("effective", title="effective sparsity: zeros and weights on no input–output path (mean over seeds)"),
              th(section.metric, first, f"test {section.metric}, mean ± std over seeds ({section.direction})"),
              th("training FLOPs", title="training FLOPs relative to one dense training"),
              th("training steps", title="optimizer steps relative to one dense training"),
@@ -190,7 +199,7 @@ def cost_table(section: Section, links: Links) -> str:
     out = []
     for r in rows:
         ids = _runs(r)
-        href = links.runs(r["experiment_id"], ids)
+        href = links.runs(r)
         tip = f"MLflow run(s): {', '.join(ids)}"
 
         def num(value, text):
@@ -199,6 +208,8 @@ def cost_table(section: Section, links: Links) -> str:
         cells = [td(r["method"], title=f"prunes: {r['when']}; criterion: {r['criterion']}"),
                  td(percent(r["sparsity"]), sort=r["sparsity"], classes="num"),
                  num(r["sparsity_achieved"], "—" if pd.isna(r["sparsity_achieved"]) else f"{r['sparsity_achieved']:.2%}"),
+                 num(r["effective_sparsity"],
+                     "—" if pd.isna(r["effective_sparsity"]) else f"{r['effective_sparsity']:.2%}"),
                  metric_cell(r, links),
                  num(r["train_cost_rel"], ratio(r["train_cost_rel"])),
                  num(r["train_steps_rel"], ratio(r["train_steps_rel"], 1)),
@@ -224,7 +235,7 @@ def section_html(section: Section, links: Links) -> str:
              + "</p>"]
     if section.dense is not None:
         d = section.dense
-        parts.append(f'<p>Dense reference: <a href="{escape(links.runs(d["experiment_id"], _runs(d)))}" '
+        parts.append(f'<p>Dense reference: <a href="{escape(links.runs(d))}" '
                      f'title="{escape(", ".join(_runs(d)))}"><strong>{mean_std(d["mean"], d["std"])}</strong></a>'
                      f' <span class="n">n={int(d["n"])}</span></p>')
     if section.plot:

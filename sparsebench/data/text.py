@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .task import Metric, Task, to_device
+from sparsebench.core.task import Metric, Task, to_device
 
 EOS = "<eos>"
 

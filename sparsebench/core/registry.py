@@ -15,7 +15,7 @@ import traceback
 from importlib.metadata import entry_points
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class UnknownPluginError(KeyError):

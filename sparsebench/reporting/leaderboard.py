@@ -5,7 +5,7 @@ be regenerated at any time), keeps the latest run per config id, and aggregates 
 profile, dataset variant, method and target sparsity: mean, standard deviation and n. One
 section per task, profile and dataset variant (they are never mixed), and a summary that ranks
 methods across tasks at each sparsity. Writes ``results.csv``, ``README.md`` (Markdown, here),
-``index.html`` (:mod:`sparsebench.report_html`) and ``plots/`` (:mod:`sparsebench.plots`).
+``index.html`` (:mod:`sparsebench.reporting.report_html`) and ``plots/`` (:mod:`sparsebench.reporting.plots`).
 """
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import tracking
+from sparsebench.core import registry
+from sparsebench.running import tracking
 
 KEYS = ["task", "profile", "variant", "method", "sparsity"]
 SECTION_KEYS = ["task", "profile", "variant"]
@@ -28,16 +29,31 @@ def ui_url(url: str | None = None) -> str:
     return (url or os.environ.get("SPARSEBENCH_MLFLOW_UI") or DEFAULT_UI_URL).rstrip("/")
 
 
+def superseded(runs: pd.DataFrame) -> pd.Series:
+    """Runs of a method or task whose plugin is here with another version: not current results."""
+    out = pd.Series(False, index=runs.index)
+    for reg, name_col, version_col in ((registry.METHODS, "params.method", "tags.sb.method_version"),
+                                       (registry.TASKS, "params.task", "tags.sb.task_version")):
+        if version_col not in runs:
+            continue
+        current = runs[name_col].map(lambda n: reg.entries[n][0].version if n in reg.entries else None)
+        out |= current.notna() & runs[version_col].notna() & (runs[version_col] != current)
+    return out
+
+
 def trial_table(uri: str) -> pd.DataFrame:
-    """One row per completed trial (latest run per config id), with plain column names."""
+    """One row per completed trial of the current plugin versions (latest run per config id),
+    with plain column names; ``run_id`` is the id a run has in every store (its origin's)."""
     runs = tracking.runs_frame(uri)
     if runs.empty:
         return pd.DataFrame()
-    runs = runs[runs["tags.sb.status"] == "completed"].sort_values("start_time")
-    runs = runs.drop_duplicates("tags.sb.config_id", keep="last")
+    runs = runs[runs["tags.sb.status"] == "completed"].sort_values(["start_time", "run_id"])
+    runs = runs[~superseded(runs)].drop_duplicates("tags.sb.config_id", keep="last")
 
     def col(name, default=None):
         return runs[name] if name in runs else pd.Series(default, index=runs.index)
+
+    origin = col(f"tags.{tracking.ORIGIN}").astype(object).where(lambda o: o.notna(), runs["run_id"])
 
     metric_name = col("tags.sb.metric")
     value = pd.Series([runs.at[i, f"metrics.final/test_{m}"] if f"metrics.final/test_{m}" in runs else None
@@ -48,11 +64,13 @@ def trial_table(uri: str) -> pd.DataFrame:
         "method": runs["params.method"], "sparsity": runs["params.sparsity"].astype(float),
         "seed": runs["params.seed"].astype(int), "metric": metric_name,
         "higher_is_better": col("tags.sb.higher_is_better") == "True", "value": value,
-        "sparsity_achieved": col("metrics.final/sparsity"), "train_cost_rel": col("metrics.cost/train_cost_rel"),
+        "sparsity_achieved": col("metrics.final/sparsity"),
+        "effective_sparsity": col("metrics.final/effective_sparsity"),
+        "collapse": col("tags.sb.collapse", "").fillna(""), "train_cost_rel": col("metrics.cost/train_cost_rel"),
         "train_steps_rel": col("metrics.cost/train_steps_rel"),
         "inference_flops_rel": col("metrics.inference/flops_rel"), "params_nonzero": col("metrics.params/nonzero"),
         "params_total": col("metrics.params/total"), "when": col("tags.sb.when"),
-        "criterion": col("tags.sb.criterion"), "experiment_id": runs["experiment_id"], "run_id": runs["run_id"],
+        "criterion": col("tags.sb.criterion"), "experiment_id": runs["experiment_id"], "run_id": origin,
     }).reset_index(drop=True)
 
 
@@ -62,7 +80,11 @@ def aggregate(trials: pd.DataFrame) -> pd.DataFrame:
     grouped = trials.groupby(KEYS, dropna=False)
     out = grouped.agg(metric=("metric", "first"), higher_is_better=("higher_is_better", "first"),
                       mean=("value", "mean"), std=("value", "std"), n=("value", "count"),
-                      sparsity_achieved=("sparsity_achieved", "mean"), train_cost_rel=("train_cost_rel", "mean"),
+                      sparsity_achieved=("sparsity_achieved", "mean"),
+                      effective_sparsity=("effective_sparsity", "mean"),
+                      collapsed=("collapse", lambda c: int((c != "").sum())),
+                      collapse=("collapse", lambda c: "; ".join(sorted(set(c) - {""}))),
+                      train_cost_rel=("train_cost_rel", "mean"),
                       train_steps_rel=("train_steps_rel", "mean"),
                       inference_flops_rel=("inference_flops_rel", "mean"),
                       params_nonzero=("params_nonzero", "mean"), params_total=("params_total", "mean"),
@@ -76,11 +98,12 @@ def ranks(table: pd.DataFrame) -> pd.DataFrame:
 
     Ranks are taken within one task, profile, variant and sparsity (1 = best, ties share the
     average rank, the task's ``higher_is_better`` respected), then averaged over tasks, separately
-    for each profile and variant. Columns: profile, variant, method, sparsity, rank, tasks, of
+    for each profile and variant. A cell where some seed's network collapsed (a layer or an
+    output cut off) is not ranked: it is marked on the board instead. Columns: profile, variant, method, sparsity, rank, tasks, of
     (the mean number of methods ranked).
     """
     columns = ["profile", "variant", "method", "sparsity", "rank", "tasks", "of"]
-    pruned = table[(table["method"] != "dense") & table["mean"].notna()]
+    pruned = table[(table["method"] != "dense") & table["mean"].notna() & (table["collapsed"] == 0)]
     if pruned.empty:
         return pd.DataFrame(columns=columns)
     score = pruned["mean"].where(pruned["higher_is_better"], -pruned["mean"])
@@ -152,8 +175,12 @@ def mean_std(mean: float, std: float) -> str:
     return f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} ± {std:.2f}"
 
 
-def cell(mean: float, std: float, n: int) -> str:
-    return f"{mean_std(mean, std)} ({n})"
+def cell(mean: float, std: float, n: int, collapsed: int = 0) -> str:
+    """'97.04 ± 0.08 (3)'; with a collapse mark where ``collapsed`` of the n seeds collapsed."""
+    return f"{mean_std(mean, std)} ({n})" + (f" {COLLAPSED} {collapsed}/{n}" if collapsed else "")
+
+
+COLLAPSED = "⚠ collapsed"  # a cell where a layer or an output of the network was cut off
 
 
 def count(v: float) -> str:
@@ -173,7 +200,8 @@ def ratio(v: float, digits: int = 2) -> str:
 def results_grid(section: Section) -> pd.DataFrame:
     """Markdown's main table: one row per method, the metric at each sparsity."""
     rows = section.rows
-    cells = rows.assign(cell=[cell(m, s, n) for m, s, n in zip(rows["mean"], rows["std"], rows["n"])])
+    cells = rows.assign(cell=[cell(m, s, n, c) for m, s, n, c in zip(rows["mean"], rows["std"], rows["n"],
+                                                                     rows["collapsed"])])
     grid = cells.pivot(index="method", columns="sparsity", values="cell").reindex(section.methods).fillna("—")
     grid.columns = [percent(c) for c in grid.columns]
     taxonomy = rows.groupby("method")[["when", "criterion"]].first().reindex(section.methods)
@@ -191,10 +219,12 @@ def cost_table(section: Section) -> pd.DataFrame:
     return pd.DataFrame([{
         "method": r["method"], "sparsity": percent(r["sparsity"]),
         "achieved": "—" if pd.isna(r["sparsity_achieved"]) else f"{r['sparsity_achieved']:.2%}",
-        section.metric: cell(r["mean"], r["std"], r["n"]), "train FLOPs": ratio(r["train_cost_rel"]),
+        "effective": "—" if pd.isna(r["effective_sparsity"]) else f"{r['effective_sparsity']:.2%}",
+        section.metric: cell(r["mean"], r["std"], r["n"], r["collapsed"]), "train FLOPs": ratio(r["train_cost_rel"]),
         "train steps": ratio(r["train_steps_rel"], 1),
         "inference FLOPs": ratio(r["inference_flops_rel"], 3),
         "params (nonzero / total)": f"{count(r['params_nonzero'])} / {count(r['params_total'])}",
+        "collapse": r["collapse"] or "",
     } for r in rows])
 
 
@@ -218,9 +248,10 @@ def markdown_section(section: Section) -> str:
         lines += ["", f"![{section.metric} against density, {section.title}]({section.plot})"]
     grid = results_grid(section)
     lines += ["", grid.to_markdown() if not grid.empty else "_no pruned runs yet_", "",
-              "Cost and size: training FLOPs and optimizer steps relative to one dense training (counted by the "
-              "harness), "
-              "inference FLOPs per example relative to the dense model, parameters left nonzero.", "",
+              "Cost and size: sparsity achieved (zeros counted in the final weights) and effective sparsity "
+              "(zeros and weights on no input–output path), training FLOPs and optimizer steps relative to one "
+              "dense training (counted by the harness), inference FLOPs per example relative to the dense model, "
+              "parameters left nonzero; what collapsed, if anything.", "",
               cost_table(section).to_markdown(index=False), ""]
     return "\n".join(lines)
 
@@ -229,7 +260,8 @@ def markdown_summary(ranked: pd.DataFrame) -> str:
     lines = ["## Summary: average rank across tasks", "",
              "Rank of each method among the pruning methods of a task at one sparsity (1 = best, the metric's "
              "direction respected), averaged over the tasks where it ran (their number in brackets). "
-             "Profiles and dataset variants are ranked separately.", ""]
+             "Profiles and dataset variants are ranked separately; cells where a network collapsed are not "
+             "ranked.", ""]
     for (profile, variant), group in ranked.groupby(["profile", "variant"], sort=True):
         lines += [f"### profile `{profile}`" + (f" — data: {variant}" if variant != "official" else ""), "",
                   rank_grid(group).to_markdown(), ""]
@@ -239,7 +271,10 @@ def markdown_summary(ranked: pd.DataFrame) -> str:
 HEADER = ["# sparsebench leaderboard", "",
           "Generated by `make leaderboard` from the MLflow runs; every number comes from a run. "
           "Sparsity is the fraction of prunable weights that are zero, counted in the final weights; "
-          "density is 1 − sparsity. Also as a sortable page with links to the runs: `index.html`.", ""]
+          "density is 1 − sparsity. Effective sparsity also counts the nonzero weights that lie on no path from "
+          f"the input to the output; `{COLLAPSED} k/n` marks a cell where k of n seeds lost a whole layer "
+          "or an output (such cells are not ranked). Built from the runs bundle in `runs/` (imported into MLflow "
+          "first). Also as a sortable page with links to the runs: `index.html`.", ""]
 
 
 def build(uri: str | None = None, out_dir: str | Path = "leaderboard", ui: str | None = None) -> pd.DataFrame:
@@ -247,14 +282,15 @@ def build(uri: str | None = None, out_dir: str | Path = "leaderboard", ui: str |
 
     ``ui`` is the MLflow UI's base URL for the page's links (default: :func:`ui_url`).
     """
-    from . import plots, report_html
+    from sparsebench.reporting import plots, report_html
 
     uri = tracking.tracking_uri(uri)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     trials = trial_table(uri)
     table = aggregate(trials) if not trials.empty else pd.DataFrame(columns=KEYS)
-    table.to_csv(out / "results.csv", index=False)
+    # experiment ids are the store's own; run ids are those of every store (origin ids)
+    table.drop(columns=["experiment_id"], errors="ignore").to_csv(out / "results.csv", index=False)
     parts = sections(table) if not trials.empty else []
     ranked = ranks(table) if parts else pd.DataFrame()
     plots.clear(out / "plots")

@@ -23,7 +23,8 @@ DEFAULT = [
     # every other method family, with the sanity checks of pruning at initialization on SNIP
     {"tasks": ["lenet300-mnist"],
      "methods": ["dense", "random", "random-erk", "magnitude", "magnitude-layerwise", "magnitude-init",
-                 "snip", "snip+shuffle", "snip+reinit", "snip+invert", "force", "grasp", "synflow",
+                 "magnitude-finetune", "snip", "snip+shuffle", "snip+reinit", "snip+invert", "force", "grasp",
+                 "synflow",
                  "gmp", "str", "rigl", "set", "snfs"],
      "sparsities": SPARSITIES, "seeds": [0, 1, 2], "profile": "quick"},
 ]
@@ -43,11 +44,24 @@ COVERAGE = [
      "sparsities": [0.9, 0.98], "seeds": [0], "profile": "full"},
 ]
 
+# a CNN row a CPU can produce: ResNet-20 on the JPEG variant of CIFAR-10 under the ``medium`` profile
+# (about 20 minutes a trial on one core; magnitude retrains, so twice that); 15 trials, about 2.5
+# hours on 2 cores. It resumes by config id, and its results persist in the runs bundle.
+CNN = [
+    {"tasks": ["resnet20-cifar10jpeg"], "methods": ["magnitude"], "sparsities": [0.9, 0.98], "seeds": [0],
+     "profile": "medium"},
+    {"tasks": ["resnet20-cifar10jpeg"],
+     "methods": ["dense", "random-erk", "snip", "grasp", "synflow", "gmp", "rigl"],
+     "sparsities": [0.9, 0.98], "seeds": [0], "profile": "medium"},
+]
+
 SUITES = {
     # the default benchmark: fits in 30 minutes on 2 CPU cores
     "default": DEFAULT,
     # the tasks the default suite leaves out, and a full profile: about 50 minutes on 2 CPU cores
     "coverage": COVERAGE,
+    # ResNet-20 on CIFAR-10 (JPEG variant) in about 20 minutes a trial: about 2.5 hours on 2 CPU cores
+    "cnn": CNN,
     # the reference recipes of every task: GPU work for most of them
     "full": [{"tasks": ALL_TASKS,
               "methods": ["dense", "random-erk", "magnitude", "magnitude-init", "snip", "grasp", "synflow",

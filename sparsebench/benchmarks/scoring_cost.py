@@ -1,6 +1,6 @@
 """What pruning at initialization costs: each method's scoring next to a dense training epoch.
 
-A benchmark, not a test: ``python -m sparsebench.scoring_cost`` builds ResNet-20 and VGG-16
+A benchmark, not a test: ``python -m sparsebench.benchmarks.scoring_cost`` builds ResNet-20 and VGG-16
 (the CIFAR-10 tasks' own models) and, in one process, with one torch thread by default:
 
 1. times a few dense training steps at the recipe's batch (128, SGD with momentum, the task's
@@ -22,10 +22,10 @@ import time
 
 import torch
 
-from . import registry
-from .task import TensorSplit
-from .train import make_optimizer
-from .trial import make_context, make_method, make_task
+from sparsebench.core import registry
+from sparsebench.core.task import TensorSplit
+from sparsebench.core.train import make_optimizer
+from sparsebench.running.trial import make_context, make_method, make_task
 
 EPOCH_IMAGES = 45_000
 METHODS = ["magnitude-init", "snip", "grasp", "iter-snip", "force", "synflow"]

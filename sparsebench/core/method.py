@@ -18,9 +18,9 @@ from typing import Callable, ClassVar, Iterator
 import torch
 from torch import nn
 
-from .masks import Masks
-from .task import to_device
-from .train import Trainer
+from sparsebench.core.masks import Masks
+from sparsebench.core.task import to_device
+from sparsebench.core.train import Trainer, lr_factor
 
 
 @dataclasses.dataclass
@@ -63,12 +63,18 @@ class Context:
         return self._trainer.steps_per_epoch
 
     @property
+    def final_lr_factor(self) -> float:
+        """The recipe's learning-rate multiplier at its last step (fine-tuning at the final rate)."""
+        return lr_factor(self._trainer.recipe, self.total_steps - 1, self.total_steps)
+
+    @property
     def batch_size(self) -> int:
         """Examples per training step under the task's recipe."""
         return self._trainer.recipe.batch_size
 
     def train(self, epochs: float | None = None, steps: int | None = None, every: int | None = None,
-              callback: Callable[[int], None] | None = None, lr_scale: float = 1.0, from_step: int = 0) -> None:
+              callback: Callable[[int], None] | None = None, lr_scale: float = 1.0, from_step: int = 0,
+              lr_schedule: bool = True) -> None:
         """Train with the task's recipe: the full budget by default, or ``epochs``/``steps``.
 
         ``callback(i)`` runs every ``every`` steps of this call, after backward (the dense
@@ -77,7 +83,8 @@ class Context:
         """
         if steps is None:
             steps = self.total_steps - from_step if epochs is None else max(1, round(epochs * self.steps_per_epoch))
-        self._trainer.train(steps, every=every, callback=callback, lr_scale=lr_scale, from_step=from_step)
+        self._trainer.train(steps, every=every, callback=callback, lr_scale=lr_scale, from_step=from_step,
+                            lr_schedule=lr_schedule)
 
     def charge(self, examples: int, dense: bool = True) -> None:
         """Count a forward and backward pass over ``examples`` that the method makes itself, at

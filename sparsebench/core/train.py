@@ -15,9 +15,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .flops import TRAIN_FORWARD_RATIO, ForwardFlops
-from .masks import Masks
-from .task import Recipe, Split, Task, to_device
+from sparsebench.core.flops import TRAIN_FORWARD_RATIO, ForwardFlops
+from sparsebench.core.masks import Masks
+from sparsebench.core.task import Recipe, Split, Task, to_device
 
 
 class Diverged(RuntimeError):
@@ -80,9 +80,10 @@ class Trainer:
         return self.cost.steps
 
     def train(self, steps: int, every: int | None = None, callback: Callable[[int], None] | None = None,
-              lr_scale: float = 1.0, from_step: int = 0) -> None:
+              lr_scale: float = 1.0, from_step: int = 0, lr_schedule: bool = True) -> None:
         """Train ``steps`` steps with a fresh optimizer and the recipe's schedule over them, or,
-        with ``from_step``, over ``from_step + steps`` resumed at ``from_step`` (rewinding).
+        with ``from_step``, over ``from_step + steps`` resumed at ``from_step`` (rewinding); or, with
+        ``lr_schedule=False``, at the recipe's rate times ``lr_scale`` throughout.
 
         ``callback(i)`` runs at steps ``i`` of this call with ``i % every == 0``, after backward
         (gradients are dense) and before the optimizer step.
@@ -98,9 +99,10 @@ class Trainer:
                 if i >= steps:
                     break
                 for group, base in zip(opt.param_groups, base_lrs):
-                    group["lr"] = base * lr_factor(recipe, from_step + i, from_step + steps)
+                    group["lr"] = base * (lr_factor(recipe, from_step + i, from_step + steps) if lr_schedule else 1.0)
                 batch = to_device(batch, self.device)
-                loss = self.task.loss(model, batch)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=recipe.autocast is not None):
+                    loss = self.task.loss(model, batch)
                 if not torch.isfinite(loss):
                     raise Diverged(f"training loss is {loss.item()} at step {self.step}")
                 opt.zero_grad(set_to_none=True)

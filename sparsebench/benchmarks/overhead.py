@@ -14,10 +14,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from . import registry
-from .data import data_root
-from .train import make_optimizer
-from .trial import TrialSpec, make_task, run_trial
+from sparsebench.core import registry
+from sparsebench.data import data_root
+from sparsebench.core.train import make_optimizer
+from sparsebench.running.trial import TrialSpec, make_task, run_trial
 
 
 def bare_loop(task, steps: int, seed: int) -> None:

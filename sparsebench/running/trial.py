@@ -18,13 +18,14 @@ from typing import Callable
 
 import torch
 
-from . import registry
-from .data import data_root as resolve_data_root
-from .flops import count_forward_flops
-from .masks import Masks, check_sparsity, sparsity_report
-from .method import Context, Method
-from .task import Split, Task, to_device
-from .train import Diverged, Trainer
+from sparsebench.core import registry
+from sparsebench.data import data_root as resolve_data_root
+from sparsebench.core.flops import count_forward_flops
+from sparsebench.core.masks import Masks, check_sparsity, sparsity_report
+from sparsebench.core.method import Context, Method
+from sparsebench.core.task import Split, Task, to_device
+from sparsebench.core.train import Diverged, Trainer
+from sparsebench.library.connectivity import Connectivity, connectivity
 
 # A method with exact sparsity may keep more weights than its budget by rounding only. Counted
 # from the weights, sparsity can also exceed the target where kept weights are exactly zero (RigL
@@ -60,8 +61,13 @@ class TrialSpec:
         """Hash of what determines the result: names, plugin versions, overrides, sparsity, seed."""
         method_cls, _ = registry.METHODS.get(self.method)
         task_cls, _ = registry.TASKS.get(self.task)
-        key = {**self.to_json(), "method_version": method_cls.version, "task_version": task_cls.version}
-        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        return config_hash(self.to_json(), method_cls.version, task_cls.version)
+
+
+def config_hash(spec: dict, method_version: str, task_version: str) -> str:
+    """The config id of a spec (``TrialSpec.to_json()``) under the given plugin versions."""
+    key = {**spec, "method_version": method_version, "task_version": task_version}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def make_method(name: str, overrides: dict | None = None) -> Method:
@@ -106,7 +112,7 @@ def run_trial(spec: TrialSpec, data_root: Path | None = None,
     train_split = splits.train.subset(task.recipe.train_subset) if hasattr(splits.train, "subset") else splits.train
     ctx = make_context(task, train_split, splits.val, spec.sparsity, seed_everything(spec.seed), log)
     model, masks, trainer, flops = ctx.model, ctx.masks, ctx._trainer, ctx._trainer.flops
-    result = {"status": "completed", "reason": "", "info": dict(splits.info),
+    result = {"status": "completed", "reason": "", "collapse": "", "info": dict(splits.info),
               "hparams": method.hparams(), "metrics": {}, "layers": {}}
     try:
         method.run(ctx)
@@ -119,6 +125,7 @@ def run_trial(spec: TrialSpec, data_root: Path | None = None,
     masks.apply()
     weights = {n: p.detach() for n, p in masks.params.items()}
     achieved, per_layer = sparsity_report(weights)
+    paths = trace_connectivity(task, model, masks, train_split)
     model.eval()
     metric = task.evaluate(model, splits.test)
     val = task.evaluate(model, splits.val)
@@ -130,6 +137,9 @@ def run_trial(spec: TrialSpec, data_root: Path | None = None,
         f"final/test_{m}": metric,
         f"final/val_{m}": val,
         "final/sparsity": achieved,
+        "final/effective_sparsity": paths.effective_sparsity,
+        "collapse/dead_layers": len(paths.dead_layers),
+        "collapse/dead_outputs": paths.dead_outputs,
         "final/sparsity_target": spec.sparsity,
         "cost/train_steps": trainer.cost.steps,
         "cost/train_flops": trainer.cost.flops,
@@ -143,13 +153,23 @@ def run_trial(spec: TrialSpec, data_root: Path | None = None,
         "params/prunable": sum(p.numel() for p in weights.values()),
         "params/nonzero": total_params - zeros,
     }
-    result["layers"] = {n: {"shape": list(p.shape), "params": p.numel(), "density": densities[n]}
+    result["collapse"] = paths.describe()
+    result["layers"] = {n: {"shape": list(p.shape), "params": p.numel(), "density": densities[n],
+                            "effective_density": float(paths.effective[n].float().mean()),
+                            "dead_units": paths.dead_units[n]}
                         for n, p in weights.items()}
     if not torch.isfinite(torch.tensor(metric)):
         return _failed(result, f"diverged: test {m} is {metric}")
     if method.exact_sparsity and achieved < spec.sparsity - SPARSITY_TOLERANCE:
         return _failed(result, f"method {spec.method!r} reached sparsity {achieved:.4f}, target {spec.sparsity}")
     return result
+
+
+def trace_connectivity(task: Task, model, masks: Masks, train: Split, batches: int = 2) -> Connectivity:
+    """Effective sparsity and collapse of the final weights (:mod:`sparsebench.library.connectivity`),
+    traced on the first ``batches`` training batches in a fixed order; not charged to the method."""
+    data = (to_device(b, task.device) for _, b in zip(range(batches), train.batches(task.recipe.batch_size)))
+    return connectivity(model, list(masks), data, task.loss)
 
 
 def _failed(result: dict, reason: str, details: str = "") -> dict:

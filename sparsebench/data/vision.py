@@ -11,8 +11,8 @@ from functools import lru_cache
 import torch
 from torchvision.datasets import MNIST
 
-from .data import staged_copy, verified_file
-from .task import Splits, TensorSplit
+from sparsebench.data import staged_copy, verified_file
+from sparsebench.core.task import Splits, TensorSplit
 
 # per-dataset mean and std of the training images' pixels in [0, 1]
 MNIST_STATS = {"MNIST": (0.1307, 0.3081), "FashionMNIST": (0.2860, 0.3530)}

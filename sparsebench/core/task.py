@@ -16,7 +16,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .masks import default_prunable
+from sparsebench.core.masks import default_prunable
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,16 @@ class Recipe:
     warmup: float = 0.0
     grad_clip: float | None = None
     train_subset: int | None = None  # use only the first N training examples
+    # mixed precision of the training steps' forward pass: None (float32) or "bfloat16" (torch.autocast;
+    # weights, optimizer state, masks and evaluation stay float32)
+    autocast: str | None = None
     eval_batch_size: int = 1000
 
     def __post_init__(self):
         if (self.epochs is None) == (self.steps is None):
             raise ValueError("a recipe sets exactly one of epochs and steps")
+        if self.autocast not in (None, "bfloat16"):
+            raise ValueError(f"autocast is None or 'bfloat16', got {self.autocast!r}")
 
     def total_steps(self, steps_per_epoch: int) -> int:
         return self.steps if self.steps is not None else max(1, round(self.epochs * steps_per_epoch))

@@ -15,10 +15,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import registry, tracking
-from .data import data_root as resolve_data_root
-from .masks import check_sparsity
-from .trial import TrialSpec, make_method, make_task, run_trial
+from sparsebench.core import registry
+
+from sparsebench.running import tracking
+from sparsebench.data import data_root as resolve_data_root
+from sparsebench.core.masks import check_sparsity
+from sparsebench.running.trial import TrialSpec, make_method, make_task, run_trial
 
 
 @dataclass
@@ -66,6 +68,7 @@ def describe(spec: TrialSpec) -> dict:
     method_cls, _ = registry.METHODS.get(spec.method)
     task_cls, _ = registry.TASKS.get(spec.task)
     return {"when": method_cls.when, "criterion": method_cls.criterion, "family": task_cls.family,
+            "method_version": method_cls.version, "task_version": task_cls.version,
             "dataset": task_cls.dataset, "metric": task_cls.metric.name,
             "higher_is_better": task_cls.metric.higher_is_better,
             "exact_sparsity": method_cls.exact_sparsity}

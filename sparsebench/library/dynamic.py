@@ -17,8 +17,8 @@ import math
 
 import torch
 
-from .masks import Masks
-from .scores import magnitude_scores
+from sparsebench.core.masks import Masks
+from sparsebench.library.scores import magnitude_scores
 
 magnitude = magnitude_scores  # |w|, the drop score of all three methods
 

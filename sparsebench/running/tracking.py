@@ -9,8 +9,10 @@ tags hold the config id, code version, status (``running``, ``completed``, ``fai
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from .registry import PROJECT_ROOT
+from sparsebench.core.registry import PROJECT_ROOT
 
 EXPERIMENT_PREFIX = "sparsebench/"
 TERMINAL = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}
@@ -38,7 +40,7 @@ def code_version() -> str:
                              text=True, timeout=10, check=True).stdout.strip()
         return rev or "unknown"
     except (OSError, subprocess.SubprocessError):
-        from . import __version__
+        from sparsebench import __version__
         return __version__
 
 
@@ -81,6 +83,7 @@ class TrialRun:
     def __init__(self, uri: str, spec, config_id: str, describe: dict, parent_id: str | None = None):
         self.client = MlflowClient(uri)
         tags = {"sb.config_id": config_id, "sb.status": "running", "sb.code_version": code_version(),
+                "sb.spec": json.dumps(spec.to_json(), sort_keys=True),
                 "sb.kind": "trial", **{f"sb.{k}": str(v) for k, v in describe.items()},
                 # the spec again as tags, so that the MLflow UI shows and filters them as columns
                 "sb.task": spec.task, "sb.profile": spec.profile, "sb.method": spec.method,
@@ -100,7 +103,8 @@ class TrialRun:
     def finish(self, result: dict) -> None:
         """Record the result, its status and reason, and end the run."""
         params = [Param(f"hp.{k}", str(v)) for k, v in result.get("hparams", {}).items()]
-        tags = [RunTag("sb.status", result["status"]), RunTag("sb.reason", result.get("reason", "")[:5000])]
+        tags = [RunTag("sb.status", result["status"]), RunTag("sb.reason", result.get("reason", "")[:5000]),
+                RunTag("sb.collapse", result.get("collapse", ""))]
         tags += [RunTag(f"sb.{k}", str(v)) for k, v in result.get("info", {}).items()]
         self.client.log_batch(self.run_id, params=params, tags=tags)
         self.log(result.get("metrics", {}), step=0)
@@ -130,3 +134,74 @@ def set_status(uri: str, run_id: str, status: str, reason: str) -> None:
     client.set_tag(run_id, "sb.status", status)
     client.set_tag(run_id, "sb.reason", reason[:5000])
     client.set_terminated(run_id, TERMINAL[status])
+
+
+# --- the runs bundle: trial runs as plain records (see :mod:`sparsebench.running.bundle`) ---------
+
+ORIGIN = "sb.origin_run_id"  # on an imported run: the run id it had in the store it was exported from
+FINISHED = {"completed", "failed"}
+
+
+def origin_id(run) -> str:
+    """The id a run is known by in every store: its origin's, else its own."""
+    return run.data.tags.get(ORIGIN, run.info.run_id)
+
+
+def trial_runs(uri: str) -> list:
+    """Every finished trial run (completed or failed) of the sparsebench experiments."""
+    client = MlflowClient(uri)
+    exps = [e.experiment_id for e in client.search_experiments() if e.name.startswith(EXPERIMENT_PREFIX)]
+    if not exps:
+        return []
+    runs = client.search_runs(exps, "tags.`sb.kind` = 'trial'", max_results=50_000)
+    return [r for r in runs if r.data.tags.get("sb.status") in FINISHED]
+
+
+def export_records(uri: str) -> list[dict]:
+    """Each finished trial run as a record: ids, times, params, tags, final metrics, per-epoch
+    metrics and ``layers.json``."""
+    client = MlflowClient(uri)
+    records = []
+    for run in trial_runs(uri):
+        info, data = run.info, run.data
+        history = {}
+        for key in data.metrics:
+            points = client.get_metric_history(info.run_id, key)
+            if any(m.step != 0 for m in points) or len(points) > 1:
+                history[key] = sorted([m.step, m.value] for m in points)
+        layers = None
+        if any(f.path == "layers.json" for f in client.list_artifacts(info.run_id)):
+            with tempfile.TemporaryDirectory() as tmp:
+                layers = json.loads(Path(client.download_artifacts(info.run_id, "layers.json", tmp)).read_text())
+        records.append({
+            "run_id": origin_id(run), "run_name": info.run_name, "start_time": info.start_time,
+            "end_time": info.end_time, "params": dict(data.params),
+            "tags": {k: v for k, v in data.tags.items() if not k.startswith("mlflow.") and k != ORIGIN},
+            "metrics": {k: v for k, v in data.metrics.items() if k not in history},
+            "history": history, "layers": layers})
+    return records
+
+
+def known_run_ids(uri: str) -> set[str]:
+    """Origin ids of the trial runs a store holds, so that an import never duplicates one."""
+    return {origin_id(r) for r in trial_runs(uri)}
+
+
+def import_record(uri: str, record: dict) -> str:
+    """Write one record as a new run of the store (tagged with its origin id); returns the new id."""
+    client = MlflowClient(uri)
+    tags = {**record["tags"], ORIGIN: record["run_id"]}
+    run = client.create_run(_experiment(client, record["params"]["task"]), start_time=record["start_time"],
+                            run_name=record["run_name"], tags=tags)
+    run_id, when = run.info.run_id, record["start_time"]
+    metrics = [Metric(k, float(v), when, 0) for k, v in record["metrics"].items()]
+    metrics += [Metric(k, float(v), when, int(step)) for k, points in record["history"].items() for step, v in points]
+    params = [Param(k, v) for k, v in record["params"].items()]
+    for i in range(0, len(params), 100):  # log_batch takes at most 100 params and 1000 metrics
+        client.log_batch(run_id, params=params[i:i + 100])
+    for i in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[i:i + 1000])
+    if record.get("layers"):
+        client.log_dict(run_id, record["layers"], "layers.json")
+    client.set_terminated(run_id, TERMINAL[record["tags"]["sb.status"]], end_time=record["end_time"])
+    return run_id

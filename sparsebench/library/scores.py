@@ -7,7 +7,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from .masks import Masks
+from sparsebench.core.masks import Masks
 
 
 def magnitude_scores(masks: Masks) -> dict[str, torch.Tensor]:
@@ -78,10 +78,11 @@ def hessian_gradient_product(params: dict[str, torch.Tensor], batches: Iterable,
 
 
 def synaptic_flow(model: nn.Module, names: Iterable[str], example: torch.Tensor,
-                  dtype: torch.dtype = torch.float64) -> dict[str, torch.Tensor]:
+                  dtype: torch.dtype = torch.float64, train: bool = False) -> dict[str, torch.Tensor]:
     """SynFlow's saliency (Tanaka et al. 2020, Eq. 2): |∂R/∂θ ⊙ θ| with R = 1ᵀ (∏ |W|) 1, the
     output sum of the linearised network — every parameter and buffer replaced by its absolute
-    value, modules in evaluation mode (BatchNorm uses its running statistics) — on an all-ones
+    value, modules in evaluation mode (BatchNorm uses its running statistics; ``train=True`` for
+    batch statistics) — on an all-ones
     input shaped like one example of ``example`` (a batch, the first axis is dropped). A model
     returning a tuple (logits, state) is scored on its first element.
 
@@ -110,7 +111,7 @@ def synaptic_flow(model: nn.Module, names: Iterable[str], example: torch.Tensor,
         hooks = [m.register_forward_hook(lambda m, inp, out: m.weight.sum(0).expand(*out.shape))
                  for m in embeddings]
     try:
-        with model_mode(model, train=False):
+        with model_mode(model, train=train):
             out = torch.func.functional_call(model, {**tensors, **buffers}, (x,))
     finally:
         for h in hooks:

@@ -6,7 +6,7 @@ at initialization: a method supplies ``score(ctx, weights)`` and, if it prunes i
 
     θ0 ← the initial weights
     for each target sparsity s_k of the schedule (one-shot: just s):
-        S ← score(current masked network)          # inverted: S ← -S
+        S ← score(current masked network)          # in the mode of the authors' code; inverted: S ← -S
         masks ← keep the top-S weights at s_k (globally by default; pruned ones stay pruned,
                 unless the method lets them revive, as FORCE does)
     ablation (optional): shuffle the masks within each layer, or re-initialize the weights
@@ -37,11 +37,13 @@ from typing import ClassVar
 
 import torch
 
-from .masks import top_k_masks
-from .method import Method
-from .registry import register_method
+from sparsebench.core.masks import top_k_masks
+from sparsebench.library.scores import model_mode
+from sparsebench.core.method import Method
+from sparsebench.core.registry import register_method
 
 ABLATIONS = ("none", "shuffle", "reinit", "invert")
+SCORE_MODES = ("train", "eval")
 
 
 def exponential_sparsities(sparsity: float, rounds: int) -> list[float]:
@@ -81,6 +83,9 @@ class PruneAtInit(Method):
 
     ablation: str = "none"  # none | shuffle | reinit | invert (sanity checks, see the module)
     rule: str = "global"    # global top-k, as in all these papers; or uniform | er | erk
+    # the model's mode while scoring: "train" (BatchNorm on batch statistics) or "eval" (running
+    # statistics); each method defaults to its authors' code
+    score_mode: str = "train"
 
     when = "init"
     revive: ClassVar[bool] = False  # may weights pruned in an earlier round come back (FORCE)?
@@ -88,10 +93,12 @@ class PruneAtInit(Method):
     def __post_init__(self):
         if self.ablation not in ABLATIONS:
             raise ValueError(f"unknown ablation {self.ablation!r}; choose one of {', '.join(ABLATIONS)}")
+        if self.score_mode not in SCORE_MODES:
+            raise ValueError(f"unknown score_mode {self.score_mode!r}; choose one of {', '.join(SCORE_MODES)}")
 
     def score(self, ctx, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Saliency of every prunable weight of the current (masked) network; the highest are
-        kept. ``weights`` are the prunable weights at initialization, dense."""
+        """Saliency of every prunable weight of the current (masked) network, computed with the
+        model in ``score_mode``; the highest are kept. ``weights`` are the prunable weights at initialization, dense."""
         raise NotImplementedError
 
     def sparsities(self, ctx) -> list[float]:
@@ -101,7 +108,8 @@ class PruneAtInit(Method):
     def prune(self, ctx, init: dict[str, torch.Tensor]) -> None:
         weights = {n: init[n] for n in ctx.masks}
         for sparsity in self.sparsities(ctx):
-            scores = self.score(ctx, weights)
+            with model_mode(ctx.model, train=self.score_mode == "train"):
+                scores = self.score(ctx, weights)
             if self.ablation == "invert":
                 scores = {n: -s for n, s in scores.items()}
             if self.revive:

@@ -1,0 +1,1 @@
+"""The library methods share: saliency scores, pruning schedules, connectivity."""

@@ -1,0 +1,1 @@
+"""Reporting: the leaderboard's tables, plots and page, built from MLflow runs."""
