@@ -8,6 +8,8 @@ SPARSEBENCH_DATA_ROOT ?= $(if $(wildcard ../shared/data/MNIST),$(abspath ../shar
 export SPARSEBENCH_DATA_ROOT
 export RAY_AUTH_MODE ?= disabled
 SUITE ?= default
+# the runs bundle: every result on the committed leaderboard, imported before a sweep or a rebuild
+BUNDLE ?= leaderboard/runs
 
 .PHONY: install bench leaderboard test ui overhead clean
 
@@ -19,11 +21,15 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
+# resume from the bundle (trials it holds are skipped), run what is missing, add it to the bundle
 bench: $(STAMP)
+	$(BIN)/sparsebench import $(BUNDLE)
 	$(BIN)/sparsebench run --suite $(SUITE)
+	$(BIN)/sparsebench export --out $(BUNDLE)
 	$(BIN)/sparsebench leaderboard
 
 leaderboard: $(STAMP)
+	$(BIN)/sparsebench import $(BUNDLE)
 	$(BIN)/sparsebench leaderboard
 
 test: $(STAMP)

@@ -38,7 +38,7 @@ class Spy(Context):
         self.snapshots.append((self.step, {k: v.clone() for k, v in snap.items()}))
         return snap
 
-    def train(self, epochs=None, steps=None, every=None, callback=None, lr_scale=1.0, from_step=0):
+    def train(self, epochs=None, steps=None, every=None, callback=None, lr_scale=1.0, from_step=0, lr_schedule=True):
         call = {"from_step": from_step, "start_step": self.step, "start": self.weights(),
                 "masks": self.masks.state(), "lrs": [], "densities": []}
 
@@ -48,7 +48,8 @@ class Spy(Context):
                 call["densities"].append((i, {n: int(m.sum()) for n, m in self.masks.masks.items()}))
             call["lrs"].append(self._trainer.optimizer.param_groups[0]["lr"])
 
-        super().train(epochs, steps, every=1, callback=spy, lr_scale=lr_scale, from_step=from_step)
+        super().train(epochs, steps, every=1, callback=spy, lr_scale=lr_scale, from_step=from_step,
+                      lr_schedule=lr_schedule)
         call["end"], call["steps"] = self.weights(), self.step - call["start_step"]
         self.calls.append(call)
 
@@ -257,3 +258,36 @@ def test_str_lambda_table_is_monotone():
     lambda_for = method_module("str").lambda_for
     values = [lambda_for(s) for s in (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999)]
     assert values == sorted(values)
+
+
+# ---------------------------------------------------------------- one-shot magnitude pruning
+
+def test_magnitude_retrains_with_the_whole_schedule_replayed_by_default():
+    """Renda et al. 2020's learning-rate rewinding over one training (version 1 fine-tuned for half
+    a training at a tenth of the rate)."""
+    ctx = make_ctx(0.8, schedule="cosine")
+    make_method("magnitude").run(ctx)
+    dense, retrain = ctx.calls
+    assert retrain["steps"] == dense["steps"] == ctx.total_steps
+    assert retrain["lrs"] == pytest.approx(dense["lrs"])  # the recipe's rate and schedule again
+    for n, w in retrain["start"].items():  # from the trained weights, pruned
+        mask = retrain["masks"]
+        assert torch.equal(w, dense["end"][n] * mask[n] if n in mask else dense["end"][n])
+
+
+def test_magnitude_finetune_holds_the_recipes_final_learning_rate():
+    ctx = make_ctx(0.8, schedule="cosine")
+    make_method("magnitude-finetune").run(ctx)
+    final = 0.05 * lr_factor(ctx._trainer.recipe, ctx.total_steps - 1, ctx.total_steps)
+    assert ctx.calls[1]["lrs"] == pytest.approx([final] * ctx.total_steps)
+    short = make_ctx(0.8, schedule="cosine")
+    make_method("magnitude", {"retrain_fraction": 0.25}).run(short)  # the schedule's last quarter
+    t = round(0.25 * short.total_steps)
+    assert short.calls[1]["lrs"] == pytest.approx(short.calls[0]["lrs"][-t:])
+
+
+@pytest.mark.parametrize("overrides, message", [({"retrain": "rewind"}, "unknown retrain"),
+                                                 ({"retrain_fraction": 0}, "retrain_fraction")])
+def test_magnitude_refuses_bad_retraining_settings(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        make_method("magnitude", overrides)

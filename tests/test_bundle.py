@@ -125,3 +125,15 @@ def test_a_corrupt_line_names_its_file_and_line(tmp_path):
         bundle.read_bundle(tmp_path)
     with pytest.raises(bundle.BundleError, match="no runs bundle"):
         bundle.read_bundle(tmp_path / "missing")
+
+
+def test_the_command_line_exports_and_imports(store, tmp_path, capsys):
+    from sparsebench import cli
+    assert cli.main(["export", "--tracking-uri", store["uri"], "--out", str(tmp_path / "runs")]) == 0
+    assert f"{len(store['specs'])} runs of 1 tasks" in capsys.readouterr().out
+    target = f"sqlite:///{tmp_path / 'target.db'}"
+    assert cli.main(["import", str(tmp_path / "runs"), "--tracking-uri", target]) == 0
+    assert f"{len(store['specs'])} imported, 0 already in the store" in capsys.readouterr().out
+    (tmp_path / "bad.jsonl").write_text("{}\n")
+    assert cli.main(["import", str(tmp_path / "bad.jsonl"), "--tracking-uri", target]) == 2
+    assert "the record has no 'run_id'" in capsys.readouterr().err

@@ -283,3 +283,55 @@ def test_grasp_samples_each_class_equally():
                (torch.arange(6.0, 9.0).unsqueeze(1), torch.tensor([1, 2, 1]))]
     x, y = sample(iter(batches), 2, 3)
     assert y.tolist() == [0, 0, 1, 1, 2, 2] and x.flatten().tolist() == [0, 1, 3, 6, 4, 7]
+
+
+# --- the mode of the authors' code while scoring ------------------------------------------------------
+
+def test_each_method_scores_in_the_mode_of_its_authors_code():
+    modes = {name: method(name).score_mode for name in PAI}
+    assert modes == {"snip": "eval", "synflow": "eval", "grasp": "train", "force": "train", "iter-snip": "train",
+                     "magnitude-init": "train"}
+    with pytest.raises(ValueError, match="score_mode"):
+        method("snip", score_mode="inference")
+
+
+def test_snip_on_a_batchnorm_model_ranks_with_running_statistics():
+    """snip-public scores with is_train False: its masks are those of the eval-mode sensitivity,
+    and differ from the batch-statistics ranking (version 1)."""
+    def masks_of(name, **overrides):
+        ctx = harness_context(0.9, 0, WithBatchNorm)
+        ctx.train = lambda *a, **k: None
+        with torch.no_grad():  # running statistics away from the identity, as after some training
+            bn = ctx.model.net[1]
+            bn.running_mean.uniform_(-2, 2), bn.running_var.uniform_(0.2, 4)
+        batch = next(iter(harness_context(0.9, 0, WithBatchNorm).batches(1)))
+        ctx.model.eval()
+        expected = connection_sensitivity(ctx.masks.params, [batch], ctx.loss)
+        ctx.model.train()
+        method(name, **overrides).run(ctx)
+        return ctx.masks.state(), expected
+
+    masks, expected = masks_of("snip")
+    from sparsebench.core.masks import top_k_masks
+    reference = top_k_masks(expected, 0.1)
+    assert all(torch.equal(masks[n], reference[n]) for n in masks)
+    trained, _ = masks_of("snip", score_mode="train")
+    assert not all(torch.equal(masks[n], trained[n]) for n in masks)
+
+
+def test_synflow_rounds_keep_the_authors_count_and_the_last_is_exact():
+    ctx = harness_context(0.99)
+    counts = []
+    original = ctx.masks.prune
+
+    def recording(scores, sparsity, rule="global"):
+        original(scores, sparsity, rule)
+        counts.append(kept(ctx.masks.state()))
+
+    ctx.masks.prune = recording
+    ctx.train = lambda *a, **k: None
+    method("synflow", rounds=20).run(ctx)
+    n = total(ctx.masks.state())
+    densities = [(1 - 0.99) ** (k / 20) for k in range(1, 21)]
+    assert counts[:-1] == [n - int((1.0 - d) * n) for d in densities[:-1]]  # Synaptic-Flow Pruners/pruners.py
+    assert counts[-1] == round(0.01 * n)

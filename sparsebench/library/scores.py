@@ -98,28 +98,40 @@ def synaptic_flow(model: nn.Module, names: Iterable[str], example: torch.Tensor,
     for n in names:
         tensors[n].requires_grad_(True)
     buffers = {n: b.detach().to(dtype).abs() if b.is_floating_point() else b for n, b in model.named_buffers()}
+    out = linearised_output(model, {**tensors, **buffers}, example, dtype, train)
+    grads = torch.autograd.grad(out.sum(), [tensors[n] for n in names], allow_unused=True)
+    return {n: torch.zeros_like(tensors[n]) if g is None else (g * tensors[n]).detach().abs()
+            for n, g in zip(names, grads)}
+
+
+def linearised_output(model: nn.Module, values: dict[str, torch.Tensor], example: torch.Tensor,
+                      dtype: torch.dtype = torch.float64, train: bool = False) -> torch.Tensor:
+    """The output of ``model`` with its parameters and buffers replaced by ``values``
+    (``torch.func.functional_call``: the model itself is untouched) on an all-ones input shaped
+    like one example of ``example``; for token ids, the all-ones input over the vocabulary, i.e.
+    every ``nn.Embedding`` lookup replaced by the sum of its rows (the ids of the first example are
+    passed on, for models that also read them, e.g. to mask padding). Of a (logits, state) output,
+    the logits."""
     hooks = []
     if example.is_floating_point():
         x = torch.ones((1, *example.shape[1:]), dtype=dtype, device=example.device)
     else:
         embeddings = [m for m in model.modules() if isinstance(m, nn.Embedding)]
         if not embeddings:
-            raise ValueError("SynFlow feeds an all-ones input to the linearised network: it needs a float "
-                             f"input, or token ids read by nn.Embedding; got {example.dtype} and no embedding")
-        x = torch.zeros((1, *example.shape[1:]), dtype=example.dtype, device=example.device)
+            raise ValueError("the linearised network is fed an all-ones input: it needs a float input, or "
+                             f"token ids read by nn.Embedding; got {example.dtype} and no embedding")
+        x = example[:1]  # the ids only matter where the model reads them besides the lookup (padding masks)
         # all-ones over the vocabulary: the lookup becomes 1ᵀ|E|, at every position
         hooks = [m.register_forward_hook(lambda m, inp, out: m.weight.sum(0).expand(*out.shape))
                  for m in embeddings]
     try:
         with model_mode(model, train=train):
-            out = torch.func.functional_call(model, {**tensors, **buffers}, (x,))
+            out = torch.func.functional_call(model, values, (x,))
     finally:
         for h in hooks:
             h.remove()
     if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
         out = out[0]  # (logits, state) of the language models: the logits
     if not isinstance(out, torch.Tensor):
-        raise TypeError(f"SynFlow needs a model whose output is a tensor, got {type(out).__name__}")
-    grads = torch.autograd.grad(out.sum(), [tensors[n] for n in names], allow_unused=True)
-    return {n: torch.zeros_like(tensors[n]) if g is None else (g * tensors[n]).detach().abs()
-            for n, g in zip(names, grads)}
+        raise TypeError(f"the linearised network's output must be a tensor, got {type(out).__name__}")
+    return out

@@ -165,11 +165,11 @@ def run_trial(spec: TrialSpec, data_root: Path | None = None,
     return result
 
 
-def trace_connectivity(task: Task, model, masks: Masks, train: Split, batches: int = 2) -> Connectivity:
+def trace_connectivity(task: Task, model, masks: Masks, train: Split) -> Connectivity:
     """Effective sparsity and collapse of the final weights (:mod:`sparsebench.library.connectivity`),
-    traced on the first ``batches`` training batches in a fixed order; not charged to the method."""
-    data = (to_device(b, task.device) for _, b in zip(range(batches), train.batches(task.recipe.batch_size)))
-    return connectivity(model, list(masks), data, task.loss)
+    on the path graph of the model (one input shaped like a training example); not charged to the method."""
+    x, *_ = to_device(next(iter(train.batches(1))), task.device)
+    return connectivity(model, list(masks), x)
 
 
 def _failed(result: dict, reason: str, details: str = "") -> dict:
