@@ -1,4 +1,4 @@
-"""Command line: ``sparsebench run | leaderboard | list``."""
+"""Command line: ``sparsebench run | leaderboard | export | import | list``."""
 from __future__ import annotations
 
 import argparse
