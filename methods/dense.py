@@ -11,6 +11,7 @@ class Dense(Method):
     criterion = "none"
     paper = "—"
     prunes = False
+    untuned = "the dense reference has no method hyperparameters: its training is the task's recipe"
 
     def run(self, ctx):
         ctx.train()

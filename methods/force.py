@@ -26,6 +26,7 @@ training mode a new module has. ``score_mode="eval"`` is the other choice.
 """
 from dataclasses import dataclass
 
+from sparsebench import Integer
 from sparsebench.library.ablations import PruneAtInit, exponential_sparsities, register_with_ablations
 from sparsebench.library.scores import connection_sensitivity
 
@@ -37,6 +38,9 @@ class ProgressiveSkeletonization(PruneAtInit):
     revive: bool = True    # FORCE (True): pruned weights may come back; Iterative SNIP (False)
     steps: int = 60        # T, pruning steps of the exponential schedule
     num_batches: int = 1   # mini-batches averaged per step, a fresh draw each step
+
+    # T, the number of pruning steps of the schedule (de Jorge et al. 2021 §4; 60 here, see above)
+    search_space = {"steps": Integer(20, 300, log=True)}
 
     criterion = "gradient"
     paper = ("de Jorge et al. 2021, Progressive Skeletonization: Trimming more fat from a network "

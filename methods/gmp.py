@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sparsebench import Method, magnitude_scores, register_method
+from sparsebench import Method, Uniform, magnitude_scores, register_method
 
 
 def cubic_sparsity(t: int, s_i: float, s_f: float, t0: int, n: int, dt: int) -> float:
@@ -42,6 +42,9 @@ class GradualMagnitude(Method):
     end: float = 0.8               # t0 + n Δt, as a fraction of training
     frequency: int = 100           # Δt in steps
     rule: str = "uniform"          # uniform: every layer at s_t (the paper) | global
+
+    # the schedule's begin and end (Zhu & Gupta 2017 §3 leave them to the user; Gale et al. 2019 tune them)
+    search_space = {"begin": Uniform(0.0, 0.4), "end": Uniform(0.5, 0.9)}
 
     when = "during"
     criterion = "magnitude"

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sparsebench import Choice, Uniform
 from sparsebench.library.ablations import PruneAtInit, register_with_ablations
 from sparsebench.library.scores import hessian_gradient_product, loss_gradient, model_mode
 
@@ -80,6 +81,9 @@ class GraSP(PruneAtInit):
     temperature: float = 200.0   # T: logits / T for g and Hg
     samples_per_class: int = 10  # class-balanced sample (authors' CIFAR-10 configurations)
     fallback_batches: int = 1    # whole batches, for targets that are not class indices
+
+    # T softens the logits for g and Hg (the authors' code: 200); the sample size sets the noise of Hg
+    search_space = {"temperature": Uniform(20.0, 2000.0, log=True), "samples_per_class": Choice(5, 10, 25)}
 
     criterion = "second-order"
     paper = "Wang et al. 2020, Picking Winning Tickets Before Training by Preserving Gradient Flow (ICLR)"

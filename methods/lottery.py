@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sparsebench import Method, magnitude_scores, register_method
+from sparsebench import Method, Uniform, magnitude_scores, register_method
 
 
 def num_rounds(sparsity: float, rate: float) -> int:
@@ -84,6 +84,15 @@ class IterativeMagnitude(Method):
             raise ValueError(f"rule must be 'layerwise' or 'global', got {self.rule!r}")
         if self.rewind not in ("weights", "lr"):
             raise ValueError(f"rewind must be 'weights' or 'lr', got {self.rewind!r}")
+
+    def space(self, sparsity):
+        # p: Frankle & Carbin prune 20 % a round; higher rates need fewer rounds (cheaper, and worse in
+        # their Fig. 4), lower ones more rounds than a budget-bound suite affords. k: the rewinding point
+        # (Frankle et al. 2020 find tickets from about 0.1-7 % of training on)
+        space = {"rate": Uniform(0.2, 0.5)}
+        if self.rewind == "weights":
+            space["rewind_fraction"] = Uniform(0.0, 0.1)
+        return space
 
     def rewind_step(self, total_steps: int) -> int:
         k = self.rewind_steps if self.rewind_steps is not None else round(self.rewind_fraction * total_steps)

@@ -28,7 +28,7 @@ profile ``quick``: 77.5 % where retraining at the recipe's rate reaches 95.5 %).
 """
 from dataclasses import dataclass
 
-from sparsebench import Method, magnitude_scores, register_method
+from sparsebench import Method, Uniform, magnitude_scores, register_method
 
 RETRAIN = ("lr-rewind", "finetune")
 
@@ -41,6 +41,11 @@ class Magnitude(Method):
     rule: str = "global"            # global | uniform
     retrain: str = "lr-rewind"      # lr-rewind | finetune (Renda et al. 2020)
     retrain_fraction: float = 1.0   # t, retraining steps as a fraction of one training
+    lr_scale: float = 1.0           # the retraining's learning rate relative to the rule's (1: as published)
+
+    # Renda et al. 2020 (Fig. 4-6) vary the retraining length t; the rate scale is the practitioner's
+    # other knob for fine-tuning (Han et al. 2015 retrain at the recipe's rate, Renda et al. at its final one)
+    search_space = {"retrain_fraction": Uniform(0.25, 1.0), "lr_scale": Uniform(0.1, 3.0, log=True)}
 
     version = "2"
     when = "after"
@@ -52,12 +57,14 @@ class Magnitude(Method):
             raise ValueError(f"unknown retrain {self.retrain!r}; choose one of {', '.join(RETRAIN)}")
         if not 0.0 < self.retrain_fraction <= 10.0:
             raise ValueError(f"retrain_fraction must be in (0, 10], got {self.retrain_fraction}")
+        if not self.lr_scale > 0:
+            raise ValueError(f"lr_scale must be positive, got {self.lr_scale}")
 
     def run(self, ctx):
         ctx.train()
         ctx.masks.prune(magnitude_scores(ctx.masks), ctx.sparsity, rule=self.rule)
         t = max(1, round(self.retrain_fraction * ctx.total_steps))
         if self.retrain == "lr-rewind":
-            ctx.train(steps=t, from_step=max(0, ctx.total_steps - t))  # the schedule's last t steps
+            ctx.train(steps=t, from_step=max(0, ctx.total_steps - t), lr_scale=self.lr_scale)  # the schedule's last t steps
         else:
-            ctx.train(steps=t, lr_scale=ctx.final_lr_factor, lr_schedule=False)
+            ctx.train(steps=t, lr_scale=ctx.final_lr_factor * self.lr_scale, lr_schedule=False)

@@ -17,6 +17,7 @@ from sparsebench.library.scores import magnitude_scores
 class MagnitudeAtInit(PruneAtInit):
     criterion = "magnitude"
     paper = "Frankle et al. 2021, Pruning Neural Networks at Initialization: Why Are We Missing the Mark? (ICLR)"
+    untuned = "the score |w| at initialization has no hyperparameter"
 
     def score(self, ctx, weights):
         return magnitude_scores(ctx.masks)

@@ -21,6 +21,7 @@ class RandomPruning(Method):
     when = "init"
     criterion = "random"
     paper = "Liu et al. 2022, The Unreasonable Effectiveness of Random Pruning (ICLR)"
+    untuned = "the sanity baseline has no hyperparameter: its per-layer rule is what names the variant"
 
     def run(self, ctx):
         scores = {n: torch.rand(p.shape) for n, p in ctx.masks.params.items()}

@@ -17,7 +17,7 @@ a difference of one step in ΔT.
 """
 from dataclasses import dataclass
 
-from sparsebench import Method, register_method
+from sparsebench import Choice, Method, Uniform, register_method
 from sparsebench.library import dynamic as dst
 
 
@@ -29,6 +29,9 @@ class RigL(Method):
     alpha: float = 0.3        # initial drop fraction
     end: float = 0.75         # T_end as a fraction of training
     rule: str = "erk"         # erk | uniform | er
+
+    # Evci et al. 2020 (Fig. 5 and Appendix) sweep the drop fraction α and the update interval ΔT
+    search_space = {"alpha": Uniform(0.1, 0.5), "delta_t": Choice(50, 100, 200)}
 
     when = "dynamic"
     criterion = "magnitude/gradient"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sparsebench import Method, register_method
+from sparsebench import Method, Uniform, register_method
 from sparsebench.library import dynamic as dst
 
 
@@ -36,6 +36,9 @@ class SET(Method):
     delta_t: int = 0           # steps between updates; 0: one epoch (the paper)
     anneal: str = "constant"   # constant (the paper) | cosine
     end: float = 1.0           # last update, as a fraction of training
+
+    # ζ, the fraction rewired at each update (Mocanu et al. 2018 use 0.3)
+    search_space = {"zeta": Uniform(0.1, 0.5)}
 
     when = "dynamic"
     criterion = "magnitude/random"

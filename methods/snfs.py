@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sparsebench import Method, register_method
+from sparsebench import Method, Uniform, register_method
 from sparsebench.library import dynamic as dst
 
 
@@ -46,6 +46,9 @@ class SparseMomentum(Method):
     prune_rate: float = 0.5   # p, decayed with a cosine to zero at the end of training
     beta: float = 0.9         # momentum smoothing
     rule: str = "uniform"
+
+    # the prune rate p (Dettmers & Zettlemoyer 2019 §4: 0.5; they report it robust in 0.2-0.7)
+    search_space = {"prune_rate": Uniform(0.2, 0.7)}
 
     when = "dynamic"
     criterion = "magnitude/momentum"

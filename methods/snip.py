@@ -20,6 +20,7 @@ mode.
 """
 from dataclasses import dataclass
 
+from sparsebench import Choice
 from sparsebench.library.ablations import PruneAtInit, register_with_ablations
 from sparsebench.library.scores import connection_sensitivity
 
@@ -31,6 +32,8 @@ class SNIP(PruneAtInit):
     score_mode: str = "eval"  # snip-public: is_train False while pruning
 
     version = "2"
+    # the sensitivity's only knob: Algorithm 1 uses one mini-batch; more average out its noise
+    search_space = {"num_batches": Choice(1, 2, 4, 8)}
 
     criterion = "gradient"
     paper = "Lee et al. 2019, SNIP: Single-shot Network Pruning based on Connection Sensitivity (ICLR)"

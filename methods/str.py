@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from sparsebench import Method, register_method
+from sparsebench import Method, Uniform, register_method
 
 # target sparsity -> λ (approximate; see the module docstring). Measured with s_init = -8 on
 # lenet300-mnist, profile quick (Adam 1.2e-3, 2 epochs), seed 0: λ = 1e-5, 1e-4, 1e-3, 3e-3, 1e-2,
@@ -75,6 +75,11 @@ class SoftThreshold(nn.Module):
 class STR(Method):
     s_init: float = -8.0                # initial threshold parameter of every layer
     weight_decay: float | None = None   # λ on W and s; None: from the target (LAMBDA_FOR_SPARSITY)
+    lambda_scale: float = 1.0           # multiplies the table's λ (weight_decay None)
+
+    # the paper tunes λ per target and fixes s_init per architecture: λ within 10x of the table, s_init
+    # from g = 6e-6 to 2e-2 (the network starts dense throughout)
+    search_space = {"lambda_scale": Uniform(0.1, 10.0, log=True), "s_init": Uniform(-12.0, -4.0)}
 
     when = "during"
     criterion = "magnitude"
@@ -82,7 +87,7 @@ class STR(Method):
     exact_sparsity = False
 
     def run(self, ctx):
-        lam = self.weight_decay if self.weight_decay is not None else lambda_for(ctx.sparsity)
+        lam = self.weight_decay if self.weight_decay is not None else self.lambda_scale * lambda_for(ctx.sparsity)
         modules = dict(ctx.model.named_modules())
         owners = []  # (module, tensor name) of each prunable weight
         for name in ctx.masks:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sparsebench import Integer
 from sparsebench.library.ablations import PruneAtInit, exponential_sparsities, register_with_ablations
 from sparsebench.library.scores import synaptic_flow
 
@@ -71,6 +72,9 @@ class SynFlow(PruneAtInit):
     score_mode: str = "eval"  # Synaptic-Flow prune.py: model.eval()
 
     version = "2"
+    # the number of rounds is the paper's one knob (Fig. 6 / Appendix: 100 by default; fewer rounds
+    # collapse layers sooner)
+    search_space = {"rounds": Integer(10, 300, log=True)}
 
     criterion = "synaptic-flow"
     paper = ("Tanaka et al. 2020, Pruning neural networks without any data by iteratively conserving "

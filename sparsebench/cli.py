@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--device", default="cpu", help="torch device of each trial (cpu, cuda)")
     run.add_argument("--plugins", nargs="*", default=[], help="extra plugin roots holding methods/ and tasks/")
     run.add_argument("--retry-failed", action="store_true", help="run failed trials again")
+    run.add_argument("--tune", type=int, metavar="N",
+                     help="the tuned track: search N configurations per method and sparsity on validation "
+                          "(the method's search space), then run the best on the seeds (a suite's blocks may set it)")
 
     board = sub.add_parser("leaderboard", help="regenerate leaderboard/ from the MLflow runs")
     board.add_argument("--tracking-uri")
@@ -58,39 +61,56 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     from sparsebench.running.sweep import run_sweep
+    from sparsebench.running.tuning import run_tuning
 
     registry.discover(args.plugins)
-    specs = _specs(args)
-    summary = run_sweep(specs, data_root=args.data_root, uri=args.tracking_uri, address=args.address,
-                        name=args.suite or "sweep", retry_failed=args.retry_failed, device=args.device,
-                        plugin_roots=args.plugins)
-    print(f"sparsebench: {summary}")
-    return 130 if summary.interrupted > 0 else 0
+    specs, studies = _specs(args)
+    options = dict(data_root=args.data_root, uri=args.tracking_uri, address=args.address,
+                   retry_failed=args.retry_failed, device=args.device, plugin_roots=args.plugins)
+    name = args.suite or "sweep"
+    summaries = {}
+    if specs:
+        summaries["trials"] = run_sweep(specs, name=name, **options)
+    if studies:
+        summaries["search"], summaries["tuned"] = run_tuning(studies, name=name, **options)
+    for what, summary in summaries.items():
+        print(f"sparsebench: {what}: {summary or 'not started (the search was interrupted; run again to resume)'}")
+    return 130 if any(s is None or s.interrupted > 0 for s in summaries.values()) else 0
 
 
-def _specs(args) -> list:
+def _specs(args) -> tuple[list, list]:
     """The trials asked for: a suite's blocks, kept to the tasks, methods, sparsities and seeds
-    given (and run under ``--profile`` if given); or the grid of those options alone."""
+    given (and run under ``--profile`` if given); or the grid of those options alone. Blocks with a
+    tuning budget (``tune``, or ``--tune``) become studies of the tuned track; their dense
+    reference runs on the default track."""
     from sparsebench.running.sweep import plan
+    from sparsebench.running.tuning import plan_studies
 
     overrides = _overrides(args.set)
     chosen = {"tasks": args.task, "methods": args.method, "sparsities": args.sparsity, "seeds": args.seed}
-    if not args.suite:
+    if args.suite:
+        blocks = [{**block, **{k: [v for v in block[k] if v in given] for k, given in chosen.items() if given},
+                   "profile": args.profile or block["profile"]} for block in SUITES[args.suite]]
+    else:
         prunes = any(registry.METHODS.get(m)[0].prunes for m in args.method or [])
         missing = [k for k in ("tasks", "methods", "sparsities") if not chosen[k] and (k != "sparsities" or prunes)]
         if missing:
             raise ValueError(f"give --suite or all of --task, --method and --sparsity (missing: {', '.join(missing)})")
-        return plan(args.task, args.method, args.sparsity or [], args.seed or [0], args.profile or "quick", overrides)
-    specs = [spec for block in SUITES[args.suite]
-             for spec in plan(block["tasks"], block["methods"], block["sparsities"], block["seeds"],
-                              args.profile or block["profile"], overrides)]
-    keep = {"tasks": "task", "methods": "method", "sparsities": "sparsity", "seeds": "seed"}
-    for option, field in keep.items():
-        if chosen[option]:
-            specs = [s for s in specs if getattr(s, field) in chosen[option] or (field == "sparsity" and s.sparsity == 0)]
-    if not specs:
+        blocks = [{"tasks": args.task, "methods": args.method, "sparsities": args.sparsity or [],
+                   "seeds": args.seed or [0], "profile": args.profile or "quick"}]
+    if args.tune is not None and args.tune < 1:
+        raise ValueError(f"--tune takes a budget of at least 1 configuration, got {args.tune}")
+    specs, studies = [], []
+    for block in blocks:
+        methods, budget = block["methods"], args.tune or block.get("tune")
+        if budget:
+            studies += plan_studies(block["tasks"], methods, block["sparsities"], block["seeds"], block["profile"],
+                                    budget, overrides)
+            methods = [m for m in methods if not registry.METHODS.get(m)[0].prunes]
+        specs += plan(block["tasks"], methods, block["sparsities"], block["seeds"], block["profile"], overrides)
+    if not specs and not studies:
         raise ValueError(f"suite {args.suite!r} has no trial with the options given")
-    return list({spec.config_id(): spec for spec in specs}.values())
+    return list({spec.config_id(): spec for spec in specs}.values()), studies
 
 
 def _overrides(pairs: list[str]) -> dict:

@@ -7,14 +7,19 @@ from sparsebench import cli, registry
 from sparsebench.running.suites import SUITES
 
 
-def specs(*argv):
+def grid(*argv):
     parser = argparse.ArgumentParser()
     for flag, kind in (("--task", str), ("--method", str), ("--sparsity", float), ("--seed", int)):
         parser.add_argument(flag, nargs="+", type=kind)
     parser.add_argument("--suite")
     parser.add_argument("--profile")
     parser.add_argument("--set", nargs="*", default=[])
+    parser.add_argument("--tune", type=int)
     return cli._specs(parser.parse_args(argv))
+
+
+def specs(*argv):
+    return grid(*argv)[0]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -24,7 +29,7 @@ def discovered():
 
 def test_every_suite_names_known_plugins():
     for name in SUITES:
-        assert specs("--suite", name), name
+        assert any(grid("--suite", name)), name
 
 
 def test_suite_options_keep_part_of_it_and_profile_replaces():
@@ -53,3 +58,18 @@ def test_dense_alone_needs_no_sparsity_but_pruning_methods_do():
     assert [(s.method, s.sparsity) for s in specs("--task", "tiny-mlp", "--method", "dense")] == [("dense", 0.0)]
     with pytest.raises(ValueError, match="missing: sparsities"):
         specs("--task", "tiny-mlp", "--method", "dense", "snip")
+
+
+def test_tune_makes_studies_of_the_pruning_methods_and_keeps_dense_on_the_default_track():
+    trials, studies = grid("--task", "lenet300-mnist", "--method", "dense", "rigl", "--sparsity", "0.9",
+                           "--seed", "0", "1", "--tune", "4")
+    assert [(s.method, s.track) for s in trials] == [("dense", "default"), ("dense", "default")]
+    assert [(s.method, s.sparsity, s.budget, s.seeds) for s in studies] == [("rigl", 0.9, 4, (0, 1))]
+    with pytest.raises(ValueError, match="at least 1"):
+        grid("--task", "lenet300-mnist", "--method", "rigl", "--sparsity", "0.9", "--tune", "0")
+
+
+def test_the_tuned_suite_tunes_every_pruning_method():
+    trials, studies = grid("--suite", "tuned")
+    assert {s.method for s in trials} == {"dense"} and studies
+    assert all(s.budget == 8 and s.seeds == (0, 1, 2) for s in studies)

@@ -9,7 +9,7 @@ from sparsebench.reporting import leaderboard
 def cells(rows):
     keys = ["task", "profile", "variant", "method", "sparsity", "mean", "collapsed"]
     frame = pd.DataFrame(rows, columns=keys)
-    return frame.assign(higher_is_better=True, std=float("nan"), n=1, collapse="")
+    return frame.assign(higher_is_better=True, std=float("nan"), n=1, collapse="", track="default")
 
 
 def test_a_collapsed_cell_is_not_ranked_and_is_marked():

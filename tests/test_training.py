@@ -71,3 +71,18 @@ def test_lr_schedules():
     cosine = Recipe(batch_size=1, lr=1.0, epochs=1, schedule="cosine", warmup=0.1)
     assert lr_factor(cosine, 5, 100) == pytest.approx(0.5 * 0.5 * (1 + torch.cos(torch.tensor(0.05 * torch.pi)).item()))
     assert lr_factor(cosine, 100, 100) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_label_smoothing_changes_the_training_loss_only():
+    task_cls, _ = registry.TASKS.get("tiny-mlp")
+    task = task_cls("quick")
+    model = torch.nn.Linear(2, 3)
+    batch = (torch.randn(8, 2), torch.randint(0, 3, (8,)))
+    plain = task.loss(model, batch)
+    task.recipe = Recipe(batch_size=1, lr=1.0, epochs=1, label_smoothing=0.1)
+    smoothed = task.loss(model, batch)
+    logp = torch.log_softmax(model(batch[0]), -1)
+    expected = 0.9 * plain + 0.1 * (-logp.mean(-1)).mean()  # (1 - eps) CE + eps * uniform CE
+    assert smoothed.item() == pytest.approx(expected.item(), rel=1e-6) and smoothed.item() != plain.item()
+    with pytest.raises(ValueError, match="label_smoothing"):
+        Recipe(batch_size=1, lr=1.0, epochs=1, label_smoothing=1.0)

@@ -33,12 +33,20 @@ class Method:
     paper: ClassVar[str]
     prunes: ClassVar[bool] = True          # False only for the dense reference
     exact_sparsity: ClassVar[bool] = True  # False where the sparsity reached is learned (STR)
+    # the hyperparameters the tuning track searches (sparsebench.core.space), each range holding
+    # the paper's default; a method that declares none says why in ``untuned``
+    search_space: ClassVar[dict] = {}
+    untuned: ClassVar[str] = ""
 
     def run(self, ctx: "Context") -> None:
         raise NotImplementedError
 
     def hparams(self) -> dict:
         return dataclasses.asdict(self)
+
+    def space(self, sparsity: float) -> dict:
+        """The search space at a target sparsity (by default ``search_space``)."""
+        return dict(self.search_space)
 
 
 class Context:

@@ -46,6 +46,8 @@ class Recipe:
     # mixed precision of the training steps' forward pass: None (float32) or "bfloat16" (torch.autocast;
     # weights, optimizer state, masks and evaluation stay float32)
     autocast: str | None = None
+    # label smoothing of the training loss (Szegedy et al. 2016); evaluation is unaffected
+    label_smoothing: float = 0.0
     eval_batch_size: int = 1000
 
     def __post_init__(self):
@@ -53,6 +55,8 @@ class Recipe:
             raise ValueError("a recipe sets exactly one of epochs and steps")
         if self.autocast not in (None, "bfloat16"):
             raise ValueError(f"autocast is None or 'bfloat16', got {self.autocast!r}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing is in [0, 1), got {self.label_smoothing!r}")
 
     def total_steps(self, steps_per_epoch: int) -> int:
         return self.steps if self.steps is not None else max(1, round(self.epochs * steps_per_epoch))
@@ -138,7 +142,7 @@ class Task:
 
     def loss(self, model: nn.Module, batch) -> torch.Tensor:
         x, y = batch
-        return F.cross_entropy(model(x), y)
+        return F.cross_entropy(model(x), y, label_smoothing=self.recipe.label_smoothing)
 
     def batch_size_of(self, batch) -> int:
         return len(batch[-1])

@@ -19,8 +19,8 @@ import pandas as pd
 from sparsebench.core import registry
 from sparsebench.running import tracking
 
-KEYS = ["task", "profile", "variant", "method", "sparsity"]
-SECTION_KEYS = ["task", "profile", "variant"]
+KEYS = ["task", "profile", "variant", "track", "method", "sparsity"]
+SECTION_KEYS = ["task", "profile", "variant", "track"]
 DEFAULT_UI_URL = "http://127.0.0.1:5000"  # where `make ui` serves MLflow
 
 
@@ -53,6 +53,8 @@ def trial_table(uri: str) -> pd.DataFrame:
     def col(name, default=None):
         return runs[name] if name in runs else pd.Series(default, index=runs.index)
 
+    runs = runs[col("tags.sb.track", "default").fillna("default") != "tuning"]  # searches never reach the board
+
     origin = col(f"tags.{tracking.ORIGIN}").astype(object).where(lambda o: o.notna(), runs["run_id"])
 
     metric_name = col("tags.sb.metric")
@@ -71,6 +73,12 @@ def trial_table(uri: str) -> pd.DataFrame:
         "inference_flops_rel": col("metrics.inference/flops_rel"), "params_nonzero": col("metrics.params/nonzero"),
         "params_total": col("metrics.params/total"), "when": col("tags.sb.when"),
         "criterion": col("tags.sb.criterion"), "experiment_id": runs["experiment_id"], "run_id": origin,
+        "track": col("tags.sb.track", "default").fillna("default"),
+        # tuned trials: the budget, the configurations searched, the choice and the search's cost
+        "budget": pd.to_numeric(col("tags.sb.tuning.budget"), errors="coerce"),
+        "configs": pd.to_numeric(col("tags.sb.tuning.configs"), errors="coerce"),
+        "chosen": col("tags.sb.tuning.chosen", "").fillna(""),
+        "search_cost_rel": col("metrics.tuning/search_cost_rel"),
     }).reset_index(drop=True)
 
 
@@ -89,6 +97,8 @@ def aggregate(trials: pd.DataFrame) -> pd.DataFrame:
                       inference_flops_rel=("inference_flops_rel", "mean"),
                       params_nonzero=("params_nonzero", "mean"), params_total=("params_total", "mean"),
                       when=("when", "first"), criterion=("criterion", "first"),
+                      budget=("budget", "first"), configs=("configs", "first"), chosen=("chosen", "first"),
+                      search_cost_rel=("search_cost_rel", "first"),
                       experiment_id=("experiment_id", "first"), run_ids=("run_id", lambda ids: " ".join(ids)))
     return out.reset_index()
 
@@ -98,19 +108,19 @@ def ranks(table: pd.DataFrame) -> pd.DataFrame:
 
     Ranks are taken within one task, profile, variant and sparsity (1 = best, ties share the
     average rank, the task's ``higher_is_better`` respected), then averaged over tasks, separately
-    for each profile and variant. A cell where some seed's network collapsed (a layer or an
+    for each profile, variant and track. A cell where some seed's network collapsed (a layer or an
     output cut off) is not ranked: it is marked on the board instead. Columns: profile, variant, method, sparsity, rank, tasks, of
     (the mean number of methods ranked).
     """
-    columns = ["profile", "variant", "method", "sparsity", "rank", "tasks", "of"]
+    columns = ["profile", "variant", "track", "method", "sparsity", "rank", "tasks", "of"]
     pruned = table[(table["method"] != "dense") & table["mean"].notna() & (table["collapsed"] == 0)]
     if pruned.empty:
         return pd.DataFrame(columns=columns)
     score = pruned["mean"].where(pruned["higher_is_better"], -pruned["mean"])
-    by_cell = pruned.assign(score=score).groupby(["task", "profile", "variant", "sparsity"])
+    by_cell = pruned.assign(score=score).groupby(["task", "profile", "variant", "track", "sparsity"])
     pruned = pruned.assign(rank=by_cell["score"].rank(ascending=False, method="average"),
                            of=by_cell["score"].transform("count"))
-    out = pruned.groupby(["profile", "variant", "method", "sparsity"]).agg(
+    out = pruned.groupby(["profile", "variant", "track", "method", "sparsity"]).agg(
         rank=("rank", "mean"), tasks=("task", "nunique"), of=("of", "mean"))
     return out.reset_index()[columns]
 
@@ -121,6 +131,7 @@ class Section:
     task: str
     profile: str
     variant: str
+    track: str
     metric: str
     higher_is_better: bool
     rows: pd.DataFrame  # aggregate() rows of the pruning methods
@@ -128,15 +139,17 @@ class Section:
     methods: list[str]  # best first: mean rank over the sparsities, then mean metric
     sparsities: list[float]
     plot: str | None = None  # path of the plot, relative to the leaderboard folder
+    untuned: pd.DataFrame | None = None  # tuned track: the default track's rows of the same methods
 
     @property
     def title(self) -> str:
         title = f"{self.task} — profile `{self.profile}`"
-        return title + (f" — data: {self.variant}" if self.variant != "official" else "")
+        title += f" — data: {self.variant}" if self.variant != "official" else ""
+        return title + (f" — {self.track} track" if self.track != "default" else "")
 
     @property
     def slug(self) -> str:
-        return slug(self.task, self.profile, self.variant)
+        return slug(self.task, self.profile, self.variant, *([self.track] if self.track != "default" else []))
 
     @property
     def direction(self) -> str:
@@ -148,20 +161,28 @@ def slug(*parts: str) -> str:
 
 
 def sections(table: pd.DataFrame) -> list[Section]:
+    """One per task, profile, variant and track; a tuned section borrows the default track's dense
+    reference (nothing to tune) and keeps the default track's rows to show what tuning gained."""
     out = []
-    for (task, profile, variant), group in table.groupby(SECTION_KEYS, sort=True):
+    for (task, profile, variant, track), group in table.groupby(SECTION_KEYS, sort=True):
         first = group.iloc[0]
         higher = bool(first["higher_is_better"])
-        dense = group[group["method"] == "dense"]
+        default = table[(table["task"] == task) & (table["profile"] == profile) & (table["variant"] == variant)
+                         & (table["track"] == "default")]
+        dense = (group if track == "default" else default)
+        dense = dense[dense["method"] == "dense"]
+        if track != "default" and group["method"].eq("dense").all():
+            continue
         rows = group[group["method"] != "dense"]
         score = rows["mean"].where(rows["higher_is_better"], -rows["mean"])
         rank = score.groupby(rows["sparsity"]).rank(ascending=False, method="average")
         methods = (pd.DataFrame({"method": rows["method"], "rank": rank, "score": score})
                    .groupby("method").agg(rank=("rank", "mean"), score=("score", "mean"))
                    .sort_values(["rank", "score"], ascending=[True, False]).index.tolist())
-        out.append(Section(task, profile, variant, first["metric"], higher, rows.reset_index(drop=True),
+        out.append(Section(task, profile, variant, track, first["metric"], higher, rows.reset_index(drop=True),
                            dense.iloc[0] if not dense.empty else None, methods,
-                           sorted(rows["sparsity"].unique().tolist())))
+                           sorted(rows["sparsity"].unique().tolist()),
+                           untuned=default[default["method"] != "dense"] if track == "tuned" else None))
     return out
 
 
@@ -228,6 +249,24 @@ def cost_table(section: Section) -> pd.DataFrame:
     } for r in rows])
 
 
+def tuning_table(section: Section) -> pd.DataFrame:
+    """A tuned section's third table: per method and sparsity the choice, the search's size and
+    cost, and the result beside the default hyperparameters' (gain: in the metric's direction)."""
+    untuned = {(r["method"], r["sparsity"]): r for _, r in section.untuned.iterrows()}
+    order = {m: i for i, m in enumerate(section.methods)}
+    rows = section.rows.assign(order=section.rows["method"].map(order)).sort_values(["order", "sparsity"])
+    out = []
+    for _, r in rows.iterrows():
+        d = untuned.get((r["method"], r["sparsity"]))
+        gain = (r["mean"] - d["mean"]) * (1 if section.higher_is_better else -1) if d is not None else float("nan")
+        out.append({"method": r["method"], "sparsity": percent(r["sparsity"]), "chosen": r["chosen"] or "—",
+                    "configurations": f"{count(r['configs'])} of {count(r['budget'])}",
+                    "search FLOPs": ratio(r["search_cost_rel"], 1), f"tuned {section.metric}": cell(r["mean"], r["std"], r["n"], r["collapsed"]),
+                    f"default {section.metric}": "—" if d is None else cell(d["mean"], d["std"], d["n"], d["collapsed"]),
+                    "gain": "—" if pd.isna(gain) else f"{gain:+.2f}"})
+    return pd.DataFrame(out)
+
+
 def rank_grid(ranked: pd.DataFrame) -> pd.DataFrame:
     """Average ranks of one profile and variant: one row per method (best first), one column per sparsity."""
     values = ranked.assign(cell=[f"{r:.2f} ({t})" for r, t in zip(ranked["rank"], ranked["tasks"])])
@@ -253,6 +292,12 @@ def markdown_section(section: Section) -> str:
               "dense training (counted by the harness), inference FLOPs per example relative to the dense model, "
               "parameters left nonzero; what collapsed, if anything.", "",
               cost_table(section).to_markdown(index=False), ""]
+    if section.track == "tuned":
+        lines += ["Tuning: the configuration chosen on validation among those searched (the paper's defaults "
+                  "first, then random draws from the method's space; a method with a small space uses fewer than "
+                  "the budget), the search's training FLOPs relative to one dense training, and the result "
+                  "beside the default track's (gain in the metric's direction).", "",
+                  tuning_table(section).to_markdown(index=False), ""]
     return "\n".join(lines)
 
 
@@ -260,10 +305,11 @@ def markdown_summary(ranked: pd.DataFrame) -> str:
     lines = ["## Summary: average rank across tasks", "",
              "Rank of each method among the pruning methods of a task at one sparsity (1 = best, the metric's "
              "direction respected), averaged over the tasks where it ran (their number in brackets). "
-             "Profiles and dataset variants are ranked separately; cells where a network collapsed are not "
-             "ranked.", ""]
-    for (profile, variant), group in ranked.groupby(["profile", "variant"], sort=True):
-        lines += [f"### profile `{profile}`" + (f" — data: {variant}" if variant != "official" else ""), "",
+             "Profiles, dataset variants and tracks are ranked separately; cells where a network collapsed are "
+             "not ranked.", ""]
+    for (profile, variant, track), group in ranked.groupby(["profile", "variant", "track"], sort=True):
+        lines += [f"### profile `{profile}`" + (f" — data: {variant}" if variant != "official" else "")
+                  + (f" — {track} track" if track != "default" else ""), "",
                   rank_grid(group).to_markdown(), ""]
     return "\n".join(lines)
 

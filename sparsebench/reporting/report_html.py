@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from sparsebench.reporting.leaderboard import COLLAPSED, Section, count, mean_std, percent, ratio
+from sparsebench.reporting.leaderboard import COLLAPSED, Section, count, mean_std, percent, ratio, tuning_table
 
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color: #1d232a;
@@ -114,7 +114,7 @@ class Links:
         """The experiment's runs filtered to one cell (method, profile, sparsity; every seed): by tags,
         which every store holds, where run ids differ between stores that imported the same bundle."""
         tags = {"sb.method": row["method"], "sb.profile": row["profile"], "sb.sparsity": str(float(row["sparsity"])),
-                "sb.status": "completed"}
+                "sb.status": "completed", **({"sb.track": row["track"]} if row["track"] != "default" else {})}
         where = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
         return f"{self.experiment(row['experiment_id'])}?searchFilter={quote(where, safe='')}"
 
@@ -229,6 +229,7 @@ def section_html(section: Section, links: Links) -> str:
     parts = [f'<section id="{escape(section.slug)}">',
              f"<h2>{escape(section.task)} <span class=\"tag\">profile {escape(section.profile)}</span>"
              + (f' <span class="tag">data: {escape(section.variant)}</span>' if section.variant != "official" else "")
+             + (f' <span class="tag">{escape(section.track)} track</span>' if section.track != "default" else "")
              + "</h2>",
              f"<p>Test {escape(section.metric)} ({section.direction}): mean ± std over seeds, n seeds. "
              + (f'<a href="{escape(links.experiment(experiment))}">MLflow experiment</a>' if experiment else "")
@@ -248,7 +249,15 @@ def section_html(section: Section, links: Links) -> str:
     parts += ["<h3>Cost and size</h3>",
               '<p class="muted">Training FLOPs and optimizer steps relative to one dense training, inference FLOPs per example '
               "relative to the dense model (both counted by the harness), parameters left nonzero.</p>",
-              cost_table(section, links), "</section>"]
+              cost_table(section, links)]
+    if section.track == "tuned":
+        frame = tuning_table(section)
+        rows = [f"<tr>{''.join(td(str(v)) for v in r)}</tr>" for r in frame.itertuples(index=False)]
+        parts += ["<h3>Tuning</h3>",
+                  '<p class="muted">The configuration chosen on validation among those searched, the search\'s '
+                  "training FLOPs relative to one dense training, and the result beside the default track's.</p>",
+                  table([th(c) for c in frame.columns], rows, "tuning")]
+    parts.append("</section>")
     return "\n".join(parts)
 
 
@@ -257,9 +266,10 @@ def summary_html(ranked: pd.DataFrame) -> str:
              "<p>Rank of each method among the pruning methods of a task at one target sparsity (1 = best, the "
              "task metric's direction respected; ties share a rank), averaged over the tasks where the method "
              "ran. Profiles and dataset variants are ranked separately.</p>"]
-    for (profile, variant), group in ranked.groupby(["profile", "variant"], sort=True):
+    for (profile, variant, track), group in ranked.groupby(["profile", "variant", "track"], sort=True):
         parts.append(f'<h3>profile <code>{escape(profile)}</code>'
-                     + (f" — data: {escape(variant)}" if variant != "official" else "") + "</h3>")
+                     + (f" — data: {escape(variant)}" if variant != "official" else "")
+                     + (f" — {escape(track)} track" if track != "default" else "") + "</h3>")
         sparsities = sorted(group["sparsity"].unique())
         heads = [th("method")] + [th(f"rank @ {percent(s)}", title=f"average rank at target sparsity {percent(s)}")
                                   for s in sparsities]
@@ -287,7 +297,8 @@ def page(sections: list[Section], ranked: pd.DataFrame, ui: str) -> str:
     links = Links(ui)
     nav = ['<a href="#summary">Summary</a>'] if not ranked.empty else []
     nav += [f'<a href="#{escape(s.slug)}">{escape(s.task)} · {escape(s.profile)}'
-            + (f" · {escape(s.variant)}" if s.variant != "official" else "") + "</a>" for s in sections]
+            + (f" · {escape(s.variant)}" if s.variant != "official" else "")
+            + (f" · {escape(s.track)}" if s.track != "default" else "") + "</a>" for s in sections]
     body = ([summary_html(ranked)] if not ranked.empty else []) + [section_html(s, links) for s in sections]
     if not sections:
         body = ['<p class="muted">No completed runs yet: run <code>make bench</code>, then '

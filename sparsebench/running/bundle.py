@@ -124,8 +124,12 @@ def check(record: dict) -> str | None:
     if record["params"].get("task") != spec.get("task"):
         raise BundleError(f"{where}: params and spec name different tasks")
     status, test = tags["sb.status"], f"final/test_{tags['sb.metric']}"
+    tuning = spec.get("track") == "tuning"
+    if tuning and test in metrics:
+        raise BundleError(f"{where}: a tuning run with a test {tags['sb.metric']} (tuning sees validation only)")
     if status == "completed":
-        absent = [m for m in (test, *COMPLETED_METRICS) if m not in metrics]
+        result = f"final/val_{tags['sb.metric']}" if tuning else test
+        absent = [m for m in (result, *COMPLETED_METRICS) if m not in metrics]
         if absent:
             raise BundleError(f"{where}: a completed run without {', '.join(absent)}")
         if not record["history"].get(f"val/{tags['sb.metric']}") or not record.get("layers"):

@@ -55,6 +55,18 @@ CNN = [
      "sparsities": [0.9, 0.98], "seeds": [0], "profile": "medium"},
 ]
 
+# the tuned track (sparsebench.running.tuning): every method family searched with the same budget of
+# 8 configurations on validation at each sparsity, the choice run on 3 seeds; the dense reference
+# (nothing to tune) on the default track. About 35 minutes on 2 cores.
+TUNED = [
+    {"tasks": ["lenet300-mnist"], "methods": ["lottery"], "sparsities": [0.9, 0.98], "seeds": [0, 1, 2],
+     "profile": "quick", "tune": 8},
+    {"tasks": ["lenet300-mnist"],
+     "methods": ["dense", "random-erk", "magnitude", "magnitude-init", "snip", "force", "grasp", "synflow", "gmp",
+                 "str", "rigl", "set", "snfs"],
+     "sparsities": [0.9, 0.98], "seeds": [0, 1, 2], "profile": "quick", "tune": 8},
+]
+
 SUITES = {
     # the default benchmark: fits in 30 minutes on 2 CPU cores
     "default": DEFAULT,
@@ -62,6 +74,8 @@ SUITES = {
     "coverage": COVERAGE,
     # ResNet-20 on CIFAR-10 (JPEG variant) in about 21 minutes a trial: about 3 hours on 2 CPU cores
     "cnn": CNN,
+    # the default suite's model tuned: every method gets the same search budget on validation
+    "tuned": TUNED,
     # the reference recipes of every task: GPU work for most of them
     "full": [{"tasks": ALL_TASKS,
               "methods": ["dense", "random-erk", "magnitude", "magnitude-init", "snip", "grasp", "synflow",

@@ -91,7 +91,9 @@ def pending(specs: list[TrialSpec], uri: str, retry_failed: bool = False) -> lis
 
 
 def run_sweep(specs: list[TrialSpec], *, data_root=None, uri=None, address=None, name="sweep",
-              retry_failed=False, device="cpu", plugin_roots=None) -> SweepSummary:
+              retry_failed=False, device="cpu", plugin_roots=None, notes: dict | None = None) -> SweepSummary:
+    """Run the specs without a finished run; ``notes`` (config id -> {"tags": ..., "metrics": ...})
+    are recorded with a trial's result (e.g. a tuned trial's search)."""
     uri = tracking.tracking_uri(uri)
     root = resolve_data_root(data_root)
     validate(specs, root)
@@ -108,7 +110,7 @@ def run_sweep(specs: list[TrialSpec], *, data_root=None, uri=None, address=None,
                "plugin_roots": [str(p) for p in registry.plugin_roots(plugin_roots)]}
     results: list = []
     try:
-        results = _tune(todo, context, address, name)
+        results = _tune(todo, context, address, name, notes or {})
     finally:
         tracking.end_sweep(uri, parents, "FINISHED" if len(results) == len(todo) else "KILLED")
     for spec, outcome in results:
@@ -119,8 +121,8 @@ def run_sweep(specs: list[TrialSpec], *, data_root=None, uri=None, address=None,
     return summary
 
 
-def trial_config(spec: TrialSpec, context: dict) -> dict:
-    return {"spec": spec.to_json(), "context": context}
+def trial_config(spec: TrialSpec, context: dict, note: dict | None = None) -> dict:
+    return {"spec": spec.to_json(), "context": context, "note": note or {}}
 
 
 def execute(config: dict) -> dict:
@@ -139,12 +141,15 @@ def execute(config: dict) -> dict:
     except Exception as exc:  # the task failed to load or build: still a result
         result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "metrics": {}}
     result["metrics"]["time/trial_seconds"] = time.time() - started
+    note = config.get("note") or {}
+    result["metrics"].update(note.get("metrics", {}))
+    result["info"] = {**result.get("info", {}), **note.get("tags", {})}
     run.finish(result)
     return {"status": result["status"], "reason": result["reason"], "run_id": run.run_id,
             **{k: v for k, v in result["metrics"].items() if k.startswith("final/")}}
 
 
-def _tune(specs: list[TrialSpec], context: dict, address: str | None, name: str):
+def _tune(specs: list[TrialSpec], context: dict, address: str | None, name: str, notes: dict):
     import ray
     from ray import tune
 
@@ -154,10 +159,10 @@ def _tune(specs: list[TrialSpec], context: dict, address: str | None, name: str)
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
     def trainable(config):
-        tune.report(execute(config))
+        tune.report(execute({**config["trial"], "context": config["context"]}))
 
     def resources(config):
-        task_cls, _ = registry.TASKS.get(config["spec"]["task"])
+        task_cls, _ = registry.TASKS.get(config["trial"]["spec"]["task"])
         res = dict(task_cls.resources)
         return {"cpu": res.get("cpu", 1), "gpu": res.get("gpu", 0) if context["device"] != "cpu" else 0}
 
@@ -165,13 +170,14 @@ def _tune(specs: list[TrialSpec], context: dict, address: str | None, name: str)
 
     class Progress(tune.Callback):
         def on_trial_complete(self, iteration, trials, trial, **info):
-            r, spec = trial.last_result or {}, TrialSpec.from_json(trial.config["spec"])
+            r, spec = trial.last_result or {}, TrialSpec.from_json(trial.config["trial"]["spec"])
             outcomes.append((spec, r.get("status", "failed")))
-            metric = next((f"{k[6:]} {v:.4g}" for k, v in r.items() if k.startswith("final/test_")), "")
+            metric = next((f"{k[6:]} {v:.4g}" for k, v in sorted(r.items(), key=lambda kv: "final/test_" not in kv[0])
+                           if k.startswith(("final/test_", "final/val_"))), "")
             _progress(len(outcomes), len(specs), spec, f"{r.get('status', '?')} {metric} {r.get('reason', '')}")
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            spec = TrialSpec.from_json(trial.config["spec"])
+            spec = TrialSpec.from_json(trial.config["trial"]["spec"])
             error = trial.error_file and Path(trial.error_file).read_text().strip().splitlines()[-1]
             _record_crash(context, spec, f"worker died: {error or 'no error message'}"[:1000])
             outcomes.append((spec, "failed"))
@@ -184,7 +190,8 @@ def _tune(specs: list[TrialSpec], context: dict, address: str | None, name: str)
     try:
         tuner = tune.Tuner(
             tune.with_resources(trainable, resources),
-            param_space={"spec": tune.grid_search([s.to_json() for s in specs]), "context": context},
+            param_space={"trial": tune.grid_search([{"spec": s.to_json(), "note": notes.get(s.config_id(), {})}
+                                                    for s in specs]), "context": context},
             tune_config=tune.TuneConfig(reuse_actors=True),
             run_config=tune.RunConfig(name=f"{name}-{int(time.time())}", verbose=0, callbacks=[Progress()],
                                       storage_path=str(Path(".sparsebench/ray").resolve()),

@@ -87,7 +87,9 @@ class TrialRun:
                 "sb.kind": "trial", **{f"sb.{k}": str(v) for k, v in describe.items()},
                 # the spec again as tags, so that the MLflow UI shows and filters them as columns
                 "sb.task": spec.task, "sb.profile": spec.profile, "sb.method": spec.method,
-                "sb.sparsity": str(spec.sparsity), "sb.seed": str(spec.seed)}
+                "sb.sparsity": str(spec.sparsity), "sb.seed": str(spec.seed), "sb.track": spec.track}
+        if spec.study:
+            tags["sb.study"] = spec.study
         if parent_id:
             tags[MLFLOW_PARENT_RUN_ID] = parent_id
         run = self.client.create_run(_experiment(self.client, spec.task), run_name=spec.run_name, tags=tags)

@@ -32,6 +32,7 @@ from sparsebench.library.connectivity import Connectivity, connectivity
 # growing where the gradient is zero, e.g. rows of rare tokens in an embedding): not a failure, as
 # the method only handicaps itself; the leaderboard shows the sparsity achieved.
 SPARSITY_TOLERANCE = 0.005
+TRACKS = ("default", "tuning", "tuned")
 
 
 @dataclass(frozen=True)
@@ -42,12 +43,25 @@ class TrialSpec:
     seed: int = 0
     profile: str = "quick"
     hparams: dict = field(default_factory=dict)  # overrides of the method's registered defaults
+    # the result's track: "default" (the paper's hyperparameters or the given overrides), "tuning" (a
+    # configuration of a search: evaluated on validation only, never on test) or "tuned" (a study's
+    # choice, named by ``study``, run on a reported seed)
+    track: str = "default"
+    study: str = ""
 
     def __post_init__(self):
         object.__setattr__(self, "sparsity", check_sparsity(self.sparsity))
+        if self.track not in TRACKS:
+            raise ValueError(f"unknown track {self.track!r}; choose one of {', '.join(TRACKS)}")
+        if (self.track == "tuned") != bool(self.study):
+            raise ValueError("a tuned trial names its study, and only a tuned trial does")
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        for name, default in (("track", "default"), ("study", "")):  # default-track ids do not change
+            if data[name] == default:
+                del data[name]
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> "TrialSpec":
@@ -127,14 +141,14 @@ def run_trial(spec: TrialSpec, data_root: Path | None = None,
     achieved, per_layer = sparsity_report(weights)
     paths = trace_connectivity(task, model, masks, train_split)
     model.eval()
-    metric = task.evaluate(model, splits.test)
     val = task.evaluate(model, splits.val)
+    metric = val if spec.track == "tuning" else task.evaluate(model, splits.test)  # tuning never sees test
     densities = {n: 1.0 - s for n, s in per_layer.items()}
     total_params = sum(p.numel() for p in model.parameters())
     zeros = sum(int((p == 0).sum()) for p in weights.values())
     m = task.metric.name
     result["metrics"] = {
-        f"final/test_{m}": metric,
+        **({} if spec.track == "tuning" else {f"final/test_{m}": metric}),
         f"final/val_{m}": val,
         "final/sparsity": achieved,
         "final/effective_sparsity": paths.effective_sparsity,
@@ -159,7 +173,7 @@ def run_trial(spec: TrialSpec, data_root: Path | None = None,
                             "dead_units": paths.dead_units[n]}
                         for n, p in weights.items()}
     if not torch.isfinite(torch.tensor(metric)):
-        return _failed(result, f"diverged: test {m} is {metric}")
+        return _failed(result, f"diverged: {'validation' if spec.track == 'tuning' else 'test'} {m} is {metric}")
     if method.exact_sparsity and achieved < spec.sparsity - SPARSITY_TOLERANCE:
         return _failed(result, f"method {spec.method!r} reached sparsity {achieved:.4f}, target {spec.sparsity}")
     return result

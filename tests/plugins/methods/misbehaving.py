@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sparsebench import Method, register_method
+from sparsebench import Method, Uniform, register_method
 
 
 @register_method("test-raises")
@@ -45,3 +45,19 @@ class WrongSparsity(Method):
     def run(self, ctx):
         ctx.masks.prune({n: torch.rand(p.shape) for n, p in ctx.masks.params.items()}, ctx.sparsity / 2)
         ctx.train(steps=2)
+
+
+@register_method("test-tunable")
+@dataclass
+class Tunable(Method):
+    """A search space where part of the range raises: a failed configuration must not stop a search."""
+    when, criterion, paper = "init", "random", "—"
+    fail_above: float = 0.5
+    x: float = 0.1
+    search_space = {"x": Uniform(0.0, 1.0)}
+
+    def run(self, ctx):
+        if self.x > self.fail_above:
+            raise ValueError(f"x = {self.x} is out of this method's depth")
+        ctx.masks.prune({n: torch.rand(p.shape) for n, p in ctx.masks.params.items()}, ctx.sparsity)
+        ctx.train()
