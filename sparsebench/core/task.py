@@ -43,8 +43,9 @@ class Recipe:
     warmup: float = 0.0
     grad_clip: float | None = None
     train_subset: int | None = None  # use only the first N training examples
-    # mixed precision of the training steps' forward pass: None (float32) or "bfloat16" (torch.autocast;
-    # weights, optimizer state, masks and evaluation stay float32)
+    # mixed precision of the training steps' forward pass and the per-epoch validation: None (float32) or
+    # "bfloat16" (torch.autocast; weights, optimizer state and masks stay float32, and so do the final
+    # validation and test of a trial)
     autocast: str | None = None
     # label smoothing of the training loss (Szegedy et al. 2016); evaluation is unaffected
     label_smoothing: float = 0.0

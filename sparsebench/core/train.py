@@ -149,7 +149,8 @@ class Trainer:
     def _end_epoch(self, last_loss: float) -> None:
         self.epoch += 1
         self.model.eval()
-        val = self.task.evaluate(self.model, self.val_split)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.recipe.autocast is not None):
+            val = self.task.evaluate(self.model, self.val_split)  # monitoring: the final evaluations are float32
         self.log({"train/loss": last_loss, f"val/{self.task.metric.name}": val,
                   "train/density": self.masks.density(), "cost/steps": self.cost.steps}, self.epoch)
 
