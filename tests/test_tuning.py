@@ -10,7 +10,7 @@ from sparsebench.reporting import leaderboard
 from sparsebench.running import tracking
 from sparsebench.running.sweep import plan, run_sweep
 from sparsebench.running.trial import TrialSpec, make_method, run_trial
-from sparsebench.running.tuning import TUNING_SEED, Study, run_tuning
+from sparsebench.running.tuning import TUNING_SEED, Study, choose, run_tuning
 
 from conftest import PROJECT_METHODS, TEST_PLUGINS
 
@@ -109,3 +109,17 @@ def test_tuning_through_ray_and_mlflow_resumes_and_tests_only_the_choice(trackin
     text = (tmp_path / "board" / "README.md").read_text()
     assert "## tiny-mlp — profile `quick` — tuned track" in text and "configurations" in text
     assert "3 of 3" in text and "gain" in text
+
+
+def test_the_choice_is_the_best_validation_result_and_a_learned_sparsity_must_reach_its_target():
+    study = Study("tiny-mlp", "quick", "str", 0.9, 4)
+    ids = [c.config_id() for c in study.candidates()]
+    runs = pd.DataFrame({"tags.sb.config_id": ids, "tags.sb.status": ["completed"] * 3 + ["failed"],
+                         "metrics.final/val_accuracy": [90.0, 97.0, 95.0, float("nan")],
+                         "metrics.final/sparsity": [0.91, 0.80, 0.93, float("nan")],  # the best fell short
+                         "metrics.cost/train_cost_rel": [1.0, 1.0, 1.0, float("nan")]})
+    choice = choose(study, runs)
+    assert choice["chosen"] == {k: study.candidates()[2].hparams[k] for k in choice["chosen"]}
+    assert choice["note"]["metrics"] == {"tuning/best_val": 95.0, "tuning/search_cost_rel": 3.0}
+    assert choice["note"]["tags"]["tuning.failed"] == 1 and choice["note"]["tags"]["tuning.configs"] == 4
+    assert choose(study, runs.assign(**{"metrics.final/sparsity": 0.5})) is None

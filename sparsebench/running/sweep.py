@@ -1,5 +1,5 @@
-"""Sweeps: a grid of trials run through Ray Tune, recorded in MLflow. (The only module that
-imports Ray.)
+"""Sweeps: a grid of trials run through Ray Tune, recorded in MLflow. (With ``tuning``, which
+draws from Ray Tune's search spaces, the only module that imports Ray.)
 
 Before Ray starts, the grid is checked (names, sparsities, data), and trials whose config id
 already has a finished run (completed, or failed with a reason) are skipped, so a re-run or an

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from sparsebench.core import registry
 from sparsebench.core.space import check_space, describe, rounded, space_digest
-from sparsebench.running.trial import TrialSpec, make_method, make_task
+from sparsebench.running.trial import SPARSITY_TOLERANCE, TrialSpec, make_method, make_task
 
 TUNING_SEED = 1000
 
@@ -97,7 +97,9 @@ def plan_studies(tasks, methods, sparsities, seeds, profile, budget, hparams=Non
 
 
 def choose(study: Study, runs) -> dict | None:
-    """The best completed candidate by validation metric, with the search's record; None if none completed."""
+    """The best completed candidate by validation metric, with the search's record; None if none
+    qualifies. Where sparsity is learned (STR), a candidate that fell short of the target does not
+    qualify: tuning must not buy accuracy with density (one that overshoots only handicaps itself)."""
     candidates = study.candidates()
     ids = [c.config_id() for c in candidates]
     task = make_task(study.task, study.profile)
@@ -105,6 +107,8 @@ def choose(study: Study, runs) -> dict | None:
     mine = runs[runs["tags.sb.config_id"].isin(ids)] if not runs.empty else runs
     finished = mine[mine["tags.sb.status"].isin(["completed", "failed"])].drop_duplicates("tags.sb.config_id", keep="last")
     completed = finished[finished["tags.sb.status"] == "completed"]
+    if not registry.METHODS.get(study.method)[0].exact_sparsity and not completed.empty:
+        completed = completed[completed["metrics.final/sparsity"] >= study.sparsity - SPARSITY_TOLERANCE]
     if completed.empty or val not in completed:
         return None
     order = {cid: i for i, cid in enumerate(ids)}
@@ -139,8 +143,8 @@ def run_tuning(studies: list[Study], *, uri=None, name="tune", **sweep_options):
     for study in studies:
         choice = choose(study, runs)
         if choice is None:
-            print(f"sparsebench: {study.task} {study.method} sparsity {study.sparsity}: every tuning "
-                  "configuration failed; nothing to run on test", flush=True)
+            print(f"sparsebench: {study.task} {study.method} sparsity {study.sparsity}: no tuning "
+                  "configuration completed at the target sparsity; nothing to run on test", flush=True)
             continue
         for spec in study.tuned(choice["chosen"]):
             finals.append(spec)
