@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--device", default="cpu", help="torch device of each trial (cpu, cuda)")
     run.add_argument("--plugins", nargs="*", default=[], help="extra plugin roots holding methods/ and tasks/")
     run.add_argument("--retry-failed", action="store_true", help="run failed trials again")
+    run.add_argument("--no-checkpoints", action="store_true",
+                     help="train everything in its trial instead of reusing trainings from the checkpoint store")
     run.add_argument("--tune", type=int, metavar="N",
                      help="the tuned track: search N configurations per method and sparsity on validation "
                           "(the method's search space), then run the best on the seeds (a suite's blocks may set it)")
@@ -66,7 +68,8 @@ def _run(args) -> int:
     registry.discover(args.plugins)
     specs, studies = _specs(args)
     options = dict(data_root=args.data_root, uri=args.tracking_uri, address=args.address,
-                   retry_failed=args.retry_failed, device=args.device, plugin_roots=args.plugins)
+                   retry_failed=args.retry_failed, device=args.device, plugin_roots=args.plugins,
+                   checkpoints=not args.no_checkpoints)
     name = args.suite or "sweep"
     summaries = {}
     if specs:
@@ -154,6 +157,8 @@ def _import(args) -> int:
 
 
 def _list(args) -> int:
+    from sparsebench.core.space import describe
+
     registry.discover(args.plugins)
     for reg in (registry.METHODS, registry.TASKS):
         print(f"{reg.kind}s:")
@@ -161,6 +166,9 @@ def _list(args) -> int:
             cls, defaults = reg.entries[name]
             extra = f" {defaults}" if defaults else ""
             print(f"  {name:24s} {inspect.getsourcefile(cls)}{extra}")
+            if reg is registry.METHODS and cls.prunes:
+                space = cls(**defaults).space(0.9)
+                print(f"  {'':24s}   tuned over: {describe(space)}" if space else f"  {'':24s}   not tuned: {cls.untuned}")
         for where, error in reg.broken.items():
             print(f"  BROKEN {where}: {error.strip().splitlines()[-1]}")
     print("suites:")

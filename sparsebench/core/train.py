@@ -8,9 +8,13 @@ state of newly masked weights is cleared, so nothing leaks into weights regrown 
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import math
+import random
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 import torch
 from torch import nn
@@ -32,6 +36,15 @@ class Cost:
     examples: int = 0
     flops: float = 0.0        # with the masks in force at each step
     flops_dense: float = 0.0  # the same steps on the dense model
+
+
+class TrainingCache(Protocol):
+    """Where trainings are kept by the key of everything that determines them
+    (:mod:`sparsebench.running.checkpoints`)."""
+
+    def get(self, key: str) -> dict | None: ...
+
+    def put(self, key: str, payload: dict) -> None: ...
 
 
 def make_optimizer(recipe: Recipe, params) -> torch.optim.Optimizer:
@@ -72,6 +85,10 @@ class Trainer:
         self.cost = Cost()
         self.epoch = 0
         self.optimizer: torch.optim.Optimizer | None = None
+        # trainings without a callback are looked up here first; ``identity`` names what the state does
+        # not hold (task, version, profile, recipe, the harness's and the task's code)
+        self.cache: TrainingCache | None = None
+        self.identity = ""
         self._dense_per_example = self._sparse_per_example = flops.per_example()
         masks.on_change(self._masks_changed)
 
@@ -87,11 +104,60 @@ class Trainer:
 
         ``callback(i)`` runs at steps ``i`` of this call with ``i % every == 0``, after backward
         (gradients are dense) and before the optimizer step.
+
+        Without a callback, a training is a function of the state it starts from (weights, masks,
+        random generators, step and epoch counts) and its arguments: with a ``cache``, one already
+        done elsewhere is loaded instead of run, bit for bit, and charged as if run, its per-epoch
+        validation logged again.
         """
+        self.masks.apply()
+        if self.cache is None or callback is not None:
+            return self._train(steps, every, callback, lr_scale, from_step, lr_schedule)
+        key = self._state_key({"steps": steps, "lr_scale": lr_scale, "from_step": from_step,
+                               "lr_schedule": lr_schedule})
+        done = self.cache.get(key)
+        if done is not None:
+            return self._load(done)
+        cost, logged, log = dataclasses.replace(self.cost), [], self.log
+        self.log = lambda metrics, epoch: (logged.append((metrics, epoch)), log(metrics, epoch))
+        try:
+            self._train(steps, every, callback, lr_scale, from_step, lr_schedule)
+        finally:
+            self.log = log
+        spent = {f.name: getattr(self.cost, f.name) - getattr(cost, f.name) for f in dataclasses.fields(Cost)}
+        self.cache.put(key, {"model": self.model.state_dict(), "generator": self.generator.get_state(),
+                             "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(),
+                             "cost": spent, "epoch": self.epoch, "logged": logged})
+
+    def _state_key(self, arguments: dict) -> str:
+        digest = hashlib.sha256(json.dumps([self.identity, arguments, self.cost.steps, self.epoch],
+                                           sort_keys=True).encode())
+        tensors = [*self.model.state_dict().items(), *(("mask." + n, m) for n, m in self.masks.masks.items()),
+                   ("generator", self.generator.get_state()), ("torch_rng", torch.get_rng_state())]
+        for name, tensor in tensors:
+            t = tensor.detach().cpu().contiguous()
+            digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+            digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        digest.update(repr(random.getstate()).encode())
+        return digest.hexdigest()[:32]
+
+    def _load(self, done: dict) -> None:
+        self.model.load_state_dict(done["model"])
+        self.generator.set_state(done["generator"])
+        torch.set_rng_state(done["torch_rng"])
+        random.setstate(done["python_rng"])
+        for name, spent in done["cost"].items():
+            setattr(self.cost, name, getattr(self.cost, name) + spent)
+        self.epoch = done["epoch"]
+        self.optimizer = None  # as after a training: the next one starts its own
+        for metrics, epoch in done["logged"]:
+            self.log(metrics, epoch)
+        self.model.train()
+
+    def _train(self, steps, every, callback, lr_scale, from_step, lr_schedule) -> None:
         recipe, model, masks = self.recipe, self.model, self.masks
         self.optimizer = opt = make_optimizer(recipe, model.parameters())
         base_lrs = [g["lr"] * lr_scale for g in opt.param_groups]
-        masks.apply()
         i = 0
         while i < steps:
             model.train()

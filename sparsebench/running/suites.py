@@ -45,8 +45,9 @@ COVERAGE = [
 ]
 
 # a CNN row a CPU can produce: ResNet-20 on the JPEG variant of CIFAR-10 under the ``medium`` profile
-# (about 21 minutes a trial on one core; magnitude retrains, so twice that); 15 trials, about 3
-# hours on 2 cores. It resumes by config id, and its results persist in the runs bundle.
+# (about 21 minutes a trial on one core; magnitude retrains, so twice that, less the dense training
+# it shares through the checkpoint store); 15 trials, about 3 hours on 2 cores. It resumes by
+# config id, and its results persist in the runs bundle.
 CNN = [
     {"tasks": ["resnet20-cifar10jpeg"], "methods": ["magnitude"], "sparsities": [0.9, 0.98], "seeds": [0],
      "profile": "medium"},

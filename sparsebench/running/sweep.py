@@ -20,6 +20,7 @@ from sparsebench.core import registry
 from sparsebench.running import tracking
 from sparsebench.data import data_root as resolve_data_root
 from sparsebench.core.masks import check_sparsity
+from sparsebench.running.checkpoints import CheckpointStore
 from sparsebench.running.trial import TrialSpec, make_method, make_task, run_trial
 
 
@@ -91,9 +92,11 @@ def pending(specs: list[TrialSpec], uri: str, retry_failed: bool = False) -> lis
 
 
 def run_sweep(specs: list[TrialSpec], *, data_root=None, uri=None, address=None, name="sweep",
-              retry_failed=False, device="cpu", plugin_roots=None, notes: dict | None = None) -> SweepSummary:
+              retry_failed=False, device="cpu", plugin_roots=None, notes: dict | None = None,
+              checkpoints: bool = True) -> SweepSummary:
     """Run the specs without a finished run; ``notes`` (config id -> {"tags": ..., "metrics": ...})
-    are recorded with a trial's result (e.g. a tuned trial's search)."""
+    are recorded with a trial's result (e.g. a tuned trial's search). With ``checkpoints``, trials
+    share their trainings through the checkpoint store (:mod:`sparsebench.running.checkpoints`)."""
     uri = tracking.tracking_uri(uri)
     root = resolve_data_root(data_root)
     validate(specs, root)
@@ -107,6 +110,7 @@ def run_sweep(specs: list[TrialSpec], *, data_root=None, uri=None, address=None,
     parents = tracking.start_sweep(uri, tasks, f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
                                    {"trials": len(todo), "address": address or "local"})
     context = {"uri": uri, "data_root": str(root) if root else None, "parents": parents, "device": device,
+               "checkpoints": checkpoints,
                "plugin_roots": [str(p) for p in registry.plugin_roots(plugin_roots)]}
     results: list = []
     try:
@@ -136,8 +140,11 @@ def execute(config: dict) -> dict:
     run = tracking.TrialRun(context["uri"], spec, spec.config_id(), describe(spec), context["parents"].get(spec.task))
     started = time.time()
     try:
+        store = CheckpointStore(context["uri"], spec.task) if context.get("checkpoints") else None
         result = run_trial(spec, Path(context["data_root"]) if context["data_root"] else None, run.log,
-                           context["device"])
+                           context["device"], store)
+        if store is not None:
+            result["metrics"].update({"checkpoints/hits": store.hits, "checkpoints/misses": store.misses})
     except Exception as exc:  # the task failed to load or build: still a result
         result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "metrics": {}}
     result["metrics"]["time/trial_seconds"] = time.time() - started

@@ -207,3 +207,33 @@ def import_record(uri: str, record: dict) -> str:
         client.log_dict(run_id, record["layers"], "layers.json")
     client.set_terminated(run_id, TERMINAL[record["tags"]["sb.status"]], end_time=record["end_time"])
     return run_id
+
+
+# --- checkpoints: trainings kept as artifacts (see :mod:`sparsebench.running.checkpoints`) -------
+
+def fetch_checkpoint(uri: str, task: str, key: str, artifact: str, path: Path) -> bool:
+    """Download the checkpoint ``key`` of ``task``'s experiment to ``path``; False if there is none."""
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(EXPERIMENT_PREFIX + task)
+    if exp is None:
+        return False
+    found = client.search_runs([exp.experiment_id], f"tags.`sb.kind` = 'checkpoint' and tags.`sb.checkpoint` = '{key}' "
+                               "and attributes.status = 'FINISHED'", max_results=1)
+    if not found:
+        return False
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        local = client.download_artifacts(found[0].info.run_id, artifact, tmp)
+        os.replace(local, path)
+    return True
+
+
+def store_checkpoint(uri: str, task: str, key: str, path: Path, artifact: str) -> None:
+    """Keep the checkpoint file at ``path`` as ``artifact`` of a run tagged with its key."""
+    client = MlflowClient(uri)
+    run = client.create_run(_experiment(client, task), run_name=f"checkpoint-{key[:12]}",
+                            tags={"sb.kind": "checkpoint", "sb.checkpoint": key, "sb.code_version": code_version()})
+    with tempfile.TemporaryDirectory() as tmp:
+        named = Path(tmp) / artifact
+        named.write_bytes(path.read_bytes())
+        client.log_artifact(run.info.run_id, str(named))
+    client.set_terminated(run.info.run_id, "FINISHED")

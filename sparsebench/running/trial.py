@@ -24,7 +24,7 @@ from sparsebench.core.flops import count_forward_flops
 from sparsebench.core.masks import Masks, check_sparsity, sparsity_report
 from sparsebench.core.method import Context, Method
 from sparsebench.core.task import Split, Task, to_device
-from sparsebench.core.train import Diverged, Trainer
+from sparsebench.core.train import Diverged, Trainer, TrainingCache
 from sparsebench.library.connectivity import Connectivity, connectivity
 
 # A method with exact sparsity may keep more weights than its budget by rounding only. Counted
@@ -117,8 +117,9 @@ def make_context(task: Task, train: Split, val: Split, sparsity: float, generato
 
 def run_trial(spec: TrialSpec, data_root: Path | None = None,
               log: Callable[[dict, int], None] = lambda metrics, step: None,
-              device: str = "cpu") -> dict:
-    """Run one trial and return its result: ``status``, ``reason``, ``metrics``, ``layers``."""
+              device: str = "cpu", checkpoints: TrainingCache | None = None) -> dict:
+    """Run one trial and return its result: ``status``, ``reason``, ``metrics``, ``layers``.
+    With ``checkpoints`` (:mod:`sparsebench.running.checkpoints`), trainings done before are reused."""
     task = make_task(spec.task, spec.profile)
     method = make_method(spec.method, spec.hparams)
     task.device = torch.device(device)
@@ -126,6 +127,9 @@ def run_trial(spec: TrialSpec, data_root: Path | None = None,
     train_split = splits.train.subset(task.recipe.train_subset) if hasattr(splits.train, "subset") else splits.train
     ctx = make_context(task, train_split, splits.val, spec.sparsity, seed_everything(spec.seed), log)
     model, masks, trainer, flops = ctx.model, ctx.masks, ctx._trainer, ctx._trainer.flops
+    if checkpoints is not None:
+        from sparsebench.running.checkpoints import identity
+        trainer.cache, trainer.identity = checkpoints, identity(task)
     result = {"status": "completed", "reason": "", "collapse": "", "info": dict(splits.info),
               "hparams": method.hparams(), "metrics": {}, "layers": {}}
     try:

@@ -1,0 +1,102 @@
+"""The checkpoint store: trainings done once and reused by every trial that needs them.
+
+A training without a callback is a pure function of the state it starts from and of what the
+state does not hold: the task, its version and profile, the recipe, and the code of the harness
+and of the task plugin (:meth:`sparsebench.core.train.Trainer.train` hashes them all into a
+key). So the dense training that ``dense``, ``magnitude``, ``magnitude-layerwise``,
+``magnitude-finetune`` and ``lottery`` all start with runs once per task, profile and seed, and
+so does each level of iterative magnitude pruning that several targets share.
+
+Checkpoints live in MLflow, as the artifact ``checkpoint.pt`` of runs tagged
+``sb.kind=checkpoint`` in the task's experiment (so remote workers of a tracking server share
+them), and in a local cache, ``$SPARSEBENCH_CACHE/checkpoints`` (default
+``~/.cache/sparsebench/checkpoints``), that spares downloads. They are a cache: clearing either
+costs time, never results (results are in the runs bundle); any change of the harness's or the
+task's code makes new keys (``sparsebench/core``, ``sparsebench/data`` and the task's file). Two workers that need one checkpoint at once both train it and
+both write it (atomically); either copy is the same.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import io
+import os
+import sys
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from sparsebench.data import cache_dir
+
+ARTIFACT = "checkpoint.pt"
+
+
+@lru_cache(maxsize=None)
+def code_digest(*files: str) -> str:
+    """A hash of the code a training runs: the harness's contracts, training loop and data
+    (``sparsebench/core``, ``sparsebench/data``) and ``files`` (e.g. the task plugin's)."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted([*package.glob("core/*.py"), *package.glob("data/*.py")]) + [Path(f) for f in files]:
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def identity(task) -> str:
+    """What a training's outcome depends on beyond the state it starts from."""
+    task_file = inspect.getsourcefile(type(task))
+    return (f"{type(task).__module__}.{type(task).__name__} v{task.version} {task.profile} {task.recipe!r} "
+            f"code {code_digest(task_file)} torch {torch.__version__} {task.device}")
+
+
+class CheckpointStore:
+    """``get``/``put`` trainings by key: the local cache first, then the MLflow store at ``uri``."""
+
+    def __init__(self, uri: str | None, task_name: str, folder: Path | None = None):
+        self.uri, self.task_name = uri, task_name
+        self.folder = Path(folder) if folder else cache_dir("checkpoints")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.hits = self.misses = 0
+
+    def _path(self, key: str) -> Path:
+        return self.folder / f"{key}.pt"
+
+    def get(self, key: str) -> dict | None:
+        path = self._path(key)
+        if not path.exists() and self.uri:
+            from sparsebench.running import tracking
+            try:
+                tracking.fetch_checkpoint(self.uri, self.task_name, key, ARTIFACT, path)
+            except Exception as exc:  # a cache: never a reason for a trial to fail
+                _warn(f"checkpoint {key} not fetched from {self.uri}: {exc}")
+        if path.exists():
+            try:
+                done = torch.load(path, weights_only=True)
+            except Exception:  # a corrupt copy: a cache, so train again (and write it anew)
+                path.unlink(missing_ok=True)
+            else:
+                self.hits += 1
+                return done
+        self.misses += 1
+        return None
+
+    def put(self, key: str, payload: dict) -> None:
+        try:
+            buffer = io.BytesIO()
+            torch.save(payload, buffer)  # now: the payload's tensors are the live model's
+            path = self._path(key)
+            fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                f.write(buffer.getvalue())
+            os.replace(tmp, path)  # atomic: a reader sees the whole file or none
+            if self.uri:
+                from sparsebench.running import tracking
+                tracking.store_checkpoint(self.uri, self.task_name, key, path, ARTIFACT)
+        except Exception as exc:  # a cache: never a reason for a trial to fail
+            _warn(f"checkpoint {key} not stored: {exc}")
+
+
+def _warn(message: str) -> None:
+    print(f"sparsebench: warning: {message}", file=sys.stderr, flush=True)

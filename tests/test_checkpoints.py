@@ -1,0 +1,96 @@
+"""The checkpoint store: a reused training gives the same weights, metrics and cost as one run
+from scratch; trials share the dense training and lottery levels; losing or corrupting the cache
+costs time, never results; two processes writing one checkpoint corrupt nothing."""
+import multiprocessing
+
+import pytest
+import torch
+
+from sparsebench.core import registry
+from sparsebench.running.checkpoints import CheckpointStore
+from sparsebench.running.trial import TrialSpec, make_context, make_task, run_trial
+
+
+def trial(method, sparsity, store=None, seed=0, log=None):
+    logged = []
+    result = run_trial(TrialSpec("tiny-mlp", method, sparsity, seed), checkpoints=store,
+                       log=lambda m, e: logged.append((m, e)))
+    assert result["status"] == "completed", result["reason"]
+    return result, logged
+
+
+def comparable(result):
+    return {k: v for k, v in result["metrics"].items() if not k.startswith("time/")}, result["layers"]
+
+
+def test_a_reused_training_is_bit_identical_and_charged_as_run(tmp_path, one_thread):
+    task = make_task("tiny-mlp", "quick")
+    splits = task.load(None)
+
+    def trained(store):
+        torch.manual_seed(0)
+        ctx = make_context(task, splits.train, splits.val, 0.0, torch.Generator().manual_seed(0))
+        trainer, logged = ctx._trainer, []
+        trainer.cache, trainer.identity, trainer.log = store, "tiny", lambda m, e: logged.append((m, e))
+        ctx.train()
+        after = torch.rand(3)  # the random generators continue as after the training
+        return ctx.model.state_dict(), trainer.cost, trainer.epoch, logged, after, trainer.generator.get_state()
+
+    store = CheckpointStore(None, "tiny-mlp", tmp_path)
+    fresh, ran, reused = trained(None), trained(store), trained(store)
+    assert (store.misses, store.hits) == (1, 1)
+    for other in (ran, reused):
+        assert all(torch.equal(fresh[0][k], other[0][k]) for k in fresh[0])
+        assert other[1:4] == fresh[1:4]  # cost, epochs and the per-epoch log
+        assert torch.equal(other[4], fresh[4]) and torch.equal(other[5], fresh[5])
+
+
+def test_trials_share_the_dense_training_and_results_do_not_change(tmp_path, one_thread):
+    store = CheckpointStore(None, "tiny-mlp", tmp_path)
+    scratch = [trial(m, 0.9) for m in ("magnitude", "lottery")]
+    trial("dense", 0.0, store)
+    assert (store.hits, store.misses) == (0, 1)
+    reused = [trial(m, 0.9, store) for m in ("magnitude", "lottery")]
+    assert store.hits >= 2  # both start from the dense training
+    for (a, log_a), (b, log_b) in zip(scratch, reused):
+        assert comparable(a) == comparable(b) and log_a == log_b
+    # lottery levels: the 80 % ticket's rounds are the first rounds of the 90 % one
+    before = store.hits
+    trial("lottery", 0.8, store)
+    assert store.hits - before >= 3
+
+
+def test_a_lost_or_corrupt_cache_costs_time_not_results(tmp_path, one_thread):
+    store = CheckpointStore(None, "tiny-mlp", tmp_path)
+    first, _ = trial("magnitude", 0.5, store)
+    for path in tmp_path.glob("*.pt"):
+        path.write_bytes(b"not a checkpoint")
+    again, _ = trial("magnitude", 0.5, CheckpointStore(None, "tiny-mlp", tmp_path))
+    empty, _ = trial("magnitude", 0.5, CheckpointStore(None, "tiny-mlp", tmp_path / "elsewhere"))
+    assert comparable(first) == comparable(again) == comparable(empty)
+
+
+def _write(uri, folder, key, seed, ready):
+    registry.discover()
+    payload = {"model": {"w": torch.full((1000, 100), float(seed))}, "cost": {"steps": 1}}
+    ready.wait()
+    CheckpointStore(uri, "tiny-mlp", folder).put(key, payload)
+
+
+def test_checkpoints_are_shared_through_mlflow_and_concurrent_writers_corrupt_nothing(tracking_uri, tmp_path):
+    from sparsebench.running import tracking
+    tracking.runs_frame(tracking_uri)  # create the store before two processes write to it
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Event()
+    writers = [ctx.Process(target=_write, args=(tracking_uri, tmp_path / f"worker{i}", "k" * 32, 7, ready))
+               for i in range(2)]
+    for w in writers:
+        w.start()
+    ready.set()
+    for w in writers:
+        w.join(120)
+        assert w.exitcode == 0
+    elsewhere = CheckpointStore(tracking_uri, "tiny-mlp", tmp_path / "fresh-machine")
+    done = elsewhere.get("k" * 32)  # not in this machine's cache: downloaded from MLflow
+    assert elsewhere.hits == 1 and torch.equal(done["model"]["w"], torch.full((1000, 100), 7.0))
+    assert elsewhere.get("0" * 32) is None and elsewhere.misses == 1
