@@ -110,9 +110,10 @@ class Context:
             torch.manual_seed(seed)
             return self._trainer.task.model().to(self._trainer.device)
 
-    def batches(self, n: int) -> Iterator:
+    def batches(self, n: int, forward_only: bool = False) -> Iterator:
         """``n`` shuffled training batches for data-driven scores, each charged as a dense
-        forward and backward pass."""
+        forward and backward pass, or as a forward pass alone (``forward_only``: calibration
+        data of post-training methods)."""
         trainer = self._trainer
         split, size = trainer.train_split, trainer.recipe.batch_size
         given = 0
@@ -120,7 +121,8 @@ class Context:
             for batch in split.batches(size, shuffle=True, generator=trainer.generator):
                 if given >= n:
                     return
-                trainer.charge(trainer.task.batch_size_of(batch))
+                examples = trainer.task.batch_size_of(batch)
+                trainer.charge_forward(examples) if forward_only else trainer.charge(examples)
                 given += 1
                 yield to_device(batch, trainer.device)
 

@@ -192,6 +192,11 @@ class Trainer:
         self.cost.flops += TRAIN_FORWARD_RATIO * per_example * examples
         self.cost.flops_dense += TRAIN_FORWARD_RATIO * self._dense_per_example * examples
 
+    def charge_forward(self, examples: int) -> None:
+        """Count forward passes alone over ``examples`` at dense cost (calibration data)."""
+        self.cost.flops += self._dense_per_example * examples
+        self.cost.flops_dense += self._dense_per_example * examples
+
     def charge_dense_weight_gradient(self, examples: int) -> None:
         """Count a dense weight gradient in place of a sparse one in this step: f_D - f_S more per
         example (Evci et al. 2020, Appendix H: such a step costs 2 f_S + f_D, a sparse one 3 f_S).

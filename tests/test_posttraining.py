@@ -1,0 +1,66 @@
+"""Post-training pruning: calibration inputs read by hooks (Linear and im2col'd Conv2d), Wanda's
+per-row ranking on a hand-computed case, forward-only charging, no retraining by default."""
+import pytest
+import torch
+from torch import nn
+
+from sparsebench.library.posttraining import input_norms, layer_inputs
+from sparsebench.running.trial import TrialSpec, make_context, make_task, run_trial
+
+import importlib
+
+from sparsebench.core import registry
+
+
+def wanda_module():
+    return importlib.import_module(registry.METHODS.get("wanda")[0].__module__)
+
+
+def test_conv_inputs_are_its_receptive_fields_in_weight_order():
+    conv = nn.Conv2d(2, 3, 3, padding=1, bias=False)
+    x = torch.randn(4, 2, 5, 5)
+    cols = layer_inputs(conv, x)
+    assert cols.shape == (4 * 25, 2 * 9)
+    assert torch.allclose(cols @ conv.weight.view(3, -1).T, conv(x).permute(0, 2, 3, 1).reshape(-1, 3), atol=1e-5)
+    with pytest.raises(ValueError, match="LSTM"):
+        layer_inputs(nn.LSTM(2, 2), x)
+
+
+def test_wanda_keeps_per_row_the_weights_whose_inputs_are_large():
+    # row 0: |w| = (1, 1, 1), inputs' norms (1, 10, 100): keep the third; row 1: |w| = (50, 1, 0.1)
+    weight = torch.tensor([[1.0, -1.0, 1.0], [50.0, 1.0, -0.1]])
+    norms = torch.tensor([1.0, 10.0, 100.0])
+    scores = weight.abs() * norms  # row 1 scores: 50, 10, 10
+    mask = wanda_module().per_row_top_k(scores, density=1 / 3)
+    assert mask.tolist() == [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
+    # every row loses int(sparsity * length) or one more, and the layer reaches the target exactly
+    mask = wanda_module().per_row_top_k(torch.rand(10, 27), 0.1)
+    assert set(mask.sum(1).tolist()) <= {3.0, 2.0} and mask.sum() == round(0.1 * 270)
+
+
+def test_input_norms_are_the_calibration_inputs_norms_charged_as_forward_passes(one_thread):
+    task = make_task("tiny-mlp", "quick")
+    splits = task.load(None)
+    ctx = make_context(task, splits.train, splits.val, 0.5, torch.Generator().manual_seed(0))
+    before = ctx._trainer.cost.flops
+    norms = input_norms(ctx, examples=64)  # two batches of 32
+    charged = ctx._trainer.cost.flops - before
+    assert charged == pytest.approx(64 * ctx._trainer.flops.per_example())  # forward only: not 3x
+    # the first layer's inputs are the data: the norms over the two batches drawn
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([b[0] for _, b in zip(range(2), splits.train.batches(32, shuffle=True, generator=g))])
+    assert torch.allclose(norms["0.weight"], x.pow(2).sum(0).sqrt(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["wanda", "magnitude-oneshot"])
+def test_post_training_methods_prune_once_without_retraining(method, one_thread):
+    result = run_trial(TrialSpec("tiny-mlp", method, 0.9, 0))
+    assert result["status"] == "completed", result["reason"]
+    assert result["metrics"]["cost/train_steps_rel"] == 1.0  # the dense training only
+    assert result["metrics"]["final/sparsity"] == pytest.approx(0.9, abs=0.005)
+
+
+def test_input_weighted_scores_refuse_layers_whose_inputs_they_cannot_read():
+    ctx = type("Ctx", (), {"model": nn.Sequential(nn.LSTM(2, 2)), "masks": ["0.weight_ih_l0"]})()
+    with pytest.raises(ValueError, match="Linear and Conv2d"):  # the harness records it as the trial's reason
+        input_norms(ctx, 1)
