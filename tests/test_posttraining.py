@@ -64,3 +64,42 @@ def test_input_weighted_scores_refuse_layers_whose_inputs_they_cannot_read():
     ctx = type("Ctx", (), {"model": nn.Sequential(nn.LSTM(2, 2)), "masks": ["0.weight_ih_l0"]})()
     with pytest.raises(ValueError, match="Linear and Conv2d"):  # the harness records it as the trial's reason
         input_norms(ctx, 1)
+
+
+def test_hutchinson_recovers_a_known_hessian_diagonal():
+    from sparsebench.library.scores import hessian_diagonal
+    w = {"w": torch.tensor([1.0, -2.0, 0.5], requires_grad=True)}
+    a = torch.tensor([3.0, 1.0, 0.25])
+    coupling = torch.tensor([[0.0, 0.5, 0.0], [0.5, 0.0, -0.3], [0.0, -0.3, 0.0]])
+
+    def diagonal(batch):  # L = ½ Σ a_i w_i²: z ⊙ Hz = a exactly, for any probe
+        return 0.5 * (a * w["w"] ** 2).sum()
+
+    def coupled(batch):  # off-diagonal terms average out: E[z_i z_j] = 0
+        return diagonal(batch) + 0.5 * w["w"] @ coupling @ w["w"]
+
+    g = torch.Generator().manual_seed(0)
+    assert torch.allclose(hessian_diagonal(w, [None], diagonal, g)["w"], a)
+    estimate = hessian_diagonal(w, [None] * 4000, coupled, g)["w"]
+    assert torch.allclose(estimate, a, atol=0.05)
+
+
+@pytest.mark.parametrize("curvature", ["fisher", "hutchinson"])
+def test_obd_prunes_once_and_charges_its_calibration(curvature, one_thread):
+    result = run_trial(TrialSpec("tiny-mlp", "obd", 0.9, 0, "quick", {"curvature": curvature}))
+    assert result["status"] == "completed", result["reason"]
+    assert result["metrics"]["cost/train_steps_rel"] == 1.0
+    assert result["metrics"]["cost/train_cost_rel"] > 1.0  # the calibration passes are charged
+
+
+def test_the_mini_batch_fisher_is_batch_size_times_the_squared_mean_gradient():
+    from sparsebench.library.scores import fisher_diagonal
+    w = {"w": torch.tensor([2.0, -1.0], requires_grad=True)}
+    batches = [(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.zeros(2)), (torch.tensor([[3.0, 1.0], [1.0, 1.0]]), torch.zeros(2))]
+
+    def loss(batch):  # mean of ½ (w·x)²: gradient mean(w·x x)
+        x, _ = batch
+        return 0.5 * ((x @ w["w"]) ** 2).mean()
+
+    expected = sum(2 * ((x @ w["w"].detach())[:, None] * x).mean(0) ** 2 for x, _ in batches) / 2
+    assert torch.allclose(fisher_diagonal(w, batches, loss)["w"], expected)

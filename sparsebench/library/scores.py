@@ -77,6 +77,39 @@ def hessian_gradient_product(params: dict[str, torch.Tensor], batches: Iterable,
     return {n: h / count for n, h in zip(names, total)}
 
 
+def fisher_diagonal(params: dict[str, torch.Tensor], batches: Iterable, loss: Callable) -> dict[str, torch.Tensor]:
+    """The diagonal empirical Fisher E[g²] of the loss in ``params`` from mini-batch gradients:
+    B · mean over ``batches`` of ḡ², which is E[g²] where the expected gradient vanishes (at a
+    trained minimum), and needs no per-example gradients (any task's batches)."""
+    total, count = {n: torch.zeros_like(p) for n, p in params.items()}, 0
+    for batch in batches:
+        grads = torch.autograd.grad(loss(batch), list(params.values()), allow_unused=True)
+        for n, g in zip(params, grads):
+            if g is not None:
+                total[n] += g.detach() ** 2 * len(batch[-1])
+        count += 1
+    if count == 0:
+        raise ValueError("a data-driven score needs at least one training batch")
+    return {n: t / count for n, t in total.items()}
+
+
+def hessian_diagonal(params: dict[str, torch.Tensor], batches: Iterable, loss: Callable,
+                     generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """diag(H) of the loss in ``params`` by Hutchinson's estimator, E[z ⊙ Hz] for Rademacher z
+    (Bekas, Kokiopoulou & Saad 2007): one fresh z per batch (from ``generator``, else torch's
+    seeded global one), averaged over ``batches``."""
+    total, count = None, 0
+    for batch in batches:
+        z = {n: torch.randint(0, 2, p.shape, generator=generator).to(p) * 2 - 1 for n, p in params.items()}
+        hz = hessian_gradient_product(params, [batch], loss, z)
+        sample = {n: z[n] * hz[n] for n in params}
+        total = sample if total is None else {n: total[n] + sample[n] for n in params}
+        count += 1
+    if count == 0:
+        raise ValueError("a data-driven score needs at least one training batch")
+    return {n: t / count for n, t in total.items()}
+
+
 def synaptic_flow(model: nn.Module, names: Iterable[str], example: torch.Tensor,
                   dtype: torch.dtype = torch.float64, train: bool = False) -> dict[str, torch.Tensor]:
     """SynFlow's saliency (Tanaka et al. 2020, Eq. 2): |∂R/∂θ ⊙ θ| with R = 1ᵀ (∏ |W|) 1, the
