@@ -103,3 +103,23 @@ def test_the_mini_batch_fisher_is_batch_size_times_the_squared_mean_gradient():
 
     expected = sum(2 * ((x @ w["w"].detach())[:, None] * x).mean(0) ** 2 for x, _ in batches) / 2
     assert torch.allclose(fisher_diagonal(w, batches, loss)["w"], expected)
+
+
+def test_sparsegpt_reconstructs_a_pruned_input_from_the_inputs_it_depends_on():
+    # x0 = x1 + x2: the weights on x0 (the smallest) can be pruned and moved onto x1 and x2, the
+    # columns SparseGPT visits after it, without changing the layer's output
+    prune_layer = importlib.import_module(registry.METHODS.get("sparsegpt")[0].__module__).prune_layer
+    g = torch.Generator().manual_seed(0)
+    rest = torch.randn(512, 2, generator=g, dtype=torch.float64)
+    x = torch.cat([rest.sum(1, keepdim=True), rest], 1)
+    w = torch.tensor([[0.1, 1.0, 2.0], [-0.2, 0.5, -1.0]], dtype=torch.float64)
+    new = prune_layer(w, x.T @ x / len(x), sparsity=0.2, dampening=1e-8)  # the code's count: int(6 * 0.2) + 1
+    assert (new[:, 0] == 0).all() and (new[:, 1:] != 0).all()
+    assert torch.allclose(new[:, 1:], w[:, 1:] + w[:, :1], atol=1e-4)  # the pruned weight, moved
+    assert (x @ (w - new).T).norm() / (x @ w.T).norm() < 1e-4  # where magnitude pruning loses x0 · w0
+
+
+def test_sparsegpt_runs_on_conv_and_linear_layers_without_retraining(one_thread):
+    result = run_trial(TrialSpec("tiny-mlp", "sparsegpt", 0.9, 0))
+    assert result["status"] == "completed", result["reason"]
+    assert result["metrics"]["cost/train_steps_rel"] == 1.0 and result["metrics"]["final/sparsity"] >= 0.9

@@ -71,6 +71,10 @@ class PruneAfterTraining(Method):
             ctx.masks.prune(scores, ctx.sparsity, rule=self.rule)
         else:
             ctx.masks.set(chosen)
+        self.retrain_pruned(ctx)
+
+    def retrain_pruned(self, ctx) -> None:
+        """Retrain the pruned network as ``retrain`` says (nothing for ``none``)."""
         t = max(1, round(self.retrain_fraction * ctx.total_steps))
         if self.retrain == "lr-rewind":
             ctx.train(steps=t, from_step=max(0, ctx.total_steps - t), lr_scale=self.lr_scale)
@@ -91,9 +95,10 @@ def layer_inputs(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def input_norms(ctx, examples: int) -> dict[str, torch.Tensor]:
-    """‖X_j‖₂ of every input feature j of every prunable weight, over ``examples`` training
-    examples (whole batches, forward passes only), the model in eval mode."""
+def input_statistics(ctx, examples: int, statistic) -> dict[str, torch.Tensor]:
+    """The sum over ``examples`` training examples (whole batches, forward passes only, the model
+    in eval mode) of ``statistic(rows)`` for the inputs of every prunable weight, one row per use
+    (:func:`layer_inputs`), in float64."""
     modules = dict(ctx.model.named_modules())
     owners = {}
     for name in ctx.masks:
@@ -104,11 +109,12 @@ def input_norms(ctx, examples: int) -> dict[str, torch.Tensor]:
             raise ValueError(f"input-weighted scores need the inputs of {name} (in a {type(module).__name__}); "
                              "they apply to the weights of Linear and Conv2d layers only")
         owners[name] = module
-    sums = {name: torch.zeros(m.weight[0].numel(), dtype=torch.float64) for name, m in owners.items()}
+    sums: dict[str, torch.Tensor] = {}
 
     def hook(name):
         def accumulate(module, args, out):  # returns None: the output is left as it is
-            sums[name].add_(layer_inputs(module, args[0]).double().pow(2).sum(0).cpu())
+            value = statistic(layer_inputs(module, args[0]).double()).cpu()
+            sums[name] = value if name not in sums else sums[name] + value
         return accumulate
 
     handles = [m.register_forward_hook(hook(n)) for n, m in owners.items()]
@@ -121,4 +127,16 @@ def input_norms(ctx, examples: int) -> dict[str, torch.Tensor]:
         for h in handles:
             h.remove()
         ctx.model.train(was_training)
-    return {name: s.sqrt().float() for name, s in sums.items()}
+    return sums
+
+
+def input_norms(ctx, examples: int) -> dict[str, torch.Tensor]:
+    """‖X_j‖₂ of every input feature j of every prunable weight over the calibration inputs."""
+    return {n: s.sqrt().float() for n, s in input_statistics(ctx, examples, lambda x: x.pow(2).sum(0)).items()}
+
+
+def input_covariances(ctx, examples: int) -> dict[str, torch.Tensor]:
+    """XᵀX / rows of every prunable weight's calibration inputs (the layer-wise Hessian of the
+    reconstruction error, up to a factor 2), in float64."""
+    sums = input_statistics(ctx, examples, lambda x: torch.cat([x.T @ x, x.new_full((1, x.shape[1]), len(x))]))
+    return {n: s[:-1] / s[-1, 0] for n, s in sums.items()}
