@@ -17,8 +17,9 @@ as in the code. Every layer is pruned to the target (the paper's uniform per-lay
 
 Here: calibration data are 128 training examples (forward passes, charged); Conv2d layers are
 pruned as matrices over their receptive fields (im2col, ``weight.view(out, -1)``, as the paper
-suggests for convolutions); LSTM matrices and embeddings make the method raise (a failed trial
-with the reason). The authors collect H layer by layer on the inputs of the already pruned
+suggests for convolutions); an LSTM's matrices multiply x_t and h_{t-1}, recomputed layer by
+layer; an embedding (H over the whole vocabulary) makes the method raise, a failed trial with
+that reason. The authors collect H layer by layer on the inputs of the already pruned
 preceding layers (``opt.py``: sequential within and across blocks); here all H come from one pass
 over the dense network — a deviation that ignores the error the earlier layers' pruning adds to a
 later layer's inputs. ``sparsegpt-retrain`` retrains afterwards as ``magnitude`` does.

@@ -15,9 +15,11 @@ Here: calibration data are 128 examples of the task's training split (the paper:
 of 2,048 tokens from C4; the authors' ``--nsamples 128``), drawn as whole batches and charged as
 forward passes, the model in eval mode. Input features of a Conv2d are its receptive fields
 (im2col), ordered as ``weight.view(out, -1)``, so a filter is an output row — the paper prunes
-Linear layers of LLMs only, and this is its natural reading for convolutions. Layers whose inputs
-a forward hook cannot read (LSTM matrices, embeddings, fused attention projections) make the
-method raise, which the harness records as a failed trial with that reason. The authors compute
+Linear layers of LLMs only, and this is its natural reading for convolutions. An LSTM's matrices
+multiply x_t and h_{t-1} (recomputed layer by layer from its input); an embedding is the matrix
+Wᵀ over one-hot tokens, so ‖X_j‖ is the square root of token j's count and a row is one embedding
+dimension. Other layers (fused attention projections) make the method raise, which the harness
+records as a failed trial with that reason. The authors compute
 the norms layer by layer on the already pruned network's activations (``prune_wanda`` prunes
 block by block, feeding pruned outputs forward); one pass over the dense network is used here,
 as in their analysis of the score itself — a deviation for networks deeper than one block.
@@ -26,9 +28,10 @@ as in their analysis of the score itself — a deviation for networks deeper tha
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from sparsebench import register_method
-from sparsebench.library.posttraining import PruneAfterTraining, input_norms
+from sparsebench.library.posttraining import PruneAfterTraining, as_matrix, input_norms
 
 GROUPS = ("output", "layer")
 
@@ -53,13 +56,26 @@ class Wanda(PruneAfterTraining):
             raise ValueError(f"calibration_examples must be >= 1, got {self.calibration_examples}")
 
     def score(self, ctx):
-        norms = input_norms(ctx, self.calibration_examples)
-        return {n: (p.detach().abs().flatten(1) * norms[n]).view_as(p) for n, p in ctx.masks.params.items()}
+        norms, modules = input_norms(ctx, self.calibration_examples), owners(ctx)
+        return {n: unmatrix(modules[n], as_matrix(modules[n], p.detach().abs()) * norms[n], p)
+                for n, p in ctx.masks.params.items()}
 
     def masks(self, ctx, scores):
         if self.group == "layer":
             return None
-        return {n: per_row_top_k(s, 1.0 - ctx.sparsity) for n, s in scores.items()}
+        modules = owners(ctx)
+        return {n: unmatrix(modules[n], per_row_top_k(as_matrix(modules[n], s), 1.0 - ctx.sparsity), s)
+                for n, s in scores.items()}
+
+
+def owners(ctx) -> dict:
+    modules = dict(ctx.model.named_modules())
+    return {n: modules[n.rpartition(".")[0]] for n in ctx.masks}
+
+
+def unmatrix(module, matrix: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The inverse of ``as_matrix``: back to the weight's shape."""
+    return (matrix.T if isinstance(module, nn.Embedding) else matrix).reshape(like.shape)
 
 
 def per_row_top_k(scores: torch.Tensor, density: float) -> torch.Tensor:

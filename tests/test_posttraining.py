@@ -10,6 +10,7 @@ from sparsebench.running.trial import TrialSpec, make_context, make_task, run_tr
 import importlib
 
 from sparsebench.core import registry
+from sparsebench.data import data_root
 
 
 def wanda_module():
@@ -23,7 +24,7 @@ def test_conv_inputs_are_its_receptive_fields_in_weight_order():
     assert cols.shape == (4 * 25, 2 * 9)
     assert torch.allclose(cols @ conv.weight.view(3, -1).T, conv(x).permute(0, 2, 3, 1).reshape(-1, 3), atol=1e-5)
     with pytest.raises(ValueError, match="LSTM"):
-        layer_inputs(nn.LSTM(2, 2), x)
+        layer_inputs(nn.LSTM(2, 2), x)  # an LSTM's inputs are traced by lstm_inputs
 
 
 def test_wanda_keeps_per_row_the_weights_whose_inputs_are_large():
@@ -61,8 +62,8 @@ def test_post_training_methods_prune_once_without_retraining(method, one_thread)
 
 
 def test_input_weighted_scores_refuse_layers_whose_inputs_they_cannot_read():
-    ctx = type("Ctx", (), {"model": nn.Sequential(nn.LSTM(2, 2)), "masks": ["0.weight_ih_l0"]})()
-    with pytest.raises(ValueError, match="Linear and Conv2d"):  # the harness records it as the trial's reason
+    ctx = type("Ctx", (), {"model": nn.Sequential(nn.MultiheadAttention(4, 2)), "masks": ["0.in_proj_weight"]})()
+    with pytest.raises(ValueError, match="0.in_proj_weight"):  # the harness records it as the trial's reason
         input_norms(ctx, 1)
 
 
@@ -123,3 +124,38 @@ def test_sparsegpt_runs_on_conv_and_linear_layers_without_retraining(one_thread)
     result = run_trial(TrialSpec("tiny-mlp", "sparsegpt", 0.9, 0))
     assert result["status"] == "completed", result["reason"]
     assert result["metrics"]["cost/train_steps_rel"] == 1.0 and result["metrics"]["final/sparsity"] >= 0.9
+
+
+def test_lstm_matrices_see_their_layer_inputs_and_previous_hidden_states():
+    from sparsebench.library.posttraining import lstm_inputs
+    torch.manual_seed(0)
+    lstm = nn.LSTM(3, 4, 2, batch_first=True).eval()
+    x = torch.randn(2, 5, 3)
+    with torch.no_grad():
+        rows, (out, _) = lstm_inputs(lstm, x, None), lstm(x)
+    assert torch.equal(rows["weight_ih_l0"], x.reshape(-1, 3))
+    hh = rows["weight_hh_l1"].view(2, 5, 4)
+    assert (hh[:, 0] == 0).all() and torch.allclose(hh[:, 1:], out[:, :-1], atol=1e-6)  # layer 1's own outputs
+    assert rows["weight_ih_l1"].shape == (10, 4)
+
+
+@pytest.mark.skipif(data_root() is None or not (data_root() / "ptb").exists(), reason="no Penn Treebank in the data root")
+@pytest.mark.parametrize("method", ["wanda", "sparsegpt"])
+def test_post_training_methods_on_a_language_model(method, one_thread):
+    # lstm-ptb's embedding, LSTM and decoder: Wanda reads them all; SparseGPT refuses the
+    # embedding (a vocabulary-sized H), which the harness records as the trial's reason
+    task = make_task("lstm-ptb", "quick")
+    splits = task.load(data_root())
+    train = splits.train.subset(20 * 35 * 8)
+    ctx = make_context(task, train, splits.val, 0.5, torch.Generator().manual_seed(0))
+    cls, defaults = registry.METHODS.get(method)
+    m = cls(**{**defaults, "calibration_examples": 20})
+    if method == "sparsegpt":
+        from sparsebench.library.posttraining import input_covariances
+        with pytest.raises(ValueError, match="embedding.weight"):
+            input_covariances(ctx, 20)
+        return
+    scores = m.score(ctx)
+    masks = m.masks(ctx, scores)
+    for name, p in ctx.masks.params.items():
+        assert masks[name].shape == p.shape and masks[name].mean().item() == pytest.approx(0.5, abs=0.01)

@@ -94,30 +94,76 @@ def layer_inputs(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
                      "inputs cannot be read from a forward hook")
 
 
+def lstm_inputs(lstm: nn.LSTM, x: torch.Tensor, state) -> dict[str, torch.Tensor]:
+    """The inputs of each of a (unidirectional) LSTM's matrices, one row per time step and
+    sequence: ``weight_ih_l{k}`` multiplies layer k's input x_t, ``weight_hh_l{k}`` its previous
+    hidden state h_{t-1} (the given initial state, then its own outputs), recomputed layer by layer
+    with the module's weights (eval mode: no dropout between layers)."""
+    if lstm.bidirectional or lstm.proj_size:
+        raise ValueError("inputs of bidirectional or projected LSTMs are not traced")
+    x = x if lstm.batch_first else x.transpose(0, 1)
+    out = {}
+    for k in range(lstm.num_layers):
+        one = nn.LSTM(x.shape[-1], lstm.hidden_size, 1, bias=lstm.bias, batch_first=True).to(x)
+        weights = {n: getattr(lstm, f"{n[:-1]}{k}") for n, _ in one.named_parameters()}  # weight_ih_l0 <- _l{k}
+        h0 = None if state is None else (state[0][k:k + 1], state[1][k:k + 1])
+        layer, _ = torch.func.functional_call(one, weights, (x, h0))
+        first = h0[0][0] if h0 is not None else x.new_zeros(len(x), lstm.hidden_size)
+        previous = torch.cat([first[:, None], layer[:, :-1]], 1)
+        out[f"weight_ih_l{k}"] = x.reshape(-1, x.shape[-1])
+        out[f"weight_hh_l{k}"] = previous.reshape(-1, lstm.hidden_size)
+        x = layer
+    return out
+
+
+def as_matrix(module: nn.Module, weight: torch.Tensor) -> torch.Tensor:
+    """A prunable weight as the matrix (outputs × inputs) its inputs multiply: an embedding's
+    transpose (a column per token), a conv's filters as rows, others as they are."""
+    return weight.T if isinstance(module, nn.Embedding) else weight.flatten(1)
+
+
+def readable(module: nn.Module, tensor: str) -> bool:
+    """Whether :func:`input_statistics` can read the inputs of ``module``'s ``tensor``."""
+    return (tensor == "weight" and (isinstance(module, (nn.Linear, nn.Embedding)) or
+                                    (isinstance(module, nn.Conv2d) and module.groups == 1))
+            or (isinstance(module, nn.LSTM) and tensor.startswith(("weight_ih_l", "weight_hh_l"))))
+
+
 @torch.no_grad()
-def input_statistics(ctx, examples: int, statistic) -> dict[str, torch.Tensor]:
+def input_statistics(ctx, examples: int, statistic, embeddings=None) -> dict[str, torch.Tensor]:
     """The sum over ``examples`` training examples (whole batches, forward passes only, the model
     in eval mode) of ``statistic(rows)`` for the inputs of every prunable weight, one row per use
-    (:func:`layer_inputs`), in float64."""
+    (:func:`layer_inputs`, :func:`lstm_inputs`), in float64. An embedding's inputs are one-hot
+    token ids: its statistic is ``embeddings(counts)`` of the tokens' counts (it is pruned as the
+    matrix Wᵀ, a column per token); without ``embeddings`` an embedding is refused."""
     modules = dict(ctx.model.named_modules())
-    owners = {}
+    owners: dict[str, list[tuple[str, str]]] = {}
     for name in ctx.masks:
         module_name, _, tensor = name.rpartition(".")
         module = modules[module_name]
-        if tensor != "weight" or not (isinstance(module, nn.Linear) or
-                                      (isinstance(module, nn.Conv2d) and module.groups == 1)):
-            raise ValueError(f"input-weighted scores need the inputs of {name} (in a {type(module).__name__}); "
-                             "they apply to the weights of Linear and Conv2d layers only")
-        owners[name] = module
+        if not readable(module, tensor) or (isinstance(module, nn.Embedding) and embeddings is None):
+            raise ValueError(f"this score needs the inputs of {name} (in a {type(module).__name__}); it reads those "
+                             "of Linear, Conv2d and LSTM weights" + (" and embeddings" if embeddings else ""))
+        owners.setdefault(module_name, []).append((name, tensor))
     sums: dict[str, torch.Tensor] = {}
 
-    def hook(name):
+    def add(name, value):
+        sums[name] = value.cpu() if name not in sums else sums[name] + value.cpu()
+
+    def hook(module_name):
         def accumulate(module, args, out):  # returns None: the output is left as it is
-            value = statistic(layer_inputs(module, args[0]).double()).cpu()
-            sums[name] = value if name not in sums else sums[name] + value
+            if isinstance(module, nn.LSTM):
+                rows = lstm_inputs(module, args[0], args[1] if len(args) > 1 else None)
+                for name, tensor in owners[module_name]:
+                    add(name, statistic(rows[tensor].double()))
+            elif isinstance(module, nn.Embedding):
+                counts = torch.bincount(args[0].flatten(), minlength=module.num_embeddings).double()
+                add(owners[module_name][0][0], embeddings(counts))
+            else:
+                add(owners[module_name][0][0], statistic(layer_inputs(module, args[0]).double()))
         return accumulate
 
-    handles = [m.register_forward_hook(hook(n)) for n, m in owners.items()]
+    handles = [modules[m].register_forward_hook(hook(m)) for m in owners]
     was_training = ctx.model.training
     ctx.model.eval()
     try:
@@ -131,8 +177,10 @@ def input_statistics(ctx, examples: int, statistic) -> dict[str, torch.Tensor]:
 
 
 def input_norms(ctx, examples: int) -> dict[str, torch.Tensor]:
-    """‖X_j‖₂ of every input feature j of every prunable weight over the calibration inputs."""
-    return {n: s.sqrt().float() for n, s in input_statistics(ctx, examples, lambda x: x.pow(2).sum(0)).items()}
+    """‖X_j‖₂ of every input feature j of every prunable weight over the calibration inputs (of an
+    embedding: the square root of each token's count)."""
+    sums = input_statistics(ctx, examples, lambda x: x.pow(2).sum(0), embeddings=lambda counts: counts)
+    return {n: s.sqrt().float() for n, s in sums.items()}
 
 
 def input_covariances(ctx, examples: int) -> dict[str, torch.Tensor]:
