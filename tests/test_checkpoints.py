@@ -94,3 +94,16 @@ def test_checkpoints_are_shared_through_mlflow_and_concurrent_writers_corrupt_no
     done = elsewhere.get("k" * 32)  # not in this machine's cache: downloaded from MLflow
     assert elsewhere.hits == 1 and torch.equal(done["model"]["w"], torch.full((1000, 100), 7.0))
     assert elsewhere.get("0" * 32) is None and elsewhere.misses == 1
+
+
+def test_models_with_batchnorm_buffers_are_keyed_and_restored(tmp_path, one_thread):
+    # a 0-d buffer (BatchNorm's num_batches_tracked) is part of the state the key hashes
+    task = make_task("tiny-mlp", "quick")
+    splits = task.load(None)
+    ctx = make_context(task, splits.train, splits.val, 0.0, torch.Generator().manual_seed(0))
+    ctx.model.add_module("bn", torch.nn.BatchNorm1d(4))
+    trainer = ctx._trainer
+    trainer.cache, trainer.identity = CheckpointStore(None, "tiny-mlp", tmp_path), "tiny"
+    key = trainer._state_key({"steps": 1})
+    ctx.model.bn.num_batches_tracked += 1
+    assert trainer._state_key({"steps": 1}) != key

@@ -137,7 +137,7 @@ class Trainer:
         for name, tensor in tensors:
             t = tensor.detach().cpu().contiguous()
             digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-            digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())  # 0-d buffers too (BatchNorm's count)
         digest.update(repr(random.getstate()).encode())
         return digest.hexdigest()[:32]
 
