@@ -23,15 +23,18 @@ records as a failed trial with that reason. The authors compute
 the norms layer by layer on the already pruned network's activations (``prune_wanda`` prunes
 block by block, feeding pruned outputs forward); one pass over the dense network is used here,
 as in their analysis of the score itself — a deviation for networks deeper than one block.
+Ties, which the authors' ``torch.sort`` leaves in no defined order, are broken by |W|: they are
+the zero scores of inputs never seen in calibration — a language model's 128 windows hold a few
+thousand tokens and miss most of its vocabulary, so an embedding's unseen tokens are pruned
+first, by magnitude, rather than in the order of their ids.
 ``wanda-retrain`` adds the magnitude baseline's retraining (:mod:`sparsebench.library.posttraining`).
 """
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from sparsebench import register_method
-from sparsebench.library.posttraining import PruneAfterTraining, as_matrix, input_norms
+from sparsebench.library.posttraining import PruneAfterTraining, as_matrix, input_norms, owners, unmatrix
 
 GROUPS = ("output", "layer")
 
@@ -40,6 +43,7 @@ GROUPS = ("output", "layer")
 @register_method("wanda-retrain", retrain="lr-rewind")
 @dataclass
 class Wanda(PruneAfterTraining):
+    version = "2"
     group: str = "output"            # comparison group: each output row (the paper) | each layer
     calibration_examples: int = 128  # the authors' nsamples
     rule: str = "uniform"            # with group="layer": every layer at the target, as the paper
@@ -63,31 +67,27 @@ class Wanda(PruneAfterTraining):
     def masks(self, ctx, scores):
         if self.group == "layer":
             return None
-        modules = owners(ctx)
-        return {n: unmatrix(modules[n], per_row_top_k(as_matrix(modules[n], s), 1.0 - ctx.sparsity), s)
+        modules, weights = owners(ctx), ctx.masks.params
+        return {n: unmatrix(modules[n], per_row_top_k(as_matrix(modules[n], s), 1.0 - ctx.sparsity,
+                                                      tiebreak=as_matrix(modules[n], weights[n].detach().abs())), s)
                 for n, s in scores.items()}
 
 
-def owners(ctx) -> dict:
-    modules = dict(ctx.model.named_modules())
-    return {n: modules[n.rpartition(".")[0]] for n in ctx.masks}
-
-
-def unmatrix(module, matrix: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """The inverse of ``as_matrix``: back to the weight's shape."""
-    return (matrix.T if isinstance(module, nn.Embedding) else matrix).reshape(like.shape)
-
-
-def per_row_top_k(scores: torch.Tensor, density: float) -> torch.Tensor:
+def per_row_top_k(scores: torch.Tensor, density: float, tiebreak: torch.Tensor | None = None) -> torch.Tensor:
     """A mask removing the lowest scores of each output row: the same count in every row (the
     authors' ``int(sparsity * row length)``), and the layer's remainder, one more each, from the
     rows whose next-lowest score is lowest — so that short rows (a first conv's 27 inputs) still
-    reach the target (a deviation of at most one weight per row)."""
+    reach the target (a deviation of at most one weight per row). Equal scores are ordered by
+    ``tiebreak`` (lowest first), else by position."""
     rows = scores.flatten(1)
     n, length = rows.shape
     total = round((1.0 - density) * n * length)
     base, extra = divmod(total, n)
-    ranked = rows.argsort(dim=1, stable=True)
+    if tiebreak is None:
+        ranked = rows.argsort(dim=1, stable=True)
+    else:  # a stable sort by score of the order by tiebreak
+        order = tiebreak.flatten(1).argsort(dim=1, stable=True)
+        ranked = order.gather(1, rows.gather(1, order).argsort(dim=1, stable=True))
     pruned = torch.full((n,), base)
     if extra:
         nxt = rows.gather(1, ranked[:, base:base + 1]).squeeze(1)

@@ -110,7 +110,8 @@ def _specs(args) -> tuple[list, list]:
             studies += plan_studies(block["tasks"], methods, block["sparsities"], block["seeds"], block["profile"],
                                     budget, overrides)
             methods = [m for m in methods if not registry.METHODS.get(m)[0].prunes]
-        specs += plan(block["tasks"], methods, block["sparsities"], block["seeds"], block["profile"], overrides)
+        specs += plan(block["tasks"], methods, block["sparsities"], block["seeds"], block["profile"], overrides,
+                      block.get("track", "default"))
     if not specs and not studies:
         raise ValueError(f"suite {args.suite!r} has no trial with the options given")
     return list({spec.config_id(): spec for spec in specs}.values()), studies

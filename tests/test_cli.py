@@ -73,3 +73,25 @@ def test_the_tuned_suite_tunes_every_pruning_method():
     trials, studies = grid("--suite", "tuned")
     assert {s.method for s in trials} == {"dense"} and studies
     assert all(s.budget == 8 and s.seeds == (0, 1, 2) for s in studies)
+
+
+def test_the_posttraining_suite_prunes_trained_models_once_on_the_one_shot_track():
+    trials = specs("--suite", "posttraining")
+    dense = [s for s in trials if s.method == "dense"]
+    pruned = [s for s in trials if s.method != "dense"]
+    assert {s.task for s in dense} == {s.task for s in pruned} and all(s.track == "default" for s in dense)
+    assert pruned and all(s.track == "one-shot" for s in pruned)
+    assert {s.sparsity for s in pruned} == {0.5, 0.7, 0.9}
+    # every task's dense training runs before the trials that reuse it (else two workers train it)
+    first = {s.task: i for i, s in reversed(list(enumerate(trials)))}
+    assert all(first[s.task] == i for i, s in enumerate(trials) if s.method == "dense")
+
+
+def test_the_one_shot_track_holds_only_pruning_without_retraining():
+    from sparsebench.running.trial import TrialSpec
+
+    assert TrialSpec("lenet300-mnist", "wanda", 0.5, track="one-shot").track == "one-shot"
+    assert TrialSpec("lenet300-mnist", "wanda-retrain", 0.5, track="one-shot", hparams={"retrain": "none"})
+    for method in ("gmp", "wanda-retrain", "magnitude"):
+        with pytest.raises(ValueError, match="one-shot track"):
+            TrialSpec("lenet300-mnist", method, 0.5, track="one-shot")

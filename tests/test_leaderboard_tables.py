@@ -28,3 +28,14 @@ def test_runs_of_another_plugin_version_are_superseded():
                          "tags.sb.method_version": [current, "0", "7"],
                          "tags.sb.task_version": [registry.TASKS.get("lenet300-mnist")[0].version] * 3})
     assert leaderboard.superseded(runs).tolist() == [False, True, False]
+
+
+def test_a_one_shot_section_is_named_and_prunes_the_default_tracks_dense_model():
+    table = cells([("t1", "pretrained", "official", "dense", 0.0, 5.0, 0),
+                   ("t1", "pretrained", "official", "wanda", 0.5, 5.5, 0),
+                   ("t1", "pretrained", "official", "obd", 0.5, 6.5, 0)])
+    table = table.assign(metric="perplexity", higher_is_better=False,
+                         track=["default", "one-shot", "one-shot"])
+    [one_shot] = leaderboard.sections(table)  # the dense model alone has no section of its own
+    assert one_shot.title == "t1 — profile `pretrained` — one-shot track: pruned after training, no retraining"
+    assert one_shot.dense["mean"] == 5.0 and one_shot.methods == ["wanda", "obd"]

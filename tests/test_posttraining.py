@@ -34,6 +34,9 @@ def test_wanda_keeps_per_row_the_weights_whose_inputs_are_large():
     scores = weight.abs() * norms  # row 1 scores: 50, 10, 10
     mask = wanda_module().per_row_top_k(scores, density=1 / 3)
     assert mask.tolist() == [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
+    tied = torch.tensor([[0.0, 0.0, 0.0, 1.0]])  # unseen inputs: equal scores, broken by |W|
+    assert wanda_module().per_row_top_k(tied, 0.5, tiebreak=torch.tensor([[3.0, 1.0, 2.0, 0.0]])).tolist() == \
+        [[1.0, 0.0, 0.0, 1.0]]
     # every row loses int(sparsity * length) or one more, and the layer reaches the target exactly
     mask = wanda_module().per_row_top_k(torch.rand(10, 27), 0.1)
     assert set(mask.sum(1).tolist()) <= {3.0, 2.0} and mask.sum() == round(0.1 * 270)
@@ -120,6 +123,17 @@ def test_sparsegpt_reconstructs_a_pruned_input_from_the_inputs_it_depends_on():
     assert (x @ (w - new).T).norm() / (x @ w.T).norm() < 1e-4  # where magnitude pruning loses x0 · w0
 
 
+def test_sparsegpt_on_a_diagonal_hessian_is_its_general_sweep():
+    # an embedding's one-hot inputs: H diagonal, some tokens never seen (H_jj = 0)
+    module = importlib.import_module(registry.METHODS.get("sparsegpt")[0].__module__)
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(6, 300, generator=g, dtype=torch.float64)
+    h = torch.rand(300, generator=g, dtype=torch.float64) * (torch.rand(300, generator=g) > 0.2)
+    general = module.prune_layer(w, torch.diag(h), 0.7)
+    assert torch.allclose(module.prune_diagonal(w, h, 0.7), general)
+    assert (general == 0).double().mean().item() == pytest.approx(0.7, abs=0.01)
+
+
 def test_sparsegpt_runs_on_conv_and_linear_layers_without_retraining(one_thread):
     result = run_trial(TrialSpec("tiny-mlp", "sparsegpt", 0.9, 0))
     assert result["status"] == "completed", result["reason"]
@@ -142,8 +156,7 @@ def test_lstm_matrices_see_their_layer_inputs_and_previous_hidden_states():
 @pytest.mark.skipif(data_root() is None or not (data_root() / "ptb").exists(), reason="no Penn Treebank in the data root")
 @pytest.mark.parametrize("method", ["wanda", "sparsegpt"])
 def test_post_training_methods_on_a_language_model(method, one_thread):
-    # lstm-ptb's embedding, LSTM and decoder: Wanda reads them all; SparseGPT refuses the
-    # embedding (a vocabulary-sized H), which the harness records as the trial's reason
+    # lstm-ptb's embedding, LSTM and decoder: Wanda and SparseGPT read them all
     task = make_task("lstm-ptb", "quick")
     splits = task.load(data_root())
     train = splits.train.subset(20 * 35 * 8)
@@ -152,8 +165,13 @@ def test_post_training_methods_on_a_language_model(method, one_thread):
     m = cls(**{**defaults, "calibration_examples": 20})
     if method == "sparsegpt":
         from sparsebench.library.posttraining import input_covariances
-        with pytest.raises(ValueError, match="embedding.weight"):
-            input_covariances(ctx, 20)
+        hessians = input_covariances(ctx, 20)
+        counts = torch.bincount(next(iter(ctx.batches(1)))[0].flatten(), minlength=task.vocab_size)
+        assert hessians["embedding.weight"].shape == (task.vocab_size,)  # one-hot inputs: a diagonal
+        assert torch.equal(hessians["embedding.weight"] > 0, counts > 0)
+        m.run(ctx)
+        for name, p in ctx.masks.params.items():
+            assert (p == 0).double().mean().item() == pytest.approx(0.5, abs=0.01), name
         return
     scores = m.score(ctx)
     masks = m.masks(ctx, scores)

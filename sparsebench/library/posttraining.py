@@ -185,6 +185,19 @@ def input_norms(ctx, examples: int) -> dict[str, torch.Tensor]:
 
 def input_covariances(ctx, examples: int) -> dict[str, torch.Tensor]:
     """XᵀX / rows of every prunable weight's calibration inputs (the layer-wise Hessian of the
-    reconstruction error, up to a factor 2), in float64."""
-    sums = input_statistics(ctx, examples, lambda x: torch.cat([x.T @ x, x.new_full((1, x.shape[1]), len(x))]))
-    return {n: s[:-1] / s[-1, 0] for n, s in sums.items()}
+    reconstruction error, up to a factor 2), in float64. An embedding's one-hot inputs make it
+    diagonal (each token's share of the calibration tokens): given as that diagonal, a vector."""
+    sums = input_statistics(ctx, examples, lambda x: torch.cat([x.T @ x, x.new_full((1, x.shape[1]), len(x))]),
+                            embeddings=lambda counts: torch.cat([counts, counts.sum().reshape(1)]))
+    return {n: s[:-1] / s[-1, 0] if s.dim() == 2 else s[:-1] / s[-1] for n, s in sums.items()}
+
+
+def owners(ctx) -> dict[str, nn.Module]:
+    """The module of each prunable weight, by the weight's name."""
+    modules = dict(ctx.model.named_modules())
+    return {n: modules[n.rpartition(".")[0]] for n in ctx.masks}
+
+
+def unmatrix(module: nn.Module, matrix: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`as_matrix`: back to the weight's shape."""
+    return (matrix.T if isinstance(module, nn.Embedding) else matrix).reshape(like.shape)

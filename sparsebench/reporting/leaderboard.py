@@ -125,6 +125,14 @@ def ranks(table: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()[columns]
 
 
+TRACK_TITLES = {"tuned": "tuned track", "one-shot": "one-shot track: pruned after training, no retraining"}
+
+
+def track_title(track: str) -> str:
+    """How a track is named on the board ("" for the default track)."""
+    return "" if track == "default" else TRACK_TITLES.get(track, f"{track} track")
+
+
 @dataclass
 class Section:
     """One task, profile and dataset variant: what every rendering of the leaderboard shows."""
@@ -145,7 +153,7 @@ class Section:
     def title(self) -> str:
         title = f"{self.task} — profile `{self.profile}`"
         title += f" — data: {self.variant}" if self.variant != "official" else ""
-        return title + (f" — {self.track} track" if self.track != "default" else "")
+        return title + (f" — {track_title(self.track)}" if self.track != "default" else "")
 
     @property
     def slug(self) -> str:
@@ -161,18 +169,18 @@ def slug(*parts: str) -> str:
 
 
 def sections(table: pd.DataFrame) -> list[Section]:
-    """One per task, profile, variant and track; a tuned section borrows the default track's dense
-    reference (nothing to tune) and keeps the default track's rows to show what tuning gained."""
+    """One per task, profile, variant and track; a tuned or one-shot section borrows the default
+    track's dense reference (nothing to tune or prune) and a tuned one keeps the default track's rows
+    to show what tuning gained."""
     out = []
     for (task, profile, variant, track), group in table.groupby(SECTION_KEYS, sort=True):
         first = group.iloc[0]
         higher = bool(first["higher_is_better"])
-        default = table[(table["task"] == task) & (table["profile"] == profile) & (table["variant"] == variant)
-                         & (table["track"] == "default")]
-        dense = (group if track == "default" else default)
-        dense = dense[dense["method"] == "dense"]
-        if track != "default" and group["method"].eq("dense").all():
-            continue
+        same = table[(table["task"] == task) & (table["profile"] == profile) & (table["variant"] == variant)]
+        default = same[same["track"] == "default"]
+        dense = default[default["method"] == "dense"]
+        if group["method"].eq("dense").all() and (track != "default" or same["track"].ne("default").any()):
+            continue  # a dense model alone: shown in the section of the track that prunes it
         rows = group[group["method"] != "dense"]
         score = rows["mean"].where(rows["higher_is_better"], -rows["mean"])
         rank = score.groupby(rows["sparsity"]).rank(ascending=False, method="average")
@@ -311,7 +319,7 @@ def markdown_summary(ranked: pd.DataFrame) -> str:
              "not ranked.", ""]
     for (profile, variant, track), group in ranked.groupby(["profile", "variant", "track"], sort=True):
         lines += [f"### profile `{profile}`" + (f" — data: {variant}" if variant != "official" else "")
-                  + (f" — {track} track" if track != "default" else ""), "",
+                  + (f" — {track_title(track)}" if track != "default" else ""), "",
                   rank_grid(group).to_markdown(), ""]
     return "\n".join(lines)
 

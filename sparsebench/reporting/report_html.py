@@ -15,7 +15,8 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from sparsebench.reporting.leaderboard import COLLAPSED, Section, count, mean_std, percent, ratio, tuning_table
+from sparsebench.reporting.leaderboard import (COLLAPSED, Section, count, mean_std, percent, ratio, track_title,
+                                              tuning_table)
 
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color: #1d232a;
@@ -229,7 +230,7 @@ def section_html(section: Section, links: Links) -> str:
     parts = [f'<section id="{escape(section.slug)}">',
              f"<h2>{escape(section.task)} <span class=\"tag\">profile {escape(section.profile)}</span>"
              + (f' <span class="tag">data: {escape(section.variant)}</span>' if section.variant != "official" else "")
-             + (f' <span class="tag">{escape(section.track)} track</span>' if section.track != "default" else "")
+             + (f' <span class="tag">{escape(track_title(section.track))}</span>' if section.track != "default" else "")
              + "</h2>",
              f"<p>Test {escape(section.metric)} ({section.direction}): mean ± std over seeds, n seeds. "
              + (f'<a href="{escape(links.experiment(experiment))}">MLflow experiment</a>' if experiment else "")
@@ -269,7 +270,7 @@ def summary_html(ranked: pd.DataFrame) -> str:
     for (profile, variant, track), group in ranked.groupby(["profile", "variant", "track"], sort=True):
         parts.append(f'<h3>profile <code>{escape(profile)}</code>'
                      + (f" — data: {escape(variant)}" if variant != "official" else "")
-                     + (f" — {escape(track)} track" if track != "default" else "") + "</h3>")
+                     + (f" — {escape(track_title(track))}" if track != "default" else "") + "</h3>")
         sparsities = sorted(group["sparsity"].unique())
         heads = [th("method")] + [th(f"rank @ {percent(s)}", title=f"average rank at target sparsity {percent(s)}")
                                   for s in sparsities]
@@ -298,7 +299,7 @@ def page(sections: list[Section], ranked: pd.DataFrame, ui: str) -> str:
     nav = ['<a href="#summary">Summary</a>'] if not ranked.empty else []
     nav += [f'<a href="#{escape(s.slug)}">{escape(s.task)} · {escape(s.profile)}'
             + (f" · {escape(s.variant)}" if s.variant != "official" else "")
-            + (f" · {escape(s.track)}" if s.track != "default" else "") + "</a>" for s in sections]
+            + (f" · {escape(track_title(s.track))}" if s.track != "default" else "") + "</a>" for s in sections]
     body = ([summary_html(ranked)] if not ranked.empty else []) + [section_html(s, links) for s in sections]
     if not sections:
         body = ['<p class="muted">No completed runs yet: run <code>make bench</code>, then '

@@ -56,6 +56,23 @@ CNN = [
      "sparsities": [0.9, 0.98], "seeds": [0], "profile": "medium"},
 ]
 
+# post-training ("one-shot") pruning of converged models, without retraining: its own track, beside the
+# dense model it prunes. The dense trainings (``pretrained`` profiles; LeNet-300-100's ``full``) come
+# first and alone per task, since every other trial of the task reuses them through the checkpoint store;
+# the LSTM's (about 45 minutes on one core) and WikiText-2's (about 40) set the length: about 80 minutes
+# on 2 cores.
+ONE_SHOT_METHODS = ["magnitude-oneshot", "magnitude-oneshot-layerwise", "wanda", "obd", "sparsegpt"]
+ONE_SHOT_SPARSITIES = [0.5, 0.7, 0.9]
+POSTTRAINING = [
+    {"tasks": ["lstm-ptb", "transformer-wikitext2", "transformer-shakespeare"], "methods": ["dense"],
+     "sparsities": [], "seeds": [0], "profile": "pretrained"},
+    {"tasks": ["lenet300-mnist"], "methods": ["dense", *ONE_SHOT_METHODS], "sparsities": ONE_SHOT_SPARSITIES,
+     "seeds": [0], "profile": "full", "track": "one-shot"},
+    *({"tasks": [task], "methods": ONE_SHOT_METHODS, "sparsities": ONE_SHOT_SPARSITIES, "seeds": [0],
+       "profile": "pretrained", "track": "one-shot"}
+      for task in ["transformer-shakespeare", "transformer-wikitext2", "lstm-ptb"]),
+]
+
 # the tuned track (sparsebench.running.tuning): every method family searched with the same budget of
 # 8 configurations on validation at each sparsity, the choice run on 3 seeds; the dense reference
 # (nothing to tune) on the default track. About 35 minutes on 2 cores.
@@ -75,6 +92,8 @@ SUITES = {
     "coverage": COVERAGE,
     # ResNet-20 on CIFAR-10 (JPEG variant) in about 21 minutes a trial: about 3 hours on 2 CPU cores
     "cnn": CNN,
+    # one-shot pruning of converged models (LSTM, transformers, MLP), no retraining: about 80 minutes
+    "posttraining": POSTTRAINING,
     # the default suite's model tuned: every method gets the same search budget on validation
     "tuned": TUNED,
     # the reference recipes of every task: GPU work for most of them

@@ -42,8 +42,9 @@ class SweepSummary:
                 + (f", {self.interrupted} interrupted (run again to resume)" if self.interrupted > 0 else ""))
 
 
-def plan(tasks, methods, sparsities, seeds, profile="quick", hparams=None) -> list[TrialSpec]:
-    """The grid of trials; the dense reference runs once per seed, at sparsity 0."""
+def plan(tasks, methods, sparsities, seeds, profile="quick", hparams=None, track="default") -> list[TrialSpec]:
+    """The grid of trials; the dense reference runs once per seed, at sparsity 0, on the default
+    track (the reference of every track)."""
     sparsities = [check_sparsity(s) for s in sparsities]
     specs = []
     for task, method, seed in itertools.product(tasks, methods, seeds):
@@ -52,7 +53,8 @@ def plan(tasks, methods, sparsities, seeds, profile="quick", hparams=None) -> li
         for s in levels:
             if cls.prunes and float(s) == 0.0:
                 continue
-            specs.append(TrialSpec(task, method, s, seed, profile, dict(hparams or {})))
+            specs.append(TrialSpec(task, method, s, seed, profile, dict(hparams or {}),
+                                   track=track if cls.prunes else "default"))
     return list({spec.config_id(): spec for spec in specs}.values())
 
 

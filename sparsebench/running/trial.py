@@ -32,7 +32,15 @@ from sparsebench.library.connectivity import Connectivity, connectivity
 # growing where the gradient is zero, e.g. rows of rare tokens in an embedding): not a failure, as
 # the method only handicaps itself; the leaderboard shows the sparsity achieved.
 SPARSITY_TOLERANCE = 0.005
-TRACKS = ("default", "tuning", "tuned")
+TRACKS = ("default", "tuning", "tuned", "one-shot")
+
+
+def retrains_nothing(method: str, hparams: dict) -> bool:
+    """Whether ``method`` (with ``hparams``) prunes a trained network once and does not train it again."""
+    from sparsebench.library.posttraining import PruneAfterTraining
+
+    cls, defaults = registry.METHODS.get(method)
+    return issubclass(cls, PruneAfterTraining) and {**defaults, **hparams}.get("retrain", cls.retrain) == "none"
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,8 @@ class TrialSpec:
     hparams: dict = field(default_factory=dict)  # overrides of the method's registered defaults
     # the result's track: "default" (the paper's hyperparameters or the given overrides), "tuning" (a
     # configuration of a search: evaluated on validation only, never on test) or "tuned" (a study's
-    # choice, named by ``study``, run on a reported seed)
+    # choice, named by ``study``, run on a reported seed) or "one-shot" (post-training pruning without
+    # retraining, ranked among its kind beside the default track's dense model)
     track: str = "default"
     study: str = ""
 
@@ -55,6 +64,9 @@ class TrialSpec:
             raise ValueError(f"unknown track {self.track!r}; choose one of {', '.join(TRACKS)}")
         if (self.track == "tuned") != bool(self.study):
             raise ValueError("a tuned trial names its study, and only a tuned trial does")
+        if self.track == "one-shot" and not retrains_nothing(self.method, self.hparams):
+            raise ValueError(f"the one-shot track holds post-training pruning without retraining; {self.method!r} "
+                             f"with {self.hparams or 'its defaults'} trains after pruning or is not post-training")
 
     def to_json(self) -> dict:
         data = dataclasses.asdict(self)
