@@ -95,3 +95,10 @@ def test_the_one_shot_track_holds_only_pruning_without_retraining():
     for method in ("gmp", "wanda-retrain", "magnitude"):
         with pytest.raises(ValueError, match="one-shot track"):
             TrialSpec("lenet300-mnist", method, 0.5, track="one-shot")
+
+
+def test_the_structured_suite_compares_structures_at_the_same_targets():
+    trials = specs("--suite", "structured")
+    assert {(s.method, s.sparsity) for s in trials if s.method == "nm-magnitude"} == {("nm-magnitude", 0.5)}
+    by_target = {s.sparsity for s in trials if s.method in ("l1-filter", "magnitude")}
+    assert by_target == {0.5, 0.75}

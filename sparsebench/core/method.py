@@ -30,6 +30,7 @@ class Method:
     version: ClassVar[str] = "1"
     when: ClassVar[str]        # "none", "init", "during", "after" or "dynamic"
     criterion: ClassVar[str]   # "none", "random", "magnitude", "gradient", "second-order", ...
+    structure: ClassVar[str] = "weights"  # what is removed: "weights", "filters" (units), "n:m" blocks
     paper: ClassVar[str]
     prunes: ClassVar[bool] = True          # False only for the dense reference
     exact_sparsity: ClassVar[bool] = True  # False where the sparsity reached is learned (STR)
@@ -43,6 +44,9 @@ class Method:
 
     def hparams(self) -> dict:
         return dataclasses.asdict(self)
+
+    def check_target(self, sparsity: float) -> None:
+        """Raise ``ValueError`` if this method cannot reach ``sparsity`` (e.g. a fixed N:M pattern)."""
 
     def space(self, sparsity: float) -> dict:
         """The search space at a target sparsity (by default ``search_space``)."""
@@ -125,6 +129,12 @@ class Context:
                 trainer.charge_forward(examples) if forward_only else trainer.charge(examples)
                 given += 1
                 yield to_device(batch, trainer.device)
+
+    def example(self):
+        """The first training batch, for tracing the model's structure: no data a method learns
+        from, so not charged."""
+        trainer = self._trainer
+        return to_device(next(iter(trainer.train_split.batches(trainer.recipe.batch_size))), trainer.device)
 
     def loss(self, batch) -> torch.Tensor:
         """The task's training loss of ``model`` on ``batch``."""

@@ -19,6 +19,7 @@ import pandas as pd
 from sparsebench.core import registry
 from sparsebench.running import tracking
 
+NAN = float("nan")
 KEYS = ["task", "profile", "variant", "track", "method", "sparsity"]
 SECTION_KEYS = ["task", "profile", "variant", "track"]
 DEFAULT_UI_URL = "http://127.0.0.1:5000"  # where `make ui` serves MLflow
@@ -70,7 +71,11 @@ def trial_table(uri: str) -> pd.DataFrame:
         "effective_sparsity": col("metrics.final/effective_sparsity"),
         "collapse": col("tags.sb.collapse", "").fillna(""), "train_cost_rel": col("metrics.cost/train_cost_rel"),
         "train_steps_rel": col("metrics.cost/train_steps_rel"),
-        "inference_flops_rel": col("metrics.inference/flops_rel"), "params_nonzero": col("metrics.params/nonzero"),
+        "inference_flops_rel": col("metrics.inference/flops_rel"),
+        "speedup": col("metrics.inference/speedup_measured", NAN),
+        "speedup_b1": col("metrics.inference/speedup_measured_b1", NAN),
+        "bytes_rel": col("metrics.inference/bytes", NAN) / col("metrics.inference/bytes_dense", NAN),
+        "params_nonzero": col("metrics.params/nonzero"),
         "params_total": col("metrics.params/total"), "when": col("tags.sb.when"),
         "criterion": col("tags.sb.criterion"), "experiment_id": runs["experiment_id"], "run_id": origin,
         "track": col("tags.sb.track", "default").fillna("default"),
@@ -95,6 +100,7 @@ def aggregate(trials: pd.DataFrame) -> pd.DataFrame:
                       train_cost_rel=("train_cost_rel", "mean"),
                       train_steps_rel=("train_steps_rel", "mean"),
                       inference_flops_rel=("inference_flops_rel", "mean"),
+                      speedup=("speedup", "mean"), speedup_b1=("speedup_b1", "mean"), bytes_rel=("bytes_rel", "mean"),
                       params_nonzero=("params_nonzero", "mean"), params_total=("params_total", "mean"),
                       when=("when", "first"), criterion=("criterion", "first"),
                       budget=("budget", "first"), configs=("configs", "first"), chosen=("chosen", "first"),
@@ -226,6 +232,11 @@ def ratio(v: float, digits: int = 2) -> str:
     return "—" if pd.isna(v) else f"{v:.{digits}f}×"
 
 
+def speedups(r: pd.Series) -> str:
+    """Measured inference speedup at batch 1 and at the evaluation batch (runs before it was measured: —)."""
+    return "—" if pd.isna(r["speedup"]) else f"{ratio(r['speedup_b1'])} / {ratio(r['speedup'])}"
+
+
 def results_grid(section: Section) -> pd.DataFrame:
     """Markdown's main table: one row per method, the metric at each sparsity."""
     rows = section.rows
@@ -252,6 +263,8 @@ def cost_table(section: Section) -> pd.DataFrame:
         section.metric: cell(r["mean"], r["std"], r["n"], r["collapsed"]), "train FLOPs": ratio(r["train_cost_rel"]),
         "train steps": ratio(r["train_steps_rel"], 1),
         "inference FLOPs": ratio(r["inference_flops_rel"], 3),
+        "measured speedup (batch 1 / N)": speedups(r),
+        "stored size": ratio(r["bytes_rel"], 3),
         "params (nonzero / total)": f"{count(r['params_nonzero'])} / {count(r['params_total'])}",
         "collapse": r["collapse"] or "",
     } for r in rows])
@@ -298,7 +311,10 @@ def markdown_section(section: Section) -> str:
               "Cost and size: sparsity achieved (zeros counted in the final weights) and effective sparsity "
               "(zeros and weights on no input–output path), training FLOPs and optimizer steps relative to one "
               "dense training (counted by the harness), inference FLOPs per example relative to the dense model, "
-              "parameters left nonzero; what collapsed, if anything.", "",
+              "the measured inference speedup over the dense form at batch 1 and at the evaluation batch (one "
+              "thread, the fastest form: dense or sparse CSR Linear layers; `sparsebench.core.inference`), the "
+              "stored size of that form relative to the dense model, parameters left nonzero; what collapsed, "
+              "if anything.", "",
               cost_table(section).to_markdown(index=False), ""]
     if section.track == "tuned":
         lines += ["Tuning: the configuration chosen on validation among those searched (the paper's defaults "

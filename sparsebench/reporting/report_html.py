@@ -15,8 +15,8 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from sparsebench.reporting.leaderboard import (COLLAPSED, Section, count, mean_std, percent, ratio, track_title,
-                                              tuning_table)
+from sparsebench.reporting.leaderboard import (COLLAPSED, Section, count, mean_std, percent, ratio, speedups,
+                                              track_title, tuning_table)
 
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color: #1d232a;
@@ -193,6 +193,9 @@ def cost_table(section: Section, links: Links) -> str:
              th("training FLOPs", title="training FLOPs relative to one dense training"),
              th("training steps", title="optimizer steps relative to one dense training"),
              th("inference FLOPs", title="inference FLOPs per example relative to the dense model"),
+             th("measured speedup", title="measured inference speedup over the dense form, batch 1 / evaluation "
+                "batch (one thread; the fastest form: dense or CSR Linear layers)"),
+             th("stored size", title="bytes of the fastest form's weights relative to the dense model's"),
              th("params nonzero / total", title="parameters of the whole model left nonzero (mean over seeds)")]
     order = {m: i for i, m in enumerate(section.methods)}
     rest = section.rows.assign(order=section.rows["method"].map(order)).sort_values(["order", "sparsity"])
@@ -215,6 +218,8 @@ def cost_table(section: Section, links: Links) -> str:
                  num(r["train_cost_rel"], ratio(r["train_cost_rel"])),
                  num(r["train_steps_rel"], ratio(r["train_steps_rel"], 1)),
                  num(r["inference_flops_rel"], ratio(r["inference_flops_rel"], 3)),
+                 num(r["speedup"], speedups(r)),
+                 num(r["bytes_rel"], ratio(r["bytes_rel"], 3)),
                  td(f"{count(r['params_nonzero'])} / {count(r['params_total'])}", sort=r["params_nonzero"],
                     href=href, classes="num",
                     title=f"{r['params_nonzero']:,.0f} nonzero of {r['params_total']:,.0f} parameters"

@@ -73,6 +73,16 @@ POSTTRAINING = [
       for task in ["transformer-shakespeare", "transformer-wikitext2", "lstm-ptb"]),
 ]
 
+# structured and N:M sparsity beside unstructured pruning at the same targets, each run's measured
+# speedup and size (sparsebench.core.inference): for structured methods the target is the fraction of
+# every group's units removed (filters, neurons), for N:M the pattern's 50 %
+STRUCTURED_TASKS = ["resnet20-cifar10jpeg", "transformer-sst2", "lenet5-mnist", "lenet300-mnist"]
+STRUCTURED = [
+    {"tasks": STRUCTURED_TASKS, "methods": ["dense", "l1-filter", "random-structured", "magnitude", "random-erk"],
+     "sparsities": [0.5, 0.75], "seeds": [0], "profile": "quick"},
+    {"tasks": STRUCTURED_TASKS, "methods": ["nm-magnitude"], "sparsities": [0.5], "seeds": [0], "profile": "quick"},
+]
+
 # the tuned track (sparsebench.running.tuning): every method family searched with the same budget of
 # 8 configurations on validation at each sparsity, the choice run on 3 seeds; the dense reference
 # (nothing to tune) on the default track. About 35 minutes on 2 cores.
@@ -94,6 +104,8 @@ SUITES = {
     "cnn": CNN,
     # one-shot pruning of converged models (LSTM, transformers, MLP), no retraining: about 80 minutes
     "posttraining": POSTTRAINING,
+    # structured (filters, neurons) and 2:4 pruning with measured speedups, beside unstructured pruning
+    "structured": STRUCTURED,
     # the default suite's model tuned: every method gets the same search budget on validation
     "tuned": TUNED,
     # the reference recipes of every task: GPU work for most of them

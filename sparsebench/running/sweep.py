@@ -61,7 +61,10 @@ def plan(tasks, methods, sparsities, seeds, profile="quick", hparams=None, track
 def validate(specs: list[TrialSpec], data_root) -> None:
     """Fail fast, before Ray starts: unknown names, bad hyperparameters, missing or corrupt data."""
     for spec in specs:
-        make_method(spec.method, spec.hparams)
+        if registry.METHODS.get(spec.method)[0].prunes:
+            make_method(spec.method, spec.hparams).check_target(spec.sparsity)
+        else:
+            make_method(spec.method, spec.hparams)
     for task, profile in dict.fromkeys((s.task, s.profile) for s in specs):
         make_task(task, profile).load(data_root)
 
@@ -70,7 +73,8 @@ def describe(spec: TrialSpec) -> dict:
     """Tags of a trial that the leaderboard needs without the plugins: taxonomy and metric."""
     method_cls, _ = registry.METHODS.get(spec.method)
     task_cls, _ = registry.TASKS.get(spec.task)
-    return {"when": method_cls.when, "criterion": method_cls.criterion, "family": task_cls.family,
+    return {"when": method_cls.when, "criterion": method_cls.criterion, "structure": method_cls.structure,
+            "family": task_cls.family,
             "method_version": method_cls.version, "task_version": task_cls.version,
             "dataset": task_cls.dataset, "metric": task_cls.metric.name,
             "higher_is_better": task_cls.metric.higher_is_better,

@@ -20,11 +20,13 @@ import torch
 
 from sparsebench.core import registry
 from sparsebench.data import data_root as resolve_data_root
+from sparsebench.core import inference
 from sparsebench.core.flops import count_forward_flops
 from sparsebench.core.masks import Masks, check_sparsity, sparsity_report
 from sparsebench.core.method import Context, Method
 from sparsebench.core.task import Split, Task, to_device
 from sparsebench.core.train import Diverged, Trainer, TrainingCache
+from sparsebench.library import structures
 from sparsebench.library.connectivity import Connectivity, connectivity
 
 # A method with exact sparsity may keep more weights than its budget by rounding only. Counted
@@ -32,6 +34,7 @@ from sparsebench.library.connectivity import Connectivity, connectivity
 # growing where the gradient is zero, e.g. rows of rare tokens in an embedding): not a failure, as
 # the method only handicaps itself; the leaderboard shows the sparsity achieved.
 SPARSITY_TOLERANCE = 0.005
+MAX_TIMED_BATCH = 256  # examples of the largest batch timed: measuring stays seconds of a quick trial
 TRACKS = ("default", "tuning", "tuned", "one-shot")
 
 
@@ -192,7 +195,42 @@ def run_trial(spec: TrialSpec, data_root: Path | None = None,
         return _failed(result, f"diverged: {'validation' if spec.track == 'tuning' else 'test'} {m} is {metric}")
     if method.exact_sparsity and achieved < spec.sparsity - SPARSITY_TOLERANCE:
         return _failed(result, f"method {spec.method!r} reached sparsity {achieved:.4f}, target {spec.sparsity}")
+    groups = unit_groups(task, model, masks, train_split)
+    if groups:
+        result["metrics"]["final/group_sparsity"] = structures.group_sparsity(groups, masks.masks)
+    measured, form = measure_inference(task, model, masks, splits.val, groups)
+    result["metrics"].update(measured)
+    result["info"]["inference_form"] = form
     return result
+
+
+def unit_groups(task: Task, model, masks: Masks, train: Split) -> list:
+    """The model's removable units (:mod:`sparsebench.library.structures`), or none where its
+    structure cannot be traced (recurrent layers, say)."""
+    try:
+        example = to_device(next(iter(train.batches(2))), task.device)
+        return structures.find_groups(model, list(masks), example, task.loss)
+    except Exception:  # tracing is a report, never a reason for a trial to fail
+        return []
+
+
+def measure_inference(task: Task, model, masks: Masks, val: Split, groups: list) -> tuple[dict, str]:
+    """The final model's measured latency, speedup and size (:mod:`sparsebench.core.inference`) on
+    validation batches of 1 and of the evaluation batch size (at most ``MAX_TIMED_BATCH``), with
+    the compacted model among the forms where whole units are zero; not charged to the method."""
+    batches = {"b1": 1, "bN": min(task.recipe.eval_batch_size, MAX_TIMED_BATCH)}
+    batches = {k: to_device(next(iter(val.batches(n))), task.device) for k, n in batches.items()}
+    forms = {}
+    if groups and structures.group_sparsity(groups, masks.masks) > 0:
+        try:  # a module whose forward assumes its width (attention's head size) cannot be compacted
+            small = structures.compact(model, groups, batches["bN"], task.loss)
+            with torch.no_grad():  # the model is in eval mode since its evaluation
+                if torch.allclose(task.loss(small, batches["bN"]), task.loss(model, batches["bN"]), rtol=1e-4,
+                                  atol=1e-5):
+                    forms["compact"] = small
+        except Exception:
+            pass
+    return inference.measure(model, masks, task.loss, batches, forms)
 
 
 def trace_connectivity(task: Task, model, masks: Masks, train: Split) -> Connectivity:

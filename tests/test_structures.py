@@ -1,0 +1,94 @@
+"""Structures: groups found by the dependency graph, group masks held through training, the
+compacted model equal to the masked one (ResNet-20's shortcuts included), N:M patterns."""
+import pytest
+import torch
+from torch import nn
+
+from sparsebench.core import registry
+from sparsebench.core.masks import Masks
+from sparsebench.library import structures
+from sparsebench.running.trial import TrialSpec, make_task, run_trial
+
+
+def pruned_groups(model, prunable, x, fraction=0.5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    masks = Masks(model, prunable)
+    groups = structures.find_groups(model, prunable, x, None)
+    new = {n: torch.ones_like(p) for n, p in masks.params.items()}
+    for group in groups:
+        new.update(group.masks(structures.remove_lowest(torch.rand(group.units, generator=g), fraction), new))
+    masks.set(new)
+    return groups, masks
+
+
+def test_resnet20_groups_tie_residual_channels_and_the_compact_model_equals_the_masked_one():
+    task = make_task("resnet20-cifar10", "quick")
+    model = task.model()
+    x = torch.randn(4, 3, 32, 32)
+    groups, masks = pruned_groups(model, task.prunable(model), x)
+    residual = [g for g in groups if g.shared]
+    assert len(residual) == 3  # one per stage: every block's second conv (and shortcut) adds to it
+    stage3 = next(g for g in residual if g.root == "blocks.6.conv2.weight")
+    members = {(w, axis) for w, axis, _ in stage3.members}
+    assert {("blocks.6.shortcut.0.weight", 0), ("blocks.8.conv2.weight", 0), ("fc.weight", 1)} <= members
+    assert structures.group_sparsity(groups, masks.masks) == 0.5
+    model.eval()
+    with torch.no_grad():  # BatchNorm statistics made non-trivial, so removed entries matter
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1), m.bias.uniform_(-1, 1)
+    small = structures.compact(model, groups, x, None)
+    assert sum(p.numel() for p in small.parameters()) < 0.35 * sum(p.numel() for p in model.parameters())
+    with torch.no_grad():
+        assert torch.allclose(small(x), model(x), atol=1e-4)
+
+
+def test_a_layer_read_by_nothing_prunable_offers_no_units():
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    # the first layer's neurons are read by a layer that is not prunable: not removable by masks
+    assert structures.find_groups(model, ["0.weight"], torch.randn(2, 8), None) == []
+    [group] = structures.find_groups(model, ["0.weight", "2.weight"], torch.randn(2, 8), None)
+    assert (group.root, group.units) == ("0.weight", 16)  # the outputs (logits) are no units
+
+
+def test_unit_scores_are_the_root_filters_norms():
+    model = nn.Sequential(nn.Conv2d(1, 3, 2), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 16, 2))
+    [group] = structures.find_groups(model, ["0.weight", "3.weight"], torch.randn(2, 1, 5, 5), None)
+    scores = {"0.weight": model[0].weight.detach().abs(), "3.weight": model[3].weight.detach().abs()}
+    expected = model[0].weight.detach().abs().flatten(1).sum(1)
+    assert torch.allclose(structures.unit_scores(group, scores), expected)
+    # a channel flattened into the fc: its 16 spatial columns go with it
+    assert [len(idx) for _, axis, indices in group.members if axis == 1 for idx in indices] == [16, 16, 16]
+
+
+def test_structured_masks_hold_through_training_with_momentum_and_weight_decay(tiny_log, one_thread):
+    result = run_trial(TrialSpec("tiny-mlp", "random-structured", 0.5, 0))  # momentum 0.9, weight decay
+    assert result["status"] == "completed", result["reason"]
+    m = result["metrics"]
+    assert m["final/group_sparsity"] == 0.5  # every removed unit still wholly zero after training
+    assert m["final/sparsity"] > 0.5  # a removed neuron takes its row and the next layer's column
+    assert result["info"]["inference_form"] in ("dense", "csr", "compact")
+
+
+def test_nm_masks_keep_n_of_every_m_along_the_inputs():
+    scores = torch.tensor([[4.0, 1.0, 3.0, 2.0, 0.5, 0.1, 0.2, 0.3, 9.0, 8.0]])
+    mask = structures.nm_mask(scores, 2, 4)
+    assert mask.tolist() == [[1, 0, 1, 0, 1, 0, 0, 1, 1, 0]]  # the tail of 2 keeps ceil(2/4 x 2) = 1
+    conv = torch.rand(8, 3, 3, 3)
+    assert (structures.nm_mask(conv, 2, 4).flatten(1)[:, :24].reshape(8, 6, 4).sum(2) == 2).all()
+
+
+def test_an_nm_method_refuses_another_sparsity():
+    cls, defaults = registry.METHODS.get("nm-magnitude")
+    method = cls(**defaults)
+    method.check_target(0.5)
+    with pytest.raises(ValueError, match="2:4 sparsity is 0.5"):
+        method.check_target(0.9)
+
+
+def test_a_sweep_asking_an_nm_method_for_another_sparsity_is_refused_before_it_starts(tmp_path):
+    from sparsebench.running.sweep import validate
+
+    with pytest.raises(ValueError, match="cannot be met"):
+        validate([TrialSpec("tiny-mlp", "nm-magnitude", 0.9)], tmp_path)
+    validate([TrialSpec("tiny-mlp", "nm-magnitude", 0.5), TrialSpec("tiny-mlp", "dense", 0.0)], tmp_path)
