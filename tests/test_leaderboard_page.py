@@ -241,7 +241,12 @@ def write_test_runs(uri: str) -> dict:
                                 "metrics": {f"final/test_{metric}": mean + 0.2 * (seed - 1) * (1 if higher else 5),
                                             "final/sparsity": sparsity, "cost/train_cost_rel": 1.0 + 0.1 * density,
                                             "inference/flops_rel": density, "params/total": 10_000,
-                                            "params/nonzero": round(9_000 * density) + 1_000}})
+                                            "params/nonzero": round(9_000 * density) + 1_000,
+                                            # measured on the classifier only, as runs from before the measurement
+                                            **({"inference/speedup_measured": 1 / density,
+                                                "inference/speedup_measured_b1": 1.0,
+                                                "inference/bytes": 400 * density, "inference/bytes_dense": 400}
+                                               if task == CLASSIFIER else {})}})
                     written[run.run_id] = (task, profile, variant or "official", method, sparsity, seed)
     spec = TrialSpec(CLASSIFIER, "delta-broken", 0.5, 0, "quick")
     broken = tracking.TrialRun(uri, spec, "testdata-broken", {"metric": "accuracy"}, parents[CLASSIFIER])
@@ -292,9 +297,10 @@ def test_page_renders_tables_plots_and_links(board, browser, tmp_path):
     sections = browser.js("Array.from(document.querySelectorAll('main > section')).map(s => s.id)")
     assert sections == ["summary", "testdata-classifier--full--official", "testdata-classifier--quick--official",
                         "testdata-classifier--quick--synthetic-test-data", "testdata-lm--quick--official"]
+    # a plot per section, and one of the metric against measured speedup per classifier section (measured there)
     images = browser.js("""Promise.all(Array.from(document.images).map(i => i.decode().then(
         () => [i.getAttribute('src'), i.naturalWidth, i.naturalHeight], () => [i.getAttribute('src'), 0, 0])))""")
-    assert len(images) == 4 and all(w > 300 and h > 200 for _, w, h in images), images
+    assert len(images) == 4 + 3 and all(w > 300 and h > 200 for _, w, h in images), images
     assert all((board["dir"] / src).is_file() for src, _, _ in images)
     text = browser.js("document.body.innerText")
     assert "delta-broken" not in text  # failed trials are not results
@@ -381,6 +387,12 @@ def test_markdown_csv_and_mlflow_tags(board):
     assert "![accuracy against density, testdata-classifier — profile `quick`]" \
            "(plots/testdata-classifier--quick--official.png)" in readme
     assert "Dense reference: **92.00 ± 0.20 (3)**" in readme
+    # measured speedups: a column beside the FLOPs ratio and a plot, where the runs measured them
+    assert "(plots/testdata-classifier--quick--official--speedup.png)" in readme
+    assert (board["dir"] / "plots" / "testdata-classifier--quick--official--speedup.png").exists()
+    assert "testdata-lm--quick--official--speedup.png" not in readme
+    row = next(line for line in readme.splitlines() if line.startswith("| alpha-magnitude | 90%"))
+    assert [c.strip() for c in row.split("|")][9:11] == ["1.00× / 10.00×", "0.100×"]  # speedup b1 / bN, size
     csv = pd.read_csv(board["dir"] / "results.csv", keep_default_na=False)
     assert {"method", "sparsity", "mean", "std", "n", "params_nonzero", "run_ids"} <= set(csv.columns)
     assert len(csv) == sum(len(m) for *_, ms in TEST_DATA.values() for m in ms.values())

@@ -153,6 +153,7 @@ class Section:
     methods: list[str]  # best first: mean rank over the sparsities, then mean metric
     sparsities: list[float]
     plot: str | None = None  # path of the plot, relative to the leaderboard folder
+    speedup_plot: str | None = None  # the metric against measured speedup, where runs measured it
     untuned: pd.DataFrame | None = None  # tuned track: the default track's rows of the same methods
 
     @property
@@ -316,6 +317,8 @@ def markdown_section(section: Section) -> str:
               "stored size of that form relative to the dense model, parameters left nonzero; what collapsed, "
               "if anything.", "",
               cost_table(section).to_markdown(index=False), ""]
+    if section.speedup_plot:
+        lines += [f"![{section.metric} against measured speedup, {section.title}]({section.speedup_plot})", ""]
     if section.track == "tuned":
         lines += ["Tuning: the configuration chosen on validation among those searched (the paper's defaults "
                   "first, then random draws from the method's space; a method with a small space uses fewer than "
@@ -368,6 +371,9 @@ def build(uri: str | None = None, out_dir: str | Path = "leaderboard", ui: str |
     plots.clear(out / "plots")
     for part in parts:
         part.plot = plots.section_plot(part, out / "plots" / f"{part.slug}.png").relative_to(out).as_posix()
+        if part.rows["speedup"].notna().any():
+            part.speedup_plot = plots.speedup_plot(part, out / "plots" / f"{part.slug}--speedup.png"
+                                                   ).relative_to(out).as_posix()
     body = [markdown_summary(ranked)] if not ranked.empty else []
     body += [markdown_section(part) for part in parts] or ["_No completed runs yet._", ""]
     (out / "README.md").write_text("\n".join(HEADER + body))

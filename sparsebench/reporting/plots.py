@@ -1,4 +1,5 @@
-"""The leaderboard's plots: the metric against density for one task, profile and dataset variant.
+"""The leaderboard's plots: the metric against density for one task, profile and dataset variant,
+and against the measured inference speedup where the runs measured it.
 
 Drawn with matplotlib's object API on the Agg canvas (no pyplot, no display, no global state):
 x is the density (1 − sparsity) on a log scale, one line per method with the standard deviation
@@ -91,6 +92,37 @@ def section_plot(section, path: Path) -> Path:
     ax.grid(True, which="major", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+def speedup_plot(section, path: Path) -> Path:
+    """The metric against the measured speedup at the evaluation batch (log scale), one marker per
+    method and sparsity, labelled with the sparsity; the dense model at 1× as a band."""
+    fig = Figure(figsize=(7.2, 4.2), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    styles = zip(itertools.cycle(MARKERS), itertools.cycle(COLORS))
+    for method in section.methods:
+        rows = section.rows[(section.rows["method"] == method) & section.rows["speedup"].notna()]
+        marker, color = next(styles)
+        if rows.empty:
+            continue
+        ax.scatter(rows["speedup"], rows["mean"], marker=marker, color=color, label=method, zorder=3)
+        for _, r in rows.iterrows():
+            ax.annotate(_percent(r["sparsity"]), (r["speedup"], r["mean"]), fontsize="x-small",
+                        xytext=(4, 3), textcoords="offset points", color=color)
+    if section.dense is not None:
+        ax.axhline(section.dense["mean"], color="0.35", linestyle="--", linewidth=1.2,
+                   label=f"dense {mean_std(section.dense['mean'], section.dense['std'])}")
+    ax.axvline(1.0, color="0.6", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("measured speedup over the dense form (evaluation batch, one thread; log scale)")
+    ax.set_ylabel(f"test {section.metric} ({section.direction})")
+    ax.set_title(section.title.replace("`", ""), fontsize="medium")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
     return path

@@ -254,8 +254,13 @@ def section_html(section: Section, links: Links) -> str:
         parts.append('<p class="muted">No pruned runs yet.</p>')
     parts += ["<h3>Cost and size</h3>",
               '<p class="muted">Training FLOPs and optimizer steps relative to one dense training, inference FLOPs per example '
-              "relative to the dense model (both counted by the harness), parameters left nonzero.</p>",
+              "relative to the dense model (both counted by the harness), measured inference speedup over the dense "
+              "form at batch 1 / the evaluation batch (one thread, the fastest form) and that form's stored size, "
+              "parameters left nonzero.</p>",
               cost_table(section, links)]
+    if section.speedup_plot:
+        parts.append(f'<figure><img src="{escape(section.speedup_plot)}" alt="{escape(section.metric)} against '
+                     f'measured speedup, {escape(section.title)}"></figure>')
     if section.track == "tuned":
         frame = tuning_table(section)
         rows = [f"<tr>{''.join(td(str(v)) for v in r)}</tr>" for r in frame.itertuples(index=False)]
