@@ -56,7 +56,7 @@ def test_unit_scores_are_the_root_filters_norms():
     [group] = structures.find_groups(model, ["0.weight", "3.weight"], torch.randn(2, 1, 5, 5), None)
     scores = {"0.weight": model[0].weight.detach().abs(), "3.weight": model[3].weight.detach().abs()}
     expected = model[0].weight.detach().abs().flatten(1).sum(1)
-    assert torch.allclose(structures.unit_scores(group, scores), expected)
+    assert torch.allclose(structures.unit_scores(group, scores).float(), expected)
     # a channel flattened into the fc: its 16 spatial columns go with it
     assert [len(idx) for _, axis, indices in group.members if axis == 1 for idx in indices] == [16, 16, 16]
 
@@ -92,3 +92,19 @@ def test_a_sweep_asking_an_nm_method_for_another_sparsity_is_refused_before_it_s
     with pytest.raises(ValueError, match="cannot be met"):
         validate([TrialSpec("tiny-mlp", "nm-magnitude", 0.9)], tmp_path)
     validate([TrialSpec("tiny-mlp", "nm-magnitude", 0.5), TrialSpec("tiny-mlp", "dense", 0.0)], tmp_path)
+
+
+def test_taylor_pruning_reaches_its_fraction_of_units_and_removes_the_least_important(tiny_log, one_thread):
+    result = run_trial(TrialSpec("tiny-mlp", "taylor-structured", 0.5, 0))
+    assert result["status"] == "completed", result["reason"]
+    assert result["metrics"]["final/group_sparsity"] == 0.5  # 64 of the tiny MLP's 128 hidden units
+    assert result["metrics"]["cost/train_steps_rel"] == pytest.approx(1.25, abs=0.05)  # training + a quarter
+
+
+def test_taylor_importance_is_the_squared_sum_of_gradient_times_weight_over_a_unit():
+    model = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1))
+    [group] = structures.find_groups(model, ["0.weight", "2.weight"], torch.randn(4, 3), None)
+    contributions = {"0.weight": torch.tensor([[1.0, 2.0, 3.0], [0.5, -0.5, 0.0]]),
+                     "2.weight": torch.tensor([[10.0, -1.0]])}
+    # unit 0: its row (1 + 2 + 3) and its column in the next layer (10); unit 1: 0 and -1
+    assert structures.unit_scores(group, contributions, members="all").tolist() == [16.0, -1.0]

@@ -115,12 +115,13 @@ def _slices(group, names: dict) -> dict[tuple[str, int], list[int]] | None:
 def unit_scores(group: Group, scores: dict[str, torch.Tensor], members: str = "root") -> torch.Tensor:
     """A score per unit: the sum of ``scores`` over its slice of the root weight (``members="root"``:
     Li et al. 2017's filter norm), or over every member's slice (``"all"``)."""
-    total = torch.zeros(group.units)
+    total = torch.zeros(group.units, dtype=torch.float64)
     for name, axis, indices in group.members:
         if members == "root" and (name != group.root or axis != 0):
             continue
-        flat = scores[name].transpose(0, axis) if axis else scores[name]
-        total += torch.stack([flat[list(idx)].sum() for idx in indices]).float().cpu()
+        per_index = scores[name].detach().transpose(0, axis).flatten(1).sum(1).double().cpu()
+        unit_of = torch.cat([torch.full((len(idx),), u) for u, idx in enumerate(indices)])
+        total.index_add_(0, unit_of, per_index[torch.tensor([i for idx in indices for i in idx])])
     return total
 
 

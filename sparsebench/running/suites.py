@@ -78,7 +78,8 @@ POSTTRAINING = [
 # every group's units removed (filters, neurons), for N:M the pattern's 50 %
 STRUCTURED_TASKS = ["resnet20-cifar10jpeg", "transformer-sst2", "lenet5-mnist", "lenet300-mnist"]
 STRUCTURED = [
-    {"tasks": STRUCTURED_TASKS, "methods": ["dense", "l1-filter", "random-structured", "magnitude", "random-erk"],
+    {"tasks": STRUCTURED_TASKS,
+     "methods": ["dense", "l1-filter", "taylor-structured", "random-structured", "magnitude", "random-erk"],
      "sparsities": [0.5, 0.75], "seeds": [0], "profile": "quick"},
     {"tasks": STRUCTURED_TASKS, "methods": ["nm-magnitude"], "sparsities": [0.5], "seeds": [0], "profile": "quick"},
 ]
