@@ -11,7 +11,8 @@ def run(method_name, sparsity, seed=0):
         cls(**defaults).check_target(sparsity)
     except ValueError:  # a method of one sparsity (an N:M pattern): its own
         sparsity = 0.5
-    return run_trial(TrialSpec("tiny-mlp", method_name, sparsity if cls.prunes else 0.0, seed))
+    task = "tiny-transformer" if cls.structure == "heads" else "tiny-mlp"  # heads need attention
+    return run_trial(TrialSpec(task, method_name, sparsity if cls.prunes else 0.0, seed))
 
 
 def test_method_declares_taxonomy_and_paper(method_name):

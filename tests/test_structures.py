@@ -108,3 +108,44 @@ def test_taylor_importance_is_the_squared_sum_of_gradient_times_weight_over_a_un
                      "2.weight": torch.tensor([[10.0, -1.0]])}
     # unit 0: its row (1 + 2 + 3) and its column in the next layer (10); unit 1: 0 and -1
     assert structures.unit_scores(group, contributions, members="all").tolist() == [16.0, -1.0]
+
+
+def test_heads_are_units_of_q_k_v_rows_and_output_columns():
+    from sparsebench.data.text import SelfAttention
+
+    model = nn.ModuleDict({"attn": SelfAttention(8, 2, bias=False)})
+    names = [f"attn.{p}.weight" for p in ("q_proj", "k_proj", "v_proj", "out_proj")]
+    [group] = structures.head_groups(model, names)
+    assert group.units == 2 and structures.head_groups(model, names[:3]) == []
+    masks = group.masks(torch.tensor([True, False]), {n: torch.ones(8, 8) for n in names})
+    assert masks["attn.q_proj.weight"][:4].sum() == 0 and masks["attn.q_proj.weight"][4:].all()
+    assert masks["attn.out_proj.weight"][:, :4].sum() == 0 and masks["attn.out_proj.weight"][:, 4:].all()
+    x = torch.randn(3, 5, 8)
+    allowed = torch.ones(5, 5, dtype=torch.bool)
+    with torch.no_grad():  # a removed head contributes nothing: the output is that of the other head alone
+        for n, p in model.named_parameters():
+            p.mul_(masks[n])
+        out = model["attn"](x, allowed)
+        q, k, v = (getattr(model["attn"], f"{p}_proj").weight[4:] for p in "qkv")
+        att = ((x @ q.T) @ (x @ k.T).transpose(1, 2) / 2.0).softmax(-1) @ (x @ v.T)
+        assert torch.allclose(out, att @ model["attn"].out_proj.weight[:, 4:].T, atol=1e-5)
+
+
+def test_head_importance_prunes_a_transformers_heads_and_refuses_a_model_without(tiny_log, one_thread):
+    result = run_trial(TrialSpec("tiny-transformer", "head-importance", 0.5, 0))
+    assert result["status"] == "completed", result["reason"]
+    layers = result["layers"]
+    # 2 of the block's 4 heads gone: half of q's rows, as many of out_proj's columns
+    assert layers["block.attn.q_proj.weight"]["density"] == 0.5 and layers["block.fc1.weight"]["density"] == 1.0
+    assert layers["block.attn.out_proj.weight"]["density"] == 0.5
+    result = run_trial(TrialSpec("tiny-mlp", "head-importance", 0.5, 0))
+    assert result["status"] == "failed" and "no attention heads" in result["reason"]
+
+
+def test_head_importance_is_the_absolute_gate_gradient_per_example_summed():
+    import importlib
+
+    per_head = importlib.import_module(registry.METHODS.get("head-importance")[0].__module__).per_head
+    # 2 examples, 1 token, 2 heads of 2 channels: example sums (1 + 2, -3 - 1) and (-1 + 0, 5 + 1)
+    x_grad = torch.tensor([[[1.0, 2.0, -3.0, -1.0]], [[-1.0, 0.0, 5.0, 1.0]]])
+    assert per_head(x_grad, 2).tolist() == [3.0 + 1.0, 4.0 + 6.0]

@@ -1,7 +1,7 @@
 """Structures: the groups of weights that structured and N:M methods remove together.
 
-A *group* holds *units* — an output channel of a convolution, an output neuron of a Linear layer
-— each of which, removed, takes a slice of several prunable weights at once: its rows in the layers
+A *group* holds *units* — an output channel of a convolution, an output neuron of a Linear layer,
+an attention head (:func:`head_groups`) — each of which, removed, takes a slice of several prunable weights at once: its rows in the layers
 that produce it and its columns in every layer that reads it. Groups come from Torch-Pruning's
 dependency graph (Fang et al. 2023, "DepGraph: Towards Any Structural Pruning", CVPR;
 github.com/VainF/Torch-Pruning, pinned in ``constraints.txt``), traced on one real batch, so
@@ -94,6 +94,21 @@ def find_groups(model: nn.Module, prunable: list[str], example, forward: Callabl
         if set(prunable) >= {w for w, _, _ in members} and any(axis == 1 for _, axis, _ in members):
             groups.append(group)
         seen |= {w for w, axis, _ in members if axis == 0}
+    return groups
+
+
+def head_groups(model: nn.Module, prunable: list[str]) -> list[Group]:
+    """One group per attention module (``q_proj``, ``k_proj``, ``v_proj``, ``out_proj`` and a ``heads``
+    count, as :class:`sparsebench.data.text.SelfAttention`) whose four matrices are all prunable:
+    unit h is head h — its rows of q, k and v and its columns of the output projection."""
+    groups = []
+    for name, module in model.named_modules():
+        projections = [f"{name}.{p}.weight" for p in ("q_proj", "k_proj", "v_proj", "out_proj")]
+        if not hasattr(module, "heads") or not set(projections) <= set(prunable):
+            continue
+        width = module.q_proj.out_features // module.heads
+        heads = tuple(tuple(range(h * width, (h + 1) * width)) for h in range(module.heads))
+        groups.append(Group(projections[0], tuple((w, int(w.endswith("out_proj.weight")), heads) for w in projections)))
     return groups
 
 

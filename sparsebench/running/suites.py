@@ -82,6 +82,8 @@ STRUCTURED = [
      "methods": ["dense", "l1-filter", "taylor-structured", "random-structured", "magnitude", "random-erk"],
      "sparsities": [0.5, 0.75], "seeds": [0], "profile": "quick"},
     {"tasks": STRUCTURED_TASKS, "methods": ["nm-magnitude"], "sparsities": [0.5], "seeds": [0], "profile": "quick"},
+    {"tasks": ["transformer-sst2"], "methods": ["head-importance"], "sparsities": [0.5, 0.75], "seeds": [0],
+     "profile": "quick"},
 ]
 
 # the tuned track (sparsebench.running.tuning): every method family searched with the same budget of

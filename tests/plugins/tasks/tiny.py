@@ -40,3 +40,31 @@ class TinyMLP(Task):
     def load(self, data_root):
         (x, y), (xv, yv), (xt, yt) = blobs(512, 1), blobs(128, 2), blobs(256, 3)
         return Splits(TensorSplit(x, y), TensorSplit(xv, yv), LoggedSplit(xt, yt))
+
+
+class TinyAttentionNet(nn.Module):
+    """The blobs as 4 tokens of 4 features, one transformer block, mean-pooled: attention heads to prune."""
+
+    def __init__(self):
+        super().__init__()
+        from sparsebench.data.text import TransformerBlock
+
+        self.embed, self.block, self.head = nn.Linear(4, 16), TransformerBlock(16, 4, 32), nn.Linear(16, 4)
+
+    def forward(self, x):
+        h = self.embed(x.view(len(x), 4, 4))
+        return self.head(self.block(h, torch.ones(4, 4, dtype=torch.bool)).mean(1))
+
+
+@register_task("tiny-transformer")
+class TinyTransformer(TinyMLP):
+    family = "transformer"
+    profiles = {"quick": Recipe(batch_size=32, lr=1e-2, epochs=2, optimizer="adamw", weight_decay=0.01)}
+
+    def model(self):
+        return TinyAttentionNet()
+
+    def prunable(self, model):
+        from sparsebench.data.text import transformer_prunable
+
+        return transformer_prunable(model)
