@@ -238,7 +238,7 @@ def test_resnet20_trains_pruned_through_a_trial(jpeg, env, tiny_task):
     torch.set_num_threads(1)
     result = run_trial(TrialSpec(tiny_task("resnet20-cifar10jpeg"), "random", 0.8, profile="tiny"), env)
     assert result["status"] == "completed", result["reason"]
-    assert result["info"] == {"dataset_variant": "cifar10-jpeg"}
+    assert result["info"]["dataset_variant"] == "cifar10-jpeg"
     m = result["metrics"]
     assert abs(m["final/sparsity"] - 0.8) < 1e-3 and m["cost/train_steps"] == 3
     assert m["params/total"] == 272_474 and m["params/prunable"] == 270_896

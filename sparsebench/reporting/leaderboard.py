@@ -313,9 +313,9 @@ def markdown_section(section: Section) -> str:
               "(zeros and weights on no input–output path), training FLOPs and optimizer steps relative to one "
               "dense training (counted by the harness), inference FLOPs per example relative to the dense model, "
               "the measured inference speedup over the dense form at batch 1 and at the evaluation batch (one "
-              "thread, the fastest form: dense or sparse CSR Linear layers; `sparsebench.core.inference`), the "
-              "stored size of that form relative to the dense model, parameters left nonzero; what collapsed, "
-              "if anything.", "",
+              "thread, the fastest form: dense, compacted or with sparse CSR Linear layers; "
+              "`sparsebench.core.inference`), the smallest form's stored size relative to the dense model, "
+              "parameters left nonzero; what collapsed, if anything.", "",
               cost_table(section).to_markdown(index=False), ""]
     if section.speedup_plot:
         lines += [f"![{section.metric} against measured speedup, {section.title}]({section.speedup_plot})", ""]

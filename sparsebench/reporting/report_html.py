@@ -195,7 +195,7 @@ def cost_table(section: Section, links: Links) -> str:
              th("inference FLOPs", title="inference FLOPs per example relative to the dense model"),
              th("measured speedup", title="measured inference speedup over the dense form, batch 1 / evaluation "
                 "batch (one thread; the fastest form: dense or CSR Linear layers)"),
-             th("stored size", title="bytes of the fastest form's weights relative to the dense model's"),
+             th("stored size", title="bytes of the smallest form's weights relative to the dense model's"),
              th("params nonzero / total", title="parameters of the whole model left nonzero (mean over seeds)")]
     order = {m: i for i, m in enumerate(section.methods)}
     rest = section.rows.assign(order=section.rows["method"].map(order)).sort_values(["order", "sparsity"])
@@ -255,7 +255,7 @@ def section_html(section: Section, links: Links) -> str:
     parts += ["<h3>Cost and size</h3>",
               '<p class="muted">Training FLOPs and optimizer steps relative to one dense training, inference FLOPs per example '
               "relative to the dense model (both counted by the harness), measured inference speedup over the dense "
-              "form at batch 1 / the evaluation batch (one thread, the fastest form) and that form's stored size, "
+              "form at batch 1 / the evaluation batch (one thread, the fastest form), the smallest form's stored size, "
               "parameters left nonzero.</p>",
               cost_table(section, links)]
     if section.speedup_plot:
