@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sparsebench import magnitude_scores, register_method
 from sparsebench.library.posttraining import PruneAfterTraining
-from sparsebench.library.structures import nm_mask
+from sparsebench.library.structures import check_pattern, check_pattern_target, nm_mask
 
 
 @register_method("nm-magnitude", n=2, m=4)
@@ -36,13 +36,10 @@ class NMMagnitude(PruneAfterTraining):
 
     def __post_init__(self):
         super().__post_init__()
-        if not (isinstance(self.n, int) and isinstance(self.m, int) and 0 < self.n < self.m):
-            raise ValueError(f"an N:M pattern needs integers 0 < n < m, got n={self.n!r}, m={self.m!r}")
+        check_pattern(self.n, self.m)
 
     def check_target(self, sparsity):
-        if abs(sparsity - (1.0 - self.n / self.m)) > 1e-9:
-            raise ValueError(f"{self.n}:{self.m} sparsity is {1.0 - self.n / self.m:g}; the target {sparsity:g} "
-                             "cannot be met")
+        check_pattern_target(sparsity, self.n, self.m)
 
     def masks(self, ctx, scores):
         self.check_target(ctx.sparsity)

@@ -149,3 +149,21 @@ def test_head_importance_is_the_absolute_gate_gradient_per_example_summed():
     # 2 examples, 1 token, 2 heads of 2 channels: example sums (1 + 2, -3 - 1) and (-1 + 0, 5 + 1)
     x_grad = torch.tensor([[[1.0, 2.0, -3.0, -1.0]], [[-1.0, 0.0, 5.0, 1.0]]])
     assert per_head(x_grad, 2).tolist() == [3.0 + 1.0, 4.0 + 6.0]
+
+
+def test_sr_ste_passes_the_gradient_straight_through_and_ends_exactly_n_of_m(tiny_log, one_thread):
+    import importlib
+
+    module = importlib.import_module(registry.METHODS.get("sr-ste")[0].__module__)
+    layer = nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[4.0, -1.0, 0.5, 3.0]]))
+    with module.nm_forward(nn.ModuleDict({"l": layer}), ["l.weight"], 2, 4):
+        assert layer.weight.tolist() == [[4.0, 0.0, 0.0, 3.0]]  # the forward sees 2 of 4
+        layer(torch.ones(1, 4)).sum().backward()
+    w = layer.weight
+    assert w.tolist() == [[4.0, -1.0, 0.5, 3.0]]  # dense underneath, left as it was
+    assert w.grad.tolist() == [[1.0, 1.0, 1.0, 1.0]]  # straight through, to the pruned weights too
+    result = run_trial(TrialSpec("tiny-mlp", "sr-ste", 0.5, 0))
+    assert result["status"] == "completed", result["reason"]
+    assert all(v["density"] == 0.5 for v in result["layers"].values())

@@ -209,3 +209,15 @@ def nm_mask(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
         tail = rows[:, whole:]
         mask[:, whole:].scatter_(1, tail.topk(-(-n * tail.shape[1] // m), dim=1).indices, 1.0)
     return mask.view_as(scores)
+
+
+def check_pattern(n, m) -> None:
+    """Raise unless ``n`` of every ``m`` is an N:M pattern (integers, 0 < n < m)."""
+    if not (isinstance(n, int) and isinstance(m, int) and 0 < n < m):
+        raise ValueError(f"an N:M pattern needs integers 0 < n < m, got n={n!r}, m={m!r}")
+
+
+def check_pattern_target(sparsity: float, n: int, m: int) -> None:
+    """Raise unless ``sparsity`` is the N:M pattern's, 1 − n/m."""
+    if abs(sparsity - (1.0 - n / m)) > 1e-9:
+        raise ValueError(f"{n}:{m} sparsity is {1.0 - n / m:g}; the target {sparsity:g} cannot be met")

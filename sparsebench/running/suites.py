@@ -81,7 +81,8 @@ STRUCTURED = [
     {"tasks": STRUCTURED_TASKS,
      "methods": ["dense", "l1-filter", "taylor-structured", "random-structured", "magnitude", "random-erk"],
      "sparsities": [0.5, 0.75], "seeds": [0], "profile": "quick"},
-    {"tasks": STRUCTURED_TASKS, "methods": ["nm-magnitude"], "sparsities": [0.5], "seeds": [0], "profile": "quick"},
+    {"tasks": STRUCTURED_TASKS, "methods": ["nm-magnitude", "sr-ste"], "sparsities": [0.5], "seeds": [0],
+     "profile": "quick"},
     {"tasks": ["transformer-sst2"], "methods": ["head-importance"], "sparsities": [0.5, 0.75], "seeds": [0],
      "profile": "quick"},
 ]
