@@ -16,8 +16,9 @@ def test_a_collapsed_cell_is_not_ranked_and_is_marked():
     table = cells([("t1", "quick", "official", "a", 0.98, 40.0, 1),  # best-looking would be wrong: collapsed
                    ("t1", "quick", "official", "b", 0.98, 30.0, 0),
                    ("t1", "quick", "official", "c", 0.98, 20.0, 0)])
-    ranked = leaderboard.ranks(table)
-    assert dict(zip(ranked["method"], ranked["rank"])) == {"b": 1.0, "c": 2.0}
+    ranked = leaderboard.ranks(table).set_index("method")
+    assert ranked.loc[["b", "c"], "rank"].tolist() == [1.0, 2.0]
+    assert pd.isna(ranked.loc["a", "rank"]) and ranked.loc["a", "collapsed"] == 1  # marked, not ranked
     assert leaderboard.cell(40.0, float("nan"), 1, 1) == "40.00 (1) ⚠ collapsed 1/1"
     assert leaderboard.cell(40.0, float("nan"), 1, 0) == "40.00 (1)"
 
@@ -39,3 +40,23 @@ def test_a_one_shot_section_is_named_and_prunes_the_default_tracks_dense_model()
     [one_shot] = leaderboard.sections(table)  # the dense model alone has no section of its own
     assert one_shot.title == "t1 — profile `pretrained` — one-shot track: pruned after training, no retraining"
     assert one_shot.dense["mean"] == 5.0 and one_shot.methods == ["wanda", "obd"]
+
+
+def test_summary_ranks_compare_methods_on_the_same_tasks():
+    # a and b ran on three tasks, c on one: c is not averaged beside them over a different set
+    rows = [(t, "quick", "official", m, 0.9, v, 0) for t, m, v in [
+        ("t1", "a", 90.0), ("t1", "b", 80.0), ("t1", "c", 99.0),
+        ("t2", "a", 70.0), ("t2", "b", 75.0), ("t3", "a", 60.0), ("t3", "b", 50.0)]]
+    ranked = leaderboard.ranks(cells(rows))
+    assert set(ranked["comparison"]) == {"t1, t2, t3"}  # the one-task set {t1} has no table beside it
+    assert dict(zip(ranked["method"], ranked["rank"])) == {"a": 4 / 3, "b": 5 / 3}
+    assert set(ranked["tasks"]) == {3}
+
+
+def test_a_section_orders_methods_on_the_sparsities_all_of_them_ran_at():
+    # at 90 %, which all ran: m > g > s > r; g has no 98 % run, where s is first: by the mean over
+    # every column s (ranks 3, 1) would tie g (rank 2) and pass it on its score
+    values = {"m": {0.9: 80.0, 0.98: 70.0}, "g": {0.9: 79.0}, "s": {0.9: 78.0, 0.98: 85.0}, "r": {0.9: 70.0, 0.98: 60.0}}
+    table = cells([("t1", "quick", "official", m, sp, v, 0) for m, by in values.items() for sp, v in by.items()])
+    [section] = leaderboard.sections(table.assign(metric="accuracy"))
+    assert section.methods == ["m", "g", "s", "r"]

@@ -110,25 +110,46 @@ def aggregate(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def ranks(table: pd.DataFrame) -> pd.DataFrame:
-    """Average rank of each pruning method at each sparsity over the tasks where it ran.
+    """Average ranks of pruning methods compared on the same tasks.
 
-    Ranks are taken within one task, profile, variant and sparsity (1 = best, ties share the
-    average rank, the task's ``higher_is_better`` respected), then averaged over tasks, separately
-    for each profile, variant and track. A cell where some seed's network collapsed (a layer or an
-    output cut off) is not ranked: it is marked on the board instead. Columns: profile, variant, method, sparsity, rank, tasks, of
-    (the mean number of methods ranked).
+    For each profile, variant and track, methods are compared in *comparisons*: one per set of
+    tasks that some method ran on, holding every method that ran on all of them (a set of a single
+    task only where the profile has no other). At each sparsity, a comparison ranks its methods
+    within each of its tasks where all of them have a result (1 = best, ties share the average
+    rank, the task's ``higher_is_better`` respected) and averages over those tasks, so that every
+    rank in a column is over the same tasks. A method whose network collapsed in one of them (a layer
+    or an output cut off) is not ranked in that column (``collapsed`` counts the tasks); the
+    others are ranked without it. Columns: profile, variant, track, comparison (its tasks, comma-
+    separated), method, sparsity, rank, tasks, of (methods ranked per task, on average), collapsed.
     """
-    columns = ["profile", "variant", "track", "method", "sparsity", "rank", "tasks", "of"]
-    pruned = table[(table["method"] != "dense") & table["mean"].notna() & (table["collapsed"] == 0)]
-    if pruned.empty:
-        return pd.DataFrame(columns=columns)
-    score = pruned["mean"].where(pruned["higher_is_better"], -pruned["mean"])
-    by_cell = pruned.assign(score=score).groupby(["task", "profile", "variant", "track", "sparsity"])
-    pruned = pruned.assign(rank=by_cell["score"].rank(ascending=False, method="average"),
-                           of=by_cell["score"].transform("count"))
-    out = pruned.groupby(["profile", "variant", "track", "method", "sparsity"]).agg(
-        rank=("rank", "mean"), tasks=("task", "nunique"), of=("of", "mean"))
-    return out.reset_index()[columns]
+    columns = ["profile", "variant", "track", "comparison", "method", "sparsity", "rank", "tasks", "of", "collapsed"]
+    pruned = table[(table["method"] != "dense") & table["mean"].notna()]
+    out = []
+    for (profile, variant, track), group in pruned.groupby(["profile", "variant", "track"], sort=True):
+        coverage = group.groupby("method")["task"].agg(frozenset)
+        sets = sorted(set(coverage), key=lambda t: (-len(t), sorted(t)))
+        for tasks in [t for t in sets if len(t) > 1] or sets:
+            methods = sorted(m for m, c in coverage.items() if c >= tasks)
+            if len(methods) < 2:
+                continue
+            name = ", ".join(sorted(tasks))
+            for sparsity, cells in group[group["method"].isin(methods) & group["task"].isin(tasks)].groupby("sparsity"):
+                shared = [t for t in sorted(tasks) if set(cells.loc[cells["task"] == t, "method"]) >= set(methods)]
+                cells = cells[cells["task"].isin(shared)]
+                if cells.empty:
+                    continue
+                ok = cells[cells["collapsed"] == 0]
+                score = ok["mean"].where(ok["higher_is_better"], -ok["mean"])
+                rank = score.groupby(ok["task"]).rank(ascending=False, method="average")
+                count = ok.groupby("task")["method"].transform("count")
+                for method in methods:
+                    mine = cells[cells["method"] == method]
+                    collapsed = int((mine["collapsed"] > 0).sum())
+                    out.append({"profile": profile, "variant": variant, "track": track, "comparison": name,
+                                "method": method, "sparsity": sparsity, "tasks": len(shared),
+                                "rank": float("nan") if collapsed else rank[mine.index].mean(),
+                                "of": count[ok["task"].isin(shared)].mean(), "collapsed": collapsed})
+    return pd.DataFrame(out, columns=columns)
 
 
 TRACK_TITLES = {"tuned": "tuned track", "one-shot": "one-shot track: pruned after training, no retraining"}
@@ -150,7 +171,7 @@ class Section:
     higher_is_better: bool
     rows: pd.DataFrame  # aggregate() rows of the pruning methods
     dense: pd.Series | None  # the dense reference's aggregate() row
-    methods: list[str]  # best first: mean rank over the sparsities, then mean metric
+    methods: list[str]  # best first: mean rank over the sparsities all methods ran at, then mean metric
     sparsities: list[float]
     plot: str | None = None  # path of the plot, relative to the leaderboard folder
     speedup_plot: str | None = None  # the metric against measured speedup, where runs measured it
@@ -191,7 +212,10 @@ def sections(table: pd.DataFrame) -> list[Section]:
         rows = group[group["method"] != "dense"]
         score = rows["mean"].where(rows["higher_is_better"], -rows["mean"])
         rank = score.groupby(rows["sparsity"]).rank(ascending=False, method="average")
-        methods = (pd.DataFrame({"method": rows["method"], "rank": rank, "score": score})
+        # best first by the mean rank over the sparsities every method ran at (all of them if none is shared)
+        everyone = rows.groupby("sparsity")["method"].nunique() == rows["method"].nunique()
+        common = rows["sparsity"].isin(everyone[everyone].index) if everyone.any() else rows["sparsity"].notna()
+        methods = (pd.DataFrame({"method": rows["method"], "rank": rank.where(common), "score": score.where(common)})
                    .groupby("method").agg(rank=("rank", "mean"), score=("score", "mean"))
                    .sort_values(["rank", "score"], ascending=[True, False]).index.tolist())
         out.append(Section(task, profile, variant, track, first["metric"], higher, rows.reset_index(drop=True),
@@ -290,9 +314,11 @@ def tuning_table(section: Section) -> pd.DataFrame:
 
 
 def rank_grid(ranked: pd.DataFrame) -> pd.DataFrame:
-    """Average ranks of one profile and variant: one row per method (best first), one column per sparsity."""
-    values = ranked.assign(cell=[f"{r:.2f} ({t})" for r, t in zip(ranked["rank"], ranked["tasks"])])
-    order = ranked.groupby("method")["rank"].mean().sort_values().index
+    """One comparison's average ranks: one row per method (best first, by the mean of its ranked
+    columns), one column per sparsity, each cell "rank (tasks)" or the collapse mark."""
+    values = ranked.assign(cell=[f"{COLLAPSED} ({c} of {t})" if c else f"{r:.2f} ({t})"
+                                 for r, t, c in zip(ranked["rank"], ranked["tasks"], ranked["collapsed"])])
+    order = ranked.groupby("method")["rank"].mean().sort_values(na_position="last").index
     grid = values.pivot(index="method", columns="sparsity", values="cell").reindex(order).fillna("—")
     grid.columns = [percent(c) for c in grid.columns]
     return grid
@@ -333,12 +359,14 @@ def markdown_section(section: Section) -> str:
 def markdown_summary(ranked: pd.DataFrame) -> str:
     lines = ["## Summary: average rank across tasks", "",
              "Rank of each method among the pruning methods of a task at one sparsity (1 = best, the metric's "
-             "direction respected), averaged over the tasks where it ran (their number in brackets). "
-             "Profiles, dataset variants and tracks are ranked separately; cells where a network collapsed are "
-             "not ranked.", ""]
-    for (profile, variant, track), group in ranked.groupby(["profile", "variant", "track"], sort=True):
+             "direction respected), averaged over the tasks of a comparison: the methods that ran on all of "
+             "those tasks, every rank in a column over the same tasks (their number in brackets). Profiles, "
+             "dataset variants and tracks are ranked separately; a method whose network collapsed on a task "
+             "is not ranked in that column.", ""]
+    for (profile, variant, track, comparison), group in ranked.groupby(
+            ["profile", "variant", "track", "comparison"], sort=False):
         lines += [f"### profile `{profile}`" + (f" — data: {variant}" if variant != "official" else "")
-                  + (f" — {track_title(track)}" if track != "default" else ""), "",
+                  + (f" — {track_title(track)}" if track != "default" else "") + f" — on {comparison}", "",
                   rank_grid(group).to_markdown(), ""]
     return "\n".join(lines)
 

@@ -275,28 +275,36 @@ def section_html(section: Section, links: Links) -> str:
 def summary_html(ranked: pd.DataFrame) -> str:
     parts = ['<section id="summary"><h2>Summary: average rank across tasks</h2>',
              "<p>Rank of each method among the pruning methods of a task at one target sparsity (1 = best, the "
-             "task metric's direction respected; ties share a rank), averaged over the tasks where the method "
-             "ran. Profiles and dataset variants are ranked separately.</p>"]
-    for (profile, variant, track), group in ranked.groupby(["profile", "variant", "track"], sort=True):
+             "task metric's direction respected; ties share a rank), averaged over the tasks of a comparison: the "
+             "methods that ran on all of those tasks, every rank in a column over the same tasks. Profiles, "
+             "dataset variants and tracks are ranked separately; a collapsed network is not ranked.</p>"]
+    for (profile, variant, track, comparison), group in ranked.groupby(
+            ["profile", "variant", "track", "comparison"], sort=False):
         parts.append(f'<h3>profile <code>{escape(profile)}</code>'
                      + (f" — data: {escape(variant)}" if variant != "official" else "")
-                     + (f" — {escape(track_title(track))}" if track != "default" else "") + "</h3>")
+                     + (f" — {escape(track_title(track))}" if track != "default" else "")
+                     + f" — on {escape(comparison)}</h3>")
         sparsities = sorted(group["sparsity"].unique())
         heads = [th("method")] + [th(f"rank @ {percent(s)}", title=f"average rank at target sparsity {percent(s)}")
                                   for s in sparsities]
-        heads.append(th("mean rank", title="mean of the columns"))
+        heads.append(th("mean rank", title="mean of the ranked columns"))
         cells = {(r["method"], r["sparsity"]): r for _, r in group.iterrows()}
-        overall = group.groupby("method")["rank"].mean().sort_values()
+        overall = group.groupby("method")["rank"].mean().sort_values(na_position="last")
         rows = []
         for method, mean in overall.items():
             row = [td(method)]
             for s in sparsities:
                 r = cells.get((method, s))
-                row.append(td("—", classes="num") if r is None else td(
-                    f"{r['rank']:.2f}", sort=r["rank"], classes="num",
-                    title=f"over {int(r['tasks'])} task(s), about {r['of']:.3g} methods each",
-                    extra=f' <span class="n">{int(r["tasks"])} task{"s" * (r["tasks"] != 1)}</span>'))
-            row.append(td(f"{mean:.2f}", sort=mean, classes="num"))
+                if r is None:
+                    row.append(td("—", classes="num"))
+                elif r["collapsed"]:
+                    row.append(td(f"{COLLAPSED} ({int(r['collapsed'])} of {int(r['tasks'])})", classes="num",
+                                  title="the network collapsed on some of these tasks: not ranked"))
+                else:
+                    row.append(td(f"{r['rank']:.2f}", sort=r["rank"], classes="num",
+                                  title=f"over {int(r['tasks'])} task(s), about {r['of']:.3g} methods each",
+                                  extra=f' <span class="n">{int(r["tasks"])} task{"s" * (r["tasks"] != 1)}</span>'))
+            row.append(td("—" if pd.isna(mean) else f"{mean:.2f}", sort=mean, classes="num"))
             rows.append(f"<tr>{''.join(row)}</tr>")
         parts.append(table(heads, rows, "ranks"))
     parts.append("</section>")
