@@ -314,10 +314,10 @@ def test_page_renders_tables_plots_and_links(board, browser, tmp_path):
         return [td.querySelector('a').href, td.title, td.textContent]; }})()""")
     href, title, shown = cell
     assert shown.startswith("90.00 ± 0.20") and "n=3" in shown
-    assert href.startswith(UI + "/#/experiments/") and "?searchFilter=" in href
+    assert href.startswith(UI + "/#/experiments/") and "/runs?searchFilter=" in href  # the runs table
     where = unquote(href.split("searchFilter=")[1])
     client = MlflowClient(board["uri"])
-    found = client.search_runs([href.split("/#/experiments/")[1].split("?")[0]], where)
+    found = client.search_runs([href.split("/#/experiments/")[1].split("/runs?")[0]], where)
     assert sorted(board["runs"][r.info.run_id][3:] for r in found) == [("alpha-magnitude", 0.9, i) for i in range(3)]
     assert all(r.info.run_id in title for r in found)
 
@@ -418,3 +418,10 @@ def test_collapsed_results_fall_beyond_the_plot_fence_on_the_bad_side_only():
     perplexity = pd.Series([120.0, 125.0, 130.0, 122.0, 5000.0])
     assert 130.0 < fence(perplexity, higher_is_better=False) < 5000.0
     assert fence(perplexity, higher_is_better=True) < 120.0  # a good outlier stays on the scale
+
+
+def test_without_an_mlflow_ui_cells_link_to_the_runs_bundle(board, tmp_path, monkeypatch):
+    monkeypatch.delenv("SPARSEBENCH_MLFLOW_UI", raising=False)
+    leaderboard.build(board["uri"], tmp_path / "board")
+    html = (tmp_path / "board" / "index.html").read_text()
+    assert 'href="runs/testdata-classifier.jsonl"' in html and "/#/experiments/" not in html

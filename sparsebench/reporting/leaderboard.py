@@ -22,12 +22,13 @@ from sparsebench.running import tracking
 NAN = float("nan")
 KEYS = ["task", "profile", "variant", "track", "method", "sparsity"]
 SECTION_KEYS = ["task", "profile", "variant", "track"]
-DEFAULT_UI_URL = "http://127.0.0.1:5000"  # where `make ui` serves MLflow
 
 
-def ui_url(url: str | None = None) -> str:
-    """Base URL of the MLflow UI that cells link to: ``url``, else ``$SPARSEBENCH_MLFLOW_UI``, else `make ui`'s."""
-    return (url or os.environ.get("SPARSEBENCH_MLFLOW_UI") or DEFAULT_UI_URL).rstrip("/")
+def ui_url(url: str | None = None) -> str | None:
+    """Base URL of the MLflow UI that cells link to: ``url``, else ``$SPARSEBENCH_MLFLOW_UI``; None (cells
+    link to the runs bundle, which every reader of a committed board has) when neither is set."""
+    url = url or os.environ.get("SPARSEBENCH_MLFLOW_UI")
+    return url.rstrip("/") if url else None
 
 
 def superseded(runs: pd.DataFrame) -> pd.Series:
@@ -383,7 +384,8 @@ HEADER = ["# sparsebench leaderboard", "",
 def build(uri: str | None = None, out_dir: str | Path = "leaderboard", ui: str | None = None) -> pd.DataFrame:
     """Regenerate the leaderboard from the runs at ``uri``; returns the aggregated table.
 
-    ``ui`` is the MLflow UI's base URL for the page's links (default: :func:`ui_url`).
+    ``ui`` is the MLflow UI's base URL for the page's links (default: :func:`ui_url`; without one
+    they point into the runs bundle).
     """
     from sparsebench.reporting import plots, report_html
 

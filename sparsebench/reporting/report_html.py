@@ -5,7 +5,7 @@ profile and dataset variant, the plot, a table of the metric at each sparsity an
 costs and sizes; before them, the average rank of each method across tasks. Every table sorts
 by a column when its header is clicked (a few lines of inline JavaScript; a cell's sort key is
 its ``data-sort`` number, so "mean ± std" columns sort by the mean). Every number links to its
-MLflow runs in the MLflow UI.
+runs: in the MLflow UI where its address is given, else in the runs bundle beside the page.
 """
 from __future__ import annotations
 
@@ -103,17 +103,21 @@ SCRIPT = """
 
 
 class Links:
-    """Links into the MLflow UI at ``base`` (its hash routes)."""
+    """Links into the MLflow UI at ``base`` (its hash routes), or, without one, into the runs bundle
+    beside the page (``runs/<task>.jsonl``, whose lines hold the run ids a cell's tooltip names)."""
 
-    def __init__(self, base: str):
+    def __init__(self, base: str | None):
         self.base = base
 
-    def experiment(self, experiment_id) -> str:
-        return f"{self.base}/#/experiments/{experiment_id}"
+    def experiment(self, experiment_id) -> str | None:
+        """The experiment's runs table (MLflow 3 opens a bare experiment link on its overview instead)."""
+        return f"{self.base}/#/experiments/{experiment_id}/runs" if self.base else None
 
     def runs(self, row: pd.Series) -> str:
         """The experiment's runs filtered to one cell (method, profile, sparsity; every seed): by tags,
         which every store holds, where run ids differ between stores that imported the same bundle."""
+        if not self.base:
+            return f"runs/{quote(row['task'])}.jsonl"
         tags = {"sb.method": row["method"], "sb.profile": row["profile"], "sb.sparsity": str(float(row["sparsity"])),
                 "sb.status": "completed", **({"sb.track": row["track"]} if row["track"] != "default" else {})}
         where = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
@@ -238,7 +242,8 @@ def section_html(section: Section, links: Links) -> str:
              + (f' <span class="tag">{escape(track_title(section.track))}</span>' if section.track != "default" else "")
              + "</h2>",
              f"<p>Test {escape(section.metric)} ({section.direction}): mean ± std over seeds, n seeds. "
-             + (f'<a href="{escape(links.experiment(experiment))}">MLflow experiment</a>' if experiment else "")
+             + (f'<a href="{escape(links.experiment(experiment))}">MLflow experiment</a>'
+                if experiment and links.base else "")
              + "</p>"]
     if section.dense is not None:
         d = section.dense
@@ -311,9 +316,14 @@ def summary_html(ranked: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
-def page(sections: list[Section], ranked: pd.DataFrame, ui: str) -> str:
-    """The whole page; ``ui`` is the MLflow UI's base URL."""
+def page(sections: list[Section], ranked: pd.DataFrame, ui: str | None) -> str:
+    """The whole page; ``ui`` is the MLflow UI's base URL (None: cells link into the runs bundle)."""
     links = Links(ui)
+    links_note = (f'numbers link to their runs in the MLflow UI at <a href="{escape(ui)}/">{escape(ui)}</a> '
+                  "(<code>SPARSEBENCH_MLFLOW_UI</code>)." if ui else
+                  'numbers link to their runs in the runs bundle (<code>runs/&lt;task&gt;.jsonl</code>, the run ids '
+                  "in each cell's tooltip); to link them to an MLflow UI instead, e.g. <code>make ui</code>'s, build "
+                  "with <code>SPARSEBENCH_MLFLOW_UI=http://127.0.0.1:5000 make leaderboard</code>.")
     nav = ['<a href="#summary">Summary</a>'] if not ranked.empty else []
     nav += [f'<a href="#{escape(s.slug)}">{escape(s.task)} · {escape(s.profile)}'
             + (f" · {escape(s.variant)}" if s.variant != "official" else "")
@@ -335,9 +345,7 @@ def page(sections: list[Section], ranked: pd.DataFrame, ui: str) -> str:
 <h1>sparsebench leaderboard</h1>
 <p>Every number comes from an MLflow run; regenerate with <code>make leaderboard</code>. Sparsity is the
 fraction of prunable weights that are zero, counted in the final weights; density is 1 − sparsity.
-Click a column header to sort; numbers link to their runs in the MLflow UI at
-<a href="{escape(ui)}/">{escape(ui)}</a> (<code>make ui</code>; set <code>SPARSEBENCH_MLFLOW_UI</code> to
-change). Profiles and dataset variants are never mixed in a table.</p>
+Click a column header to sort; {links_note} Profiles and dataset variants are never mixed in a table.</p>
 <nav>{"".join(nav)}</nav>
 {chr(10).join(body)}
 </main>
