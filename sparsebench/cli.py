@@ -19,8 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--task", nargs="+", help="task names")
     run.add_argument("--method", nargs="+", help="method names")
     run.add_argument("--sparsity", nargs="+", type=float, help="target sparsities in [0, 1)")
-    run.add_argument("--seed", nargs="+", type=int, help="seeds")
-    run.add_argument("--profile", help="task profile (quick, full, ...)")
+    run.add_argument("--seed", nargs="+", type=int, help="seeds (default: 0; with --suite, the suite's)")
+    run.add_argument("--profile", help="task profile: quick, full, ... as `sparsebench list` shows (default: quick; "
+                                       "with --suite, each block's)")
     run.add_argument("--set", nargs="*", default=[], metavar="HPARAM=VALUE", help="method hyperparameter overrides")
     run.add_argument("--data-root", help="folder with the datasets (default: $SPARSEBENCH_DATA_ROOT)")
     run.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
@@ -35,22 +36,22 @@ def main(argv: list[str] | None = None) -> int:
                           "(the method's search space), then run the best on the seeds (a suite's blocks may set it)")
 
     board = sub.add_parser("leaderboard", help="regenerate leaderboard/ from the MLflow runs")
-    board.add_argument("--tracking-uri")
-    board.add_argument("--out", default="leaderboard")
+    board.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
+    board.add_argument("--out", default="leaderboard", help="folder written (default: leaderboard)")
 
     export = sub.add_parser("export", help="write the store's finished trial runs into a runs bundle (JSON lines)")
-    export.add_argument("--tracking-uri")
+    export.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
     export.add_argument("--out", default="leaderboard/runs", help="bundle folder (default: leaderboard/runs)")
 
     load = sub.add_parser("import", help="load a runs bundle into the store, skipping runs already there")
     load.add_argument("bundle", nargs="?", default="leaderboard/runs", help="bundle folder or .jsonl file")
-    load.add_argument("--tracking-uri")
+    load.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
     load.add_argument("--strict", action="store_true",
                       help="reject runs of unknown plugins or other plugin versions (for submitted bundles)")
-    load.add_argument("--plugins", nargs="*", default=[])
+    load.add_argument("--plugins", nargs="*", default=[], help="extra plugin roots holding methods/ and tasks/")
 
     listing = sub.add_parser("list", help="list the discovered methods and tasks, and broken plugins")
-    listing.add_argument("--plugins", nargs="*", default=[])
+    listing.add_argument("--plugins", nargs="*", default=[], help="extra plugin roots holding methods/ and tasks/")
 
     args = parser.parse_args(argv)
     try:
@@ -101,6 +102,10 @@ def _specs(args) -> tuple[list, list]:
             raise ValueError(f"give --suite or all of --task, --method and --sparsity (missing: {', '.join(missing)})")
         blocks = [{"tasks": args.task, "methods": args.method, "sparsities": args.sparsity or [],
                    "seeds": args.seed or [0], "profile": args.profile or "quick"}]
+        if prunes and "dense" not in args.method:  # not added: it would be a training nobody asked for
+            print("sparsebench: note: this grid has no dense reference; its leaderboard sections show one only "
+                  "if a dense run of the same task, profile and seeds is in the store (add --method dense: "
+                  "it runs once per task and seed)", file=sys.stderr)
     if args.tune is not None and args.tune < 1:
         raise ValueError(f"--tune takes a budget of at least 1 configuration, got {args.tune}")
     specs, studies = [], []
@@ -165,8 +170,13 @@ def _list(args) -> int:
         print(f"{reg.kind}s:")
         for name in reg.names():
             cls, defaults = reg.entries[name]
-            extra = f" {defaults}" if defaults else ""
-            print(f"  {name:24s} {inspect.getsourcefile(cls)}{extra}")
+            print(f"  {name:24s} {inspect.getsourcefile(cls)}")
+            if reg is registry.METHODS:
+                hparams = cls(**defaults).hparams()
+                print(f"  {'':24s}   hyperparameters: "
+                      + (", ".join(f"{k}={v!r}" for k, v in hparams.items()) or "none"))
+            else:
+                print(f"  {'':24s}   profiles: {', '.join(cls.profiles)}")
             if reg is registry.METHODS and cls.prunes:
                 space = cls(**defaults).space(0.9)
                 print(f"  {'':24s}   tuned over: {describe(space)}" if space else f"  {'':24s}   not tuned: {cls.untuned}")

@@ -102,3 +102,24 @@ def test_the_structured_suite_compares_structures_at_the_same_targets():
     assert {(s.method, s.sparsity) for s in trials if s.method == "nm-magnitude"} == {("nm-magnitude", 0.5)}
     by_target = {s.sparsity for s in trials if s.method in ("l1-filter", "magnitude")}
     assert by_target == {0.5, 0.75}
+
+
+def test_a_plain_grid_without_dense_says_its_sections_lack_the_reference(capsys):
+    specs("--task", "tiny-mlp", "--method", "random", "--sparsity", "0.5")
+    assert "no dense reference" in capsys.readouterr().err
+    specs("--task", "tiny-mlp", "--method", "dense", "random", "--sparsity", "0.5")
+    assert "no dense reference" not in capsys.readouterr().err
+
+
+def test_list_shows_every_hyperparameter_and_each_tasks_profiles(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "hyperparameters: n=2, m=4, decay=0.0002" in out  # sr-ste: fields with their defaults
+    assert "profiles: full, quick, pretrained" in out  # lstm-ptb
+
+
+def test_help_states_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: quick;" in out and "seeds (default: 0;" in out
