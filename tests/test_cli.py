@@ -123,3 +123,11 @@ def test_help_states_the_defaults(capsys):
         cli.main(["run", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "(default: quick;" in out and "seeds (default: 0;" in out
+
+
+def test_a_running_sweeps_status_line_counts_trials_and_estimates_the_time_left():
+    from sparsebench.running.sweep import status_line
+
+    assert status_line(125, 2, 0, 0, 10) == "sparsebench: 2:05 elapsed: 2 running, 0 done (0 failed), 10 to go"
+    assert status_line(3600, 2, 4, 1, 10) == ("sparsebench: 1:00:00 elapsed: 2 running, 4 done (1 failed), 6 to go, "
+                                              "about 1:30:00 left")

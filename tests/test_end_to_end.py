@@ -18,7 +18,10 @@ def sweep(specs, uri, **kw):
     return run_sweep(specs, uri=uri, plugin_roots=[str(TEST_PLUGINS)], name="e2e", **kw)
 
 
-def test_sweep_records_runs_resumes_and_builds_leaderboard(tracking_uri, tmp_path):
+def test_sweep_records_runs_resumes_and_builds_leaderboard(tracking_uri, tmp_path, monkeypatch, capsys):
+    from sparsebench.running import sweep as sweep_module
+
+    monkeypatch.setattr(sweep_module, "PROGRESS_EVERY_S", 0.5)  # status lines while trials run
     good = plan(["tiny-mlp"], ["dense", "random", "magnitude"], [0.5, 0.9], [0, 1])
     bad = plan(["tiny-mlp"], ["test-raises", "test-kills-worker"], [0.5], [0])
     first = good[:4]
@@ -28,6 +31,7 @@ def test_sweep_records_runs_resumes_and_builds_leaderboard(tracking_uri, tmp_pat
 
     summary = sweep(first + bad, tracking_uri)
     assert (summary.planned, summary.completed, summary.failed) == (6, 4, 2)
+    assert " elapsed: " in capsys.readouterr().out
     runs = tracking.runs_frame(tracking_uri)
     by_status = runs.groupby("tags.sb.status").size().to_dict()
     assert by_status == {"completed": 4, "failed": 2, "interrupted": 1}

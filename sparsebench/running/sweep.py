@@ -180,8 +180,16 @@ def _tune(specs: list[TrialSpec], context: dict, address: str | None, name: str,
         return {"cpu": res.get("cpu", 1), "gpu": res.get("gpu", 0) if context["device"] != "cpu" else 0}
 
     outcomes: list[tuple[TrialSpec, str]] = []
+    started, last = time.monotonic(), [time.monotonic()]
 
     class Progress(tune.Callback):
+        def on_step_begin(self, iteration, trials, **info):  # while trials run, not only when one ends
+            if time.monotonic() - last[0] >= PROGRESS_EVERY_S:
+                last[0] = time.monotonic()
+                running = sum(t.status == "RUNNING" for t in trials)
+                failed = sum(outcome != "completed" for _, outcome in outcomes)
+                print(status_line(last[0] - started, running, len(outcomes), failed, len(specs)), flush=True)
+
         def on_trial_complete(self, iteration, trials, trial, **info):
             r, spec = trial.last_result or {}, TrialSpec.from_json(trial.config["trial"]["spec"])
             outcomes.append((spec, r.get("status", "failed")))
@@ -218,6 +226,23 @@ def _tune(specs: list[TrialSpec], context: dict, address: str | None, name: str,
         print(f"sparsebench: sweep interrupted with {len(specs) - len(outcomes)} trials unfinished; "
               "run the same command again to resume", flush=True)
     return outcomes
+
+
+PROGRESS_EVERY_S = 60  # seconds between status lines of a running sweep
+
+
+def status_line(elapsed: float, running: int, done: int, failed: int, total: int) -> str:
+    """A running sweep's state: trials running, done (failed among them), left; elapsed; a rough
+    time left (elapsed per finished trial, times those left) once a trial has finished."""
+    left = total - done
+    eta = f", about {_clock(elapsed / done * left)} left" if done and left else ""
+    return (f"sparsebench: {_clock(elapsed)} elapsed: {running} running, {done} done ({failed} failed), "
+            f"{left} to go{eta}")
+
+
+def _clock(seconds: float) -> str:
+    minutes, s = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{s:02d}" if minutes >= 60 else f"{minutes}:{s:02d}"
 
 
 def _progress(done: int, total: int, spec: TrialSpec, what: str) -> None:
