@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import shlex
 import sys
 
 from sparsebench.core import registry
@@ -55,14 +56,14 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        return {"run": _run, "leaderboard": _leaderboard, "list": _list, "export": _export,
+        return {"run": lambda a: _run(a, argv), "leaderboard": _leaderboard, "list": _list, "export": _export,
                 "import": _import}[args.command](args)
     except (registry.UnknownPluginError, ValueError, DataError) as exc:
         print(f"sparsebench: error: {exc}", file=sys.stderr)
         return 2
 
 
-def _run(args) -> int:
+def _run(args, argv: list[str] | None = None) -> int:
     from sparsebench.running.sweep import run_sweep
     from sparsebench.running.tuning import run_tuning
 
@@ -79,7 +80,10 @@ def _run(args) -> int:
         summaries["search"], summaries["tuned"] = run_tuning(studies, name=name, **options)
     for what, summary in summaries.items():
         print(f"sparsebench: {what}: {summary or 'not started (the search was interrupted; run again to resume)'}")
-    return 130 if any(s is None or s.interrupted > 0 for s in summaries.values()) else 0
+    if any(s is None or s.interrupted > 0 for s in summaries.values()):
+        print(f"sparsebench: interrupted; to resume, run again: sparsebench {shlex.join(argv or sys.argv[1:])}")
+        return 130
+    return 0
 
 
 def _specs(args) -> tuple[list, list]:

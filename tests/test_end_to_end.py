@@ -76,3 +76,32 @@ def test_trial_spec_round_trips_through_json():
     assert TrialSpec.from_json(spec.to_json()) == spec
     assert spec.config_id() == TrialSpec.from_json(spec.to_json()).config_id()
     assert spec.config_id() != TrialSpec("tiny-mlp", "magnitude", 0.9, 3).config_id()
+
+
+def test_an_interrupted_sweep_prints_one_correct_summary_and_how_to_resume(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    command = [sys.executable, "-m", "sparsebench.cli", "run", "--task", "tiny-mlp", "--method", "test-slow",
+               "--sparsity", "0.5", "--seed", "0", "1", "2", "3", "4", "5", "--plugins", str(TEST_PLUGINS),
+               "--tracking-uri", uri]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            cwd=tmp_path, start_new_session=True)
+    lines = []
+    for line in proc.stdout:  # Ctrl-C, as a terminal sends it, once the first trial has finished
+        lines.append(line)
+        if line.startswith("[1/6]"):
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    out = "".join(lines) + proc.communicate(timeout=180)[0]
+    assert proc.returncode == 130, out
+    summaries = [line for line in out.splitlines() if line.startswith("sparsebench: trials:")]
+    assert len(summaries) == 1, out
+    completed = (tracking.runs_frame(uri)["tags.sb.status"] == "completed").sum()
+    assert f"{completed} completed" in summaries[0] and "interrupted (run again to resume)" in summaries[0]
+    assert "Tuner.restore" not in out and "Traceback" not in out and "Failed to fetch" not in out, out
+    assert "to resume, run again: sparsebench run --task tiny-mlp --method test-slow" in out

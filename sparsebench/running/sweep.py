@@ -10,10 +10,14 @@ dies is recorded as failed by the driver. Local Ray by default, a cluster by ``a
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import pandas as pd
 
 from sparsebench.core import registry
 
@@ -119,16 +123,27 @@ def run_sweep(specs: list[TrialSpec], *, data_root=None, uri=None, address=None,
                "checkpoints": checkpoints,
                "plugin_roots": [str(p) for p in registry.plugin_roots(plugin_roots)]}
     results: list = []
+    began = pd.Timestamp.now(tz="UTC")
     try:
         results = _tune(todo, context, address, name, notes or {})
     finally:
         tracking.end_sweep(uri, parents, "FINISHED" if len(results) == len(todo) else "KILLED")
-    for spec, outcome in results:
-        if outcome == "completed":
-            summary.completed += 1
-        else:
-            summary.failed += 1
+        # counted from the store, not from Tune's callbacks: an interrupt can stop those after a run finished
+        outcomes = finished_since(todo, uri, began)
+        summary.completed = sum(o == "completed" for o in outcomes.values())
+        summary.failed = sum(o == "failed" for o in outcomes.values())
     return summary
+
+
+def finished_since(specs: list[TrialSpec], uri: str, began: pd.Timestamp) -> dict[str, str]:
+    """Config id -> "completed" or "failed" for the runs of ``specs`` that started at ``began`` or later."""
+    runs = tracking.runs_frame(uri, sorted({s.task for s in specs}))
+    if runs.empty:
+        return {}
+    ids = {s.config_id() for s in specs}
+    mine = runs[(runs["start_time"] >= began.floor("s")) & runs["tags.sb.config_id"].isin(ids)
+                & runs["tags.sb.status"].isin(["completed", "failed"])].sort_values("start_time")
+    return dict(zip(mine["tags.sb.config_id"], mine["tags.sb.status"]))
 
 
 def trial_config(spec: TrialSpec, context: dict, note: dict | None = None) -> dict:
@@ -218,14 +233,30 @@ def _tune(specs: list[TrialSpec], context: dict, address: str | None, name: str,
                                       storage_path=str(Path(".sparsebench/ray").resolve()),
                                       failure_config=tune.FailureConfig(max_failures=0)),
         )
-        tuner.fit()
+        with quiet(*RAY_NOISE):
+            tuner.fit()
     finally:
         if owns_ray:
             ray.shutdown()
-    if len(outcomes) < len(specs):
-        print(f"sparsebench: sweep interrupted with {len(specs) - len(outcomes)} trials unfinished; "
-              "run the same command again to resume", flush=True)
     return outcomes
+
+
+# Ray Tune's own words on an interrupt (its Tuner.restore advice, metrics it could not fetch from trials it
+# stopped): a sweep resumes by config id instead, and its summary, counted from the store, says what is left
+RAY_NOISE = ("ray.tune.tune", "ray.tune.analysis.experiment_analysis")
+
+
+@contextmanager
+def quiet(*loggers: str):
+    """Only errors from ``loggers`` while the block runs."""
+    levels = {name: logging.getLogger(name).level for name in loggers}
+    for name in loggers:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 PROGRESS_EVERY_S = 60  # seconds between status lines of a running sweep

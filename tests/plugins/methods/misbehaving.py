@@ -61,3 +61,18 @@ class Tunable(Method):
             raise ValueError(f"x = {self.x} is out of this method's depth")
         ctx.masks.prune({n: torch.rand(p.shape) for n, p in ctx.masks.params.items()}, ctx.sparsity)
         ctx.train()
+
+
+@register_method("test-slow")
+@dataclass
+class Slow(Method):
+    """Takes its time, so that a test can interrupt a sweep while it runs."""
+    when, criterion, paper = "init", "random", "—"
+    seconds: float = 4.0
+
+    def run(self, ctx):
+        import time
+
+        time.sleep(self.seconds)
+        ctx.masks.prune({n: torch.rand(p.shape) for n, p in ctx.masks.params.items()}, ctx.sparsity)
+        ctx.train(steps=2)
