@@ -245,7 +245,8 @@ def write_test_runs(uri: str) -> dict:
                                             # measured on the classifier only, as runs from before the measurement
                                             **({"inference/speedup_measured": 1 / density,
                                                 "inference/speedup_measured_b1": 1.0,
-                                                "inference/bytes": 400 * density, "inference/bytes_dense": 400}
+                                                "inference/bytes": 400 * density, "inference/bytes_dense": 400,
+                                                "time/trial_seconds": 40.0 + 2 * seed}
                                                if task == CLASSIFIER else {})}})
                     written[run.run_id] = (task, profile, variant or "official", method, sparsity, seed)
     spec = TrialSpec(CLASSIFIER, "delta-broken", 0.5, 0, "quick")
@@ -392,6 +393,7 @@ def test_markdown_csv_and_mlflow_tags(board):
     assert "testdata-lm--quick--official--speedup.png" not in readme
     row = next(line for line in readme.splitlines() if line.startswith("| alpha-magnitude | 90%"))
     assert [c.strip() for c in row.split("|")][9:11] == ["1.00× / 10.00×", "0.100×"]  # speedup b1 / bN, size
+    assert [c.strip() for c in row.split("|")][12] == "40 s"  # wall time (the full profile: seed 0 alone)
     csv = pd.read_csv(board["dir"] / "results.csv", keep_default_na=False)
     assert {"method", "sparsity", "mean", "std", "n", "params_nonzero", "run_ids"} <= set(csv.columns)
     assert len(csv) == sum(len(m) for *_, ms in TEST_DATA.values() for m in ms.values())

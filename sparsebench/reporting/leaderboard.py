@@ -76,7 +76,7 @@ def trial_table(uri: str) -> pd.DataFrame:
         "speedup": col("metrics.inference/speedup_measured", NAN),
         "speedup_b1": col("metrics.inference/speedup_measured_b1", NAN),
         "bytes_rel": col("metrics.inference/bytes", NAN) / col("metrics.inference/bytes_dense", NAN),
-        "params_nonzero": col("metrics.params/nonzero"),
+        "params_nonzero": col("metrics.params/nonzero"), "wall_s": col("metrics.time/trial_seconds", NAN),
         "params_total": col("metrics.params/total"), "when": col("tags.sb.when"),
         "criterion": col("tags.sb.criterion"), "experiment_id": runs["experiment_id"], "run_id": origin,
         "track": col("tags.sb.track", "default").fillna("default"),
@@ -102,6 +102,7 @@ def aggregate(trials: pd.DataFrame) -> pd.DataFrame:
                       train_steps_rel=("train_steps_rel", "mean"),
                       inference_flops_rel=("inference_flops_rel", "mean"),
                       speedup=("speedup", "mean"), speedup_b1=("speedup_b1", "mean"), bytes_rel=("bytes_rel", "mean"),
+                      wall_s=("wall_s", "mean"),
                       params_nonzero=("params_nonzero", "mean"), params_total=("params_total", "mean"),
                       when=("when", "first"), criterion=("criterion", "first"),
                       budget=("budget", "first"), configs=("configs", "first"), chosen=("chosen", "first"),
@@ -258,6 +259,13 @@ def ratio(v: float, digits: int = 2) -> str:
     return "—" if pd.isna(v) else f"{v:.{digits}f}×"
 
 
+def duration(seconds: float) -> str:
+    """A trial's mean wall time: '42 s', '21.3 min', '1.5 h' (— where runs did not record it)."""
+    if pd.isna(seconds):
+        return "—"
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
 def speedups(r: pd.Series) -> str:
     """Measured inference speedup at batch 1 and at the evaluation batch (runs before it was measured: —)."""
     return "—" if pd.isna(r["speedup"]) else f"{ratio(r['speedup_b1'])} / {ratio(r['speedup'])}"
@@ -292,6 +300,7 @@ def cost_table(section: Section) -> pd.DataFrame:
         "measured speedup (batch 1 / N)": speedups(r),
         "stored size": ratio(r["bytes_rel"], 3),
         "params (nonzero / total)": f"{count(r['params_nonzero'])} / {count(r['params_total'])}",
+        "wall time": duration(r["wall_s"]),
         "collapse": r["collapse"] or "",
     } for r in rows])
 
@@ -342,7 +351,8 @@ def markdown_section(section: Section) -> str:
               "the measured inference speedup over the dense form at batch 1 and at the evaluation batch (one "
               "thread, the fastest form: dense, compacted or with sparse CSR Linear layers; "
               "`sparsebench.core.inference`), the smallest form's stored size relative to the dense model, "
-              "parameters left nonzero; what collapsed, if anything.", "",
+              "parameters left nonzero, a trial's wall time (mean over seeds; cached trainings load in seconds "
+              "but are charged in the FLOPs); what collapsed, if anything.", "",
               cost_table(section).to_markdown(index=False), ""]
     if section.speedup_plot:
         lines += [f"![{section.metric} against measured speedup, {section.title}]({section.speedup_plot})", ""]

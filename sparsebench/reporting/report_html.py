@@ -15,8 +15,8 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from sparsebench.reporting.leaderboard import (COLLAPSED, Section, count, mean_std, percent, ratio, speedups,
-                                              track_title, tuning_table)
+from sparsebench.reporting.leaderboard import (COLLAPSED, Section, count, duration, mean_std, percent, ratio,
+                                              speedups, track_title, tuning_table)
 
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color: #1d232a;
@@ -200,7 +200,9 @@ def cost_table(section: Section, links: Links) -> str:
              th("measured speedup", title="measured inference speedup over the dense form, batch 1 / evaluation "
                 "batch (one thread; the fastest form: dense or CSR Linear layers)"),
              th("stored size", title="bytes of the smallest form's weights relative to the dense model's"),
-             th("params nonzero / total", title="parameters of the whole model left nonzero (mean over seeds)")]
+             th("params nonzero / total", title="parameters of the whole model left nonzero (mean over seeds)"),
+             th("wall time", title="a trial's wall time, mean over seeds (trainings reused from the checkpoint store "
+                "take seconds; their FLOPs are charged all the same)")]
     order = {m: i for i, m in enumerate(section.methods)}
     rest = section.rows.assign(order=section.rows["method"].map(order)).sort_values(["order", "sparsity"])
     rows = ([section.dense] if section.dense is not None else []) + [r for _, r in rest.iterrows()]
@@ -227,7 +229,8 @@ def cost_table(section: Section, links: Links) -> str:
                  td(f"{count(r['params_nonzero'])} / {count(r['params_total'])}", sort=r["params_nonzero"],
                     href=href, classes="num",
                     title=f"{r['params_nonzero']:,.0f} nonzero of {r['params_total']:,.0f} parameters"
-                    if not pd.isna(r["params_total"]) else tip)]
+                    if not pd.isna(r["params_total"]) else tip),
+                 num(r["wall_s"], duration(r["wall_s"]))]
         css = ' class="dense"' if r["method"] == "dense" else ""
         out.append(f"<tr{css}>{''.join(cells)}</tr>")
     return table(heads, out, "costs")
