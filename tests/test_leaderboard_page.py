@@ -198,6 +198,7 @@ class Chromium:
 
 UI = "http://mlflow.test:5000"
 CLASSIFIER, LM = "testdata-classifier", "testdata-lm"
+FAMILY = {CLASSIFIER: "mlp", LM: "rnn"}
 TAXONOMY = {"dense": ("none", "none"), "alpha-magnitude": ("after", "magnitude"),
             "beta-random": ("init", "random"), "gamma-gradual": ("during", "magnitude")}
 # (task, profile, variant) -> metric, higher_is_better, seeds, {method: {sparsity: mean}}
@@ -233,7 +234,7 @@ def write_test_runs(uri: str) -> dict:
                 for seed in seeds:
                     spec = TrialSpec(task, method, sparsity, seed, profile)
                     run = tracking.TrialRun(uri, spec, f"testdata-{task}-{profile}-{variant}-{method}-{sparsity}-{seed}",
-                                            {"when": when, "criterion": criterion, "family": "test",
+                                            {"when": when, "criterion": criterion, "family": FAMILY[task],
                                              "dataset": "made-up test data", "metric": metric,
                                              "higher_is_better": higher}, parents[task])
                     density = 1.0 - sparsity
@@ -272,7 +273,10 @@ def browser(board, tmp_path_factory):
     binary = install_chromium()
     root = tmp_path_factory.mktemp("chromium")
     chrome = Chromium(binary, root / "profile", root / "chromium.log")
-    try:
+    try:  # errors of the page's script and console.error calls, collected from the first line on
+        chrome.call("Page.addScriptToEvaluateOnNewDocument", {"source": """window.__errors = [];
+            window.addEventListener('error', e => window.__errors.push(String(e.message)));
+            const error = console.error; console.error = (...a) => { window.__errors.push(a.join(' ')); error(...a); };"""})
         chrome.open((board["dir"] / "index.html").as_uri())
         yield chrome
     finally:
@@ -296,7 +300,7 @@ def header_index(browser: Chromium, table: str, label: str) -> int:
 
 def test_page_renders_tables_plots_and_links(board, browser, tmp_path):
     sections = browser.js("Array.from(document.querySelectorAll('main > section')).map(s => s.id)")
-    assert sections == ["summary", "testdata-classifier--full--official", "testdata-classifier--quick--official",
+    assert sections == ["decide", "summary", "testdata-classifier--full--official", "testdata-classifier--quick--official",
                         "testdata-classifier--quick--synthetic-test-data", "testdata-lm--quick--official"]
     # a plot per section, and one of the metric against measured speedup per classifier section (measured there)
     images = browser.js("""Promise.all(Array.from(document.images).map(i => i.decode().then(
@@ -305,7 +309,7 @@ def test_page_renders_tables_plots_and_links(board, browser, tmp_path):
     assert all((board["dir"] / src).is_file() for src, _, _ in images)
     text = browser.js("document.body.innerText")
     assert "delta-broken" not in text  # failed trials are not results
-    assert browser.js("document.querySelectorAll('table.sortable').length") == 1 + 2 * 4  # 1 rank table
+    assert browser.js("document.querySelectorAll('table.sortable').length") == 1 + 1 + 2 * 4  # decide, ranks
 
     # each cell links to its runs in the MLflow UI: the experiment filtered by tags to the cell's seeds
     # (by tags, as run ids differ between stores that imported the same bundle)
@@ -374,6 +378,27 @@ def test_summary_ranks_respect_each_metrics_direction(browser):
     assert ranks["gamma-gradual"] == ["1.00 2 tasks", "1.00 2 tasks", "1.00"]
     assert ranks["alpha-magnitude"] == ["2.00 2 tasks", "2.00 2 tasks", "2.00"]
     assert ranks["beta-random"] == ["3.00 2 tasks", "3.00 2 tasks", "3.00"]
+
+
+def test_the_decision_view_filters_and_sorts_without_a_console_error(browser):
+    rows = "Array.from(document.querySelectorAll('#decide tbody tr'))"
+    visible = f"{rows}.filter(r => !r.hidden)"
+    total = browser.js(f"{rows}.length")
+    assert total == sum(len([s for s in by if s > 0]) for *_, ms in TEST_DATA.values() for m, by in ms.items()
+                        if m != "dense")
+    # best first within a task and sparsity: the LM's perplexities ascending, the classifier's accuracies descending
+    lm = browser.js(f"{rows}.filter(r => r.cells[0].textContent === 'testdata-lm' && r.cells[3].textContent === '90%')"
+                    ".map(r => r.cells[4].textContent)")
+    assert lm == ["gamma-gradual", "alpha-magnitude", "beta-random"]
+    # a family and a sparsity chosen: only the recurrent task's 50 % cells stay
+    browser.js("""(() => { const pick = (k, v) => { const s = document.querySelector(`#decide select[data-filter=${k}]`);
+        s.value = v; s.dispatchEvent(new Event('change')); }; pick('family', 'rnn'); pick('sparsity', '50%'); })()""")
+    assert browser.js(f"{visible}.map(r => [r.cells[0].textContent, r.cells[3].textContent])") == \
+        [["testdata-lm", "50%"]] * 3
+    browser.js("document.querySelector('#decide th:nth-child(7) button').click()")  # Δ vs dense, best first
+    assert browser.js(f"{visible}.map(r => r.cells[4].textContent)") == ["gamma-gradual", "alpha-magnitude",
+                                                                         "beta-random"]
+    assert browser.js("window.__errors") == []
 
 
 # ---- the files beside the page --------------------------------------------------------------------

@@ -79,7 +79,7 @@ def trial_table(uri: str) -> pd.DataFrame:
         "params_nonzero": col("metrics.params/nonzero"), "wall_s": col("metrics.time/trial_seconds", NAN),
         "params_total": col("metrics.params/total"), "when": col("tags.sb.when"),
         "criterion": col("tags.sb.criterion"), "experiment_id": runs["experiment_id"], "run_id": origin,
-        "track": col("tags.sb.track", "default").fillna("default"),
+        "track": col("tags.sb.track", "default").fillna("default"), "family": col("tags.sb.family", "").fillna(""),
         # tuned trials: the budget, the configurations searched, the choice and the search's cost
         "budget": pd.to_numeric(col("tags.sb.tuning.budget"), errors="coerce"),
         "configs": pd.to_numeric(col("tags.sb.tuning.configs"), errors="coerce"),
@@ -104,7 +104,7 @@ def aggregate(trials: pd.DataFrame) -> pd.DataFrame:
                       speedup=("speedup", "mean"), speedup_b1=("speedup_b1", "mean"), bytes_rel=("bytes_rel", "mean"),
                       wall_s=("wall_s", "mean"),
                       params_nonzero=("params_nonzero", "mean"), params_total=("params_total", "mean"),
-                      when=("when", "first"), criterion=("criterion", "first"),
+                      when=("when", "first"), criterion=("criterion", "first"), family=("family", "first"),
                       budget=("budget", "first"), configs=("configs", "first"), chosen=("chosen", "first"),
                       search_cost_rel=("search_cost_rel", "first"),
                       experiment_id=("experiment_id", "first"), run_ids=("run_id", lambda ids: " ".join(ids)))
@@ -417,5 +417,5 @@ def build(uri: str | None = None, out_dir: str | Path = "leaderboard", ui: str |
     body = [markdown_summary(ranked)] if not ranked.empty else []
     body += [markdown_section(part) for part in parts] or ["_No completed runs yet._", ""]
     (out / "README.md").write_text("\n".join(HEADER + body))
-    (out / "index.html").write_text(report_html.page(parts, ranked, ui_url(ui)))
+    (out / "index.html").write_text(report_html.page(parts, ranked, ui_url(ui), table))
     return table

@@ -55,6 +55,8 @@ th button { font: inherit; font-weight: 600; background: none; border: 0; paddin
 th button::after { content: " \\2195"; color: #a4acb6; font-weight: 400; }
 th[aria-sort="ascending"] button::after { content: " \\25B2"; color: #1a5fb4; }
 th[aria-sort="descending"] button::after { content: " \\25BC"; color: #1a5fb4; }
+.filters label { margin-right: .8rem; font-size: .9rem; }
+.filters select { font: inherit; }
 .tag { display: inline-block; font-size: .78rem; padding: 0 .4em; border-radius: 4px; background: #eef1f5;
        color: #3d4650; }
 """
@@ -76,6 +78,19 @@ SCRIPT = """
     if (typeof a === 'number' && typeof b === 'number') return a - b;
     return String(a).localeCompare(String(b));
   }
+  document.querySelectorAll('p.filters').forEach(function (bar) {
+    var table = bar.parentNode.querySelector('table');
+    var selects = bar.querySelectorAll('select');
+    function apply() {
+      Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
+        var shown = Array.prototype.every.call(selects, function (s) {
+          return s.value === '' || row.getAttribute('data-' + s.getAttribute('data-filter')) === s.value;
+        });
+        row.hidden = !shown;
+      });
+    }
+    Array.prototype.forEach.call(selects, function (s) { s.addEventListener('change', apply); });
+  });
   document.querySelectorAll('table.sortable').forEach(function (table) {
     var heads = table.tHead.rows[0].cells;
     Array.prototype.forEach.call(heads, function (th, col) {
@@ -280,6 +295,56 @@ def section_html(section: Section, links: Links) -> str:
     return "\n".join(parts)
 
 
+FILTERS = [("family", "family"), ("profile", "profile"), ("variant", "data"), ("track", "track"),
+           ("sparsity", "sparsity")]
+
+
+def decision_html(frame: pd.DataFrame, links: Links) -> str:
+    """Every pruned cell on one table, filtered by family, profile, data, track and sparsity (selects
+    over ``data-*`` attributes of the rows, no server), best first within a task and sparsity."""
+    cells = frame[frame["method"] != "dense"].copy()
+    dense = frame[(frame["method"] == "dense") & (frame["track"] == "default")].set_index(
+        ["task", "profile", "variant"])["mean"]
+    cells["dense"] = [dense.get((t, p, v)) for t, p, v in zip(cells["task"], cells["profile"], cells["variant"])]
+    cells["best_first"] = cells["mean"].where(cells["higher_is_better"], -cells["mean"])
+    cells = cells.sort_values(["family", "task", "profile", "variant", "track", "sparsity", "best_first"],
+                              ascending=[True] * 6 + [False])
+    values = {key: sorted(set(cells[key].map(percent) if key == "sparsity" else cells[key].fillna("")))
+              for key, _ in FILTERS}
+    selects = "".join(
+        f'<label>{escape(label)} <select data-filter="{key}"><option value="">all</option>'
+        + "".join(f'<option value="{escape(v)}">{escape(track_title(v) or v if key == "track" else v)}</option>'
+                  for v in values[key]) + "</select></label>" for key, label in FILTERS)
+    heads = [th("task"), th("family"), th("profile"), th("sparsity"), th("method"), th("metric", first="descending"),
+             th("Δ vs dense", first="descending", title="the cell's mean minus the dense model's, in the metric's unit"),
+             th("effective sparsity", title="zeros and weights on no input–output path"),
+             th("train FLOPs", title="relative to one dense training"),
+             th("measured speedup", first="descending", title="batch 1 / evaluation batch, one thread")]
+    rows = []
+    for _, r in cells.iterrows():
+        attrs = "".join(f' data-{key}="{escape(percent(r[key]) if key == "sparsity" else str(r[key] or ""))}"'
+                        for key, _ in FILTERS)
+        delta = r["mean"] - r["dense"] if r["dense"] is not None and not pd.isna(r["dense"]) else float("nan")
+        quality = delta if r["higher_is_better"] else -delta
+        profile = r["profile"] + (f" · {r['variant']}" if r["variant"] != "official" else "") + (
+            f" · {track_title(r['track'])}" if r["track"] != "default" else "")
+        cells_html = [td(r["task"]), td(r["family"] or "—"), td(profile), td(percent(r["sparsity"]), sort=r["sparsity"]),
+                      td(r["method"], title=f"prunes: {r['when']}; criterion: {r['criterion']}"),
+                      metric_cell(r, links),
+                      td("—" if pd.isna(delta) else f"{delta:+.2f}", sort=quality, classes="num",
+                         title=f"{r['metric']}: {'higher' if r['higher_is_better'] else 'lower'} is better"),
+                      td("—" if pd.isna(r["effective_sparsity"]) else f"{r['effective_sparsity']:.2%}",
+                         sort=r["effective_sparsity"], classes="num"),
+                      td(ratio(r["train_cost_rel"]), sort=r["train_cost_rel"], classes="num"),
+                      td(speedups(r), sort=r["speedup"], classes="num")]
+        rows.append(f"<tr{attrs}>{''.join(cells_html)}</tr>")
+    return ('<section id="decide"><h2>Decide: every method at every sparsity, with its cost</h2>'
+            "<p>One row per task, profile, track, method and target sparsity, best first within a task and "
+            "sparsity; the metric is the task's own (its direction in the tooltip), Δ vs dense in its unit. "
+            "Choose a family, profile, data, track or sparsity to narrow it; click a header to sort.</p>"
+            f'<p class="filters">{selects}</p>' + table(heads, rows, "decide") + "</section>")
+
+
 def summary_html(ranked: pd.DataFrame) -> str:
     parts = ['<section id="summary"><h2>Summary: average rank across tasks</h2>',
              "<p>Rank of each method among the pruning methods of a task at one target sparsity (1 = best, the "
@@ -319,19 +384,23 @@ def summary_html(ranked: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
-def page(sections: list[Section], ranked: pd.DataFrame, ui: str | None) -> str:
-    """The whole page; ``ui`` is the MLflow UI's base URL (None: cells link into the runs bundle)."""
+def page(sections: list[Section], ranked: pd.DataFrame, ui: str | None, cells: pd.DataFrame | None = None) -> str:
+    """The whole page; ``ui`` is the MLflow UI's base URL (None: cells link into the runs bundle);
+    ``cells``, the aggregated table, feeds the decision view."""
     links = Links(ui)
     links_note = (f'numbers link to their runs in the MLflow UI at <a href="{escape(ui)}/">{escape(ui)}</a> '
                   "(<code>SPARSEBENCH_MLFLOW_UI</code>)." if ui else
                   'numbers link to their runs in the runs bundle (<code>runs/&lt;task&gt;.jsonl</code>, the run ids '
                   "in each cell's tooltip); to link them to an MLflow UI instead, e.g. <code>make ui</code>'s, build "
                   "with <code>SPARSEBENCH_MLFLOW_UI=http://127.0.0.1:5000 make leaderboard</code>.")
-    nav = ['<a href="#summary">Summary</a>'] if not ranked.empty else []
+    decide = cells is not None and not cells.empty and (cells["method"] != "dense").any()
+    nav = ['<a href="#decide">Decide</a>'] if decide else []
+    nav += ['<a href="#summary">Summary</a>'] if not ranked.empty else []
     nav += [f'<a href="#{escape(s.slug)}">{escape(s.task)} · {escape(s.profile)}'
             + (f" · {escape(s.variant)}" if s.variant != "official" else "")
             + (f" · {escape(track_title(s.track))}" if s.track != "default" else "") + "</a>" for s in sections]
-    body = ([summary_html(ranked)] if not ranked.empty else []) + [section_html(s, links) for s in sections]
+    body = ([decision_html(cells, links)] if decide else []) + ([summary_html(ranked)] if not ranked.empty else [])
+    body += [section_html(s, links) for s in sections]
     if not sections:
         body = ['<p class="muted">No completed runs yet: run <code>make bench</code>, then '
                 "<code>make leaderboard</code>.</p>"]
