@@ -398,6 +398,9 @@ def test_the_decision_view_filters_and_sorts_without_a_console_error(browser):
     browser.js("document.querySelector('#decide th:nth-child(7) button').click()")  # Δ vs dense, best first
     assert browser.js(f"{visible}.map(r => r.cells[4].textContent)") == ["gamma-gradual", "alpha-magnitude",
                                                                          "beta-random"]
+    # a single seed is marked as such wherever it shows (the full profile, the synthetic variant)
+    assert browser.js("Array.from(document.querySelectorAll('span.n.single')).every(s => s.textContent === 'n=1')")
+    assert browser.js("document.querySelectorAll('#testdata-classifier--full--official span.n.single').length") > 0
     assert browser.js("window.__errors") == []
 
 
@@ -411,7 +414,7 @@ def test_markdown_csv_and_mlflow_tags(board):
         assert heading + "\n" in readme
     assert "![accuracy against density, testdata-classifier — profile `quick`]" \
            "(plots/testdata-classifier--quick--official.png)" in readme
-    assert "Dense reference: **92.00 ± 0.20 (3)**" in readme
+    assert "Dense reference: **92.00 ± 0.20 (3; 95% CI 91.50–92.50)**" in readme  # t(0.975, 2) · 0.2 / √3
     # measured speedups: a column beside the FLOPs ratio and a plot, where the runs measured them
     assert "(plots/testdata-classifier--quick--official--speedup.png)" in readme
     assert (board["dir"] / "plots" / "testdata-classifier--quick--official--speedup.png").exists()
@@ -432,10 +435,11 @@ def test_markdown_csv_and_mlflow_tags(board):
     assert parent.data.tags["sb.kind"] == "sweep" and parent.info.run_name == "page-test-data"
 
 
-def test_one_seed_shows_no_standard_deviation():
+def test_one_seed_says_so_and_three_show_a_confidence_interval():
     from sparsebench.reporting.leaderboard import cell
-    assert cell(98.07, float("nan"), 1) == "98.07 (1)"
-    assert cell(97.04, 0.081, 3) == "97.04 ± 0.08 (3)"
+    assert cell(98.07, float("nan"), 1) == "98.07 (1 seed)"
+    assert cell(97.04, 0.081, 2) == "97.04 ± 0.08 (2)"
+    assert cell(97.04, 0.081, 3) == "97.04 ± 0.08 (3; 95% CI 96.84–97.24)"  # ± 4.303 · 0.081 / √3
 
 
 def test_collapsed_results_fall_beyond_the_plot_fence_on_the_bad_side_only():

@@ -19,8 +19,8 @@ def test_a_collapsed_cell_is_not_ranked_and_is_marked():
     ranked = leaderboard.ranks(table).set_index("method")
     assert ranked.loc[["b", "c"], "rank"].tolist() == [1.0, 2.0]
     assert pd.isna(ranked.loc["a", "rank"]) and ranked.loc["a", "collapsed"] == 1  # marked, not ranked
-    assert leaderboard.cell(40.0, float("nan"), 1, 1) == "40.00 (1) ⚠ collapsed 1/1"
-    assert leaderboard.cell(40.0, float("nan"), 1, 0) == "40.00 (1)"
+    assert leaderboard.cell(40.0, float("nan"), 1, 1) == "40.00 (1 seed) ⚠ collapsed 1/1"
+    assert leaderboard.cell(40.0, float("nan"), 1, 0) == "40.00 (1 seed)"
 
 
 def test_runs_of_another_plugin_version_are_superseded():

@@ -9,12 +9,14 @@ methods across tasks at each sparsity. Writes ``results.csv``, ``README.md`` (Ma
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from scipy.stats import t as student_t
 
 from sparsebench.core import registry
 from sparsebench.running import tracking
@@ -237,9 +239,20 @@ def mean_std(mean: float, std: float) -> str:
     return f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} ± {std:.2f}"
 
 
+def confidence(mean: float, std: float, n: int) -> tuple[float, float] | None:
+    """The 95 % confidence interval of the mean over ``n`` seeds (Student's t), from 3 seeds on."""
+    if n < 3 or pd.isna(std):
+        return None
+    half = float(student_t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+    return mean - half, mean + half
+
+
 def cell(mean: float, std: float, n: int, collapsed: int = 0) -> str:
-    """'97.04 ± 0.08 (3)'; with a collapse mark where ``collapsed`` of the n seeds collapsed."""
-    return f"{mean_std(mean, std)} ({n})" + (f" {COLLAPSED} {collapsed}/{n}" if collapsed else "")
+    """'97.04 ± 0.08 (3; 95% CI 96.84–97.24)', '97.04 ± 0.08 (2)' or '97.04 (1 seed)'; with a collapse
+    mark where ``collapsed`` of the n seeds collapsed."""
+    interval = confidence(mean, std, n)
+    count = "1 seed" if n == 1 else f"{n}; 95% CI {interval[0]:.2f}–{interval[1]:.2f}" if interval else f"{n}"
+    return f"{mean_std(mean, std)} ({count})" + (f" {COLLAPSED} {collapsed}/{n}" if collapsed else "")
 
 
 COLLAPSED = "⚠ collapsed"  # a cell where a layer or an output of the network was cut off

@@ -15,8 +15,8 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from sparsebench.reporting.leaderboard import (COLLAPSED, Section, count, duration, mean_std, percent, ratio,
-                                              speedups, track_title, tuning_table)
+from sparsebench.reporting.leaderboard import (COLLAPSED, Section, confidence, count, duration, mean_std, percent,
+                                              ratio, speedups, track_title, tuning_table)
 
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color: #1d232a;
@@ -35,6 +35,7 @@ section { background: #fff; border: 1px solid #dde2e8; border-radius: 8px; paddi
           margin: 0 0 1.4rem; }
 .muted, .n { color: #68717d; }
 .n { font-size: .8em; margin-left: .1em; }
+.n.single { color: #a15c00; font-weight: 600; }
 figure { margin: .6rem 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eef0f3; }
 .scroll { overflow-x: auto; }
@@ -172,10 +173,13 @@ def metric_cell(row: pd.Series, links: Links, best: bool = False) -> str:
     collapsed = int(row.get("collapsed", 0) or 0)
     mark = (f' <span class="collapsed" title="{escape(row["collapse"])}">{COLLAPSED} {collapsed}/{int(row["n"])}'
             "</span>") if collapsed else ""
+    n = int(row["n"])
+    interval = confidence(row["mean"], row["std"], n)
+    ci = f"; 95% CI {interval[0]:.2f}–{interval[1]:.2f}" if interval else "; one seed: no spread known" if n == 1 else ""
     return td(mean_std(row["mean"], row["std"]), sort=row["mean"], href=links.runs(row),
-              title=f"{int(row['n'])} seed(s); MLflow run(s): {', '.join(ids)}",
+              title=f"{n} seed(s){ci}; run(s): {', '.join(ids)}",
               classes=("num best" if best and not collapsed else "num") + (" collapse" if collapsed else ""),
-              extra=f' <span class="n">n={int(row["n"])}</span>{mark}')
+              extra=f' <span class="n{" single" if n == 1 else ""}">n={n}</span>{mark}')
 
 
 def results_table(section: Section, links: Links) -> str:
