@@ -51,13 +51,17 @@ def main(argv: list[str] | None = None) -> int:
                       help="reject runs of unknown plugins or other plugin versions (for submitted bundles)")
     load.add_argument("--plugins", nargs="*", default=[], help="extra plugin roots holding methods/ and tasks/")
 
+    check = sub.add_parser("check", help="run the method contract on the methods of one plugin file (tiny MLP and "
+                                         "convnet, a few seconds a method)")
+    check.add_argument("file", help="a method plugin file, e.g. my_method.py")
+
     listing = sub.add_parser("list", help="list the discovered methods and tasks, and broken plugins")
     listing.add_argument("--plugins", nargs="*", default=[], help="extra plugin roots holding methods/ and tasks/")
 
     args = parser.parse_args(argv)
     try:
         return {"run": lambda a: _run(a, argv), "leaderboard": _leaderboard, "list": _list, "export": _export,
-                "import": _import}[args.command](args)
+                "import": _import, "check": _check}[args.command](args)
     except (registry.UnknownPluginError, ValueError, DataError) as exc:
         print(f"sparsebench: error: {exc}", file=sys.stderr)
         return 2
@@ -164,6 +168,17 @@ def _import(args) -> int:
     registry.discover(args.plugins)
     print(f"sparsebench: {import_bundle(args.bundle, args.tracking_uri, strict=args.strict)}")
     return 0
+
+
+def _check(args) -> int:
+    from sparsebench.running.conformance import TASKS, check_file
+
+    registry.discover()
+    results = check_file(args.file)
+    print(f"sparsebench: the method contract on {', '.join(TASKS)}, for {args.file}:")
+    for name, problems in results.items():
+        print(f"  {name}: " + ("ok" if not problems else "FAILS\n" + "\n".join(f"    - {p}" for p in problems)))
+    return 1 if any(results.values()) else 0
 
 
 def _list(args) -> int:

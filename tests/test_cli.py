@@ -131,3 +131,35 @@ def test_a_running_sweeps_status_line_counts_trials_and_estimates_the_time_left(
     assert status_line(125, 2, 0, 0, 10) == "sparsebench: 2:05 elapsed: 2 running, 0 done (0 failed), 10 to go"
     assert status_line(3600, 2, 4, 1, 10) == ("sparsebench: 1:00:00 elapsed: 2 running, 4 done (1 failed), 6 to go, "
                                               "about 1:30:00 left")
+
+
+def test_check_runs_the_contract_on_one_plugin_file(capsys, tmp_path):
+    assert cli.main(["check", "methods/random.py"]) == 0
+    out = capsys.readouterr().out
+    assert "  random: ok" in out and "  random-structured: ok" in out
+    plugin = tmp_path / "mine.py"
+    plugin.write_text('''import os
+from dataclasses import dataclass
+import torch
+from sparsebench import Method, register_method
+
+@register_method("mine-peeks")
+@dataclass
+class Peeks(Method):
+    when, criterion, paper = "init", "random", "-"
+    def run(self, ctx):
+        ctx.masks.prune({n: torch.rand(p.shape) for n, p in ctx.masks.params.items()}, ctx.sparsity / 2)
+        ctx.train(steps=2)
+
+@register_method("mine-exits")
+@dataclass
+class Exits(Method):
+    when, criterion, paper = "sometime", "random", "-"
+    def run(self, ctx):
+        os._exit(5)
+''')
+    assert cli.main(["check", str(plugin)]) == 1
+    out = capsys.readouterr().out
+    assert "mine-exits: FAILS" in out and "when = 'sometime'" in out and "ended the process (exit code 5)" in out
+    assert "mine-peeks: FAILS" in out and "reached sparsity 0.4" in out
+    assert cli.main(["check", str(tmp_path / "absent.py")]) == 2  # a clear error, not a traceback

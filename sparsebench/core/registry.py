@@ -80,7 +80,7 @@ def discover(extra_roots: list[str] | None = None) -> None:
         for root in plugin_roots(extra_roots):
             for path in sorted((root / registry.folder).glob("*.py")):
                 if not path.name.startswith("_"):
-                    _load_file(registry, path)
+                    load_file(registry, path)
         for ep in entry_points(group=registry.group):
             try:
                 obj = ep.load()
@@ -90,7 +90,8 @@ def discover(extra_roots: list[str] | None = None) -> None:
                 registry.broken[f"entry point {ep.name}"] = traceback.format_exc(limit=3)
 
 
-def _load_file(registry: Registry, path: Path) -> None:
+def load_file(registry: Registry, path: Path) -> None:
+    """Import the plugin file at ``path`` once; an error is kept in ``registry.broken``."""
     module_name = f"sparsebench_plugins.{registry.folder}.{path.stem}_{abs(hash(str(path))):x}"
     if module_name in sys.modules:
         return
