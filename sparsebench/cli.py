@@ -146,7 +146,7 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def _leaderboard(args) -> int:
-    from sparsebench.reporting.leaderboard import build
+    from sparsebench.report.board import build
 
     registry.discover([])  # to tell current plugin versions from superseded ones
     table = build(args.tracking_uri, args.out)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sparsebench.reporting import leaderboard
+from sparsebench.report import board, tables
 from sparsebench.running import bundle, tracking
 from sparsebench.running.sweep import execute, pending, plan, trial_config
 
@@ -61,15 +61,15 @@ def test_import_into_a_fresh_store_rebuilds_the_same_leaderboard_and_is_idempote
     # two fresh stores built from the bundle give the same board, file for file
     other = f"sqlite:///{tmp_path / 'other.db'}"
     bundle.import_bundle(store["bundle"], other)
-    leaderboard.build(fresh, tmp_path / "a", ui="http://ui")
-    leaderboard.build(other, tmp_path / "b", ui="http://ui")
+    board.build(fresh, tmp_path / "a", ui="http://ui")
+    board.build(other, tmp_path / "b", ui="http://ui")
     compare = filecmp.dircmp(tmp_path / "a", tmp_path / "b")
     assert not compare.diff_files and not compare.left_only and not compare.right_only
     assert filecmp.cmpfiles(tmp_path / "a" / "plots", tmp_path / "b" / "plots",
                             [p.name for p in (tmp_path / "a" / "plots").iterdir()], shallow=False)[1:] == ([], [])
     # and the board of the origin store holds the same results
-    origin = leaderboard.trial_table(store["uri"]).drop(columns="experiment_id")
-    imported = leaderboard.trial_table(fresh).drop(columns="experiment_id")
+    origin = tables.trial_table(store["uri"]).drop(columns="experiment_id")
+    imported = tables.trial_table(fresh).drop(columns="experiment_id")
     pd.testing.assert_frame_equal(origin.sort_values("run_id").reset_index(drop=True),
                                   imported.sort_values("run_id").reset_index(drop=True), check_dtype=False)
 
@@ -116,7 +116,7 @@ def test_runs_of_other_plugin_versions_are_history_not_results(store, tmp_path, 
         bundle.import_bundle(store["bundle"], target, strict=True)
     summary = bundle.import_bundle(store["bundle"], target)
     assert summary.stale == {"of other method versions": 4}
-    assert "random" not in set(leaderboard.trial_table(target)["method"])
+    assert "random" not in set(tables.trial_table(target)["method"])
 
 
 def test_a_corrupt_line_names_its_file_and_line(tmp_path):

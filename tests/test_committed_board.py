@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from sparsebench.core.registry import PROJECT_ROOT
-from sparsebench.reporting import leaderboard
+from sparsebench.report import board, tables
 from sparsebench.running import bundle
 
 BOARD = PROJECT_ROOT / "leaderboard"
@@ -20,7 +20,7 @@ def test_a_fresh_store_built_from_the_bundle_reproduces_the_committed_board(tmp_
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     summary = bundle.import_bundle(BOARD / "runs", uri, strict=True)  # every committed run is current
     assert summary.imported == summary.records > 0
-    leaderboard.build(uri, tmp_path / "board")
+    board.build(uri, tmp_path / "board")
     for name in ("README.md", "results.csv", "index.html"):
         assert (tmp_path / "board" / name).read_text() == (BOARD / name).read_text(), name
     plots = sorted(p.name for p in (BOARD / "plots").iterdir())

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sparsebench.reporting import leaderboard
+from sparsebench.report import board, tables
 
 from sparsebench.running import tracking
 from sparsebench.running.sweep import plan, run_sweep
@@ -60,7 +60,7 @@ def test_sweep_records_runs_resumes_and_builds_leaderboard(tracking_uri, tmp_pat
     assert run.info.artifact_uri.startswith((tmp_path / "mlartifacts").as_uri())
 
     # the leaderboard is built from those runs alone
-    table = leaderboard.build(tracking_uri, tmp_path / "board")
+    table = board.build(tracking_uri, tmp_path / "board")
     csv = pd.read_csv(tmp_path / "board" / "results.csv")
     assert len(csv) == len(table) == 5  # dense + 2 methods x 2 sparsities
     cell = csv[(csv["method"] == "magnitude") & (csv["sparsity"] == 0.9)].iloc[0]

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sparsebench.reporting import leaderboard
+from sparsebench.report import board, tables
 
 from sparsebench.running import tracking
 from sparsebench.running.trial import TrialSpec
@@ -264,7 +264,7 @@ def board(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:  # skip `git describe` per run; and mark the runs as test data
         patch.setattr(tracking, "code_version", lambda: "made-up-test-data")
         written = write_test_runs(uri)
-    leaderboard.build(uri, root / "leaderboard", ui=UI)
+    board.build(uri, root / "leaderboard", ui=UI)
     return {"dir": root / "leaderboard", "uri": uri, "runs": written}
 
 
@@ -436,14 +436,14 @@ def test_markdown_csv_and_mlflow_tags(board):
 
 
 def test_one_seed_says_so_and_three_show_a_confidence_interval():
-    from sparsebench.reporting.leaderboard import cell
+    from sparsebench.report.tables import cell
     assert cell(98.07, float("nan"), 1) == "98.07 (1 seed)"
     assert cell(97.04, 0.081, 2) == "97.04 ± 0.08 (2)"
     assert cell(97.04, 0.081, 3) == "97.04 ± 0.08 (3; 95% CI 96.84–97.24)"  # ± 4.303 · 0.081 / √3
 
 
 def test_collapsed_results_fall_beyond_the_plot_fence_on_the_bad_side_only():
-    from sparsebench.reporting.plots import fence
+    from sparsebench.report.plots import fence
     accuracy = pd.Series([98.0, 97.0, 96.0, 97.5, 20.0])
     assert 20.0 < fence(accuracy, higher_is_better=True) < 96.0
     perplexity = pd.Series([120.0, 125.0, 130.0, 122.0, 5000.0])
@@ -453,6 +453,6 @@ def test_collapsed_results_fall_beyond_the_plot_fence_on_the_bad_side_only():
 
 def test_without_an_mlflow_ui_cells_link_to_the_runs_bundle(board, tmp_path, monkeypatch):
     monkeypatch.delenv("SPARSEBENCH_MLFLOW_UI", raising=False)
-    leaderboard.build(board["uri"], tmp_path / "board")
+    board.build(board["uri"], tmp_path / "board")
     html = (tmp_path / "board" / "index.html").read_text()
     assert 'href="runs/testdata-classifier.jsonl"' in html and "/#/experiments/" not in html

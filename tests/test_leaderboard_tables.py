@@ -3,7 +3,7 @@ ranked; runs of older plugin versions are left out."""
 import pandas as pd
 
 from sparsebench.core import registry
-from sparsebench.reporting import leaderboard
+from sparsebench.report import board, tables
 
 
 def cells(rows):
@@ -16,11 +16,11 @@ def test_a_collapsed_cell_is_not_ranked_and_is_marked():
     table = cells([("t1", "quick", "official", "a", 0.98, 40.0, 1),  # best-looking would be wrong: collapsed
                    ("t1", "quick", "official", "b", 0.98, 30.0, 0),
                    ("t1", "quick", "official", "c", 0.98, 20.0, 0)])
-    ranked = leaderboard.ranks(table).set_index("method")
+    ranked = tables.ranks(table).set_index("method")
     assert ranked.loc[["b", "c"], "rank"].tolist() == [1.0, 2.0]
     assert pd.isna(ranked.loc["a", "rank"]) and ranked.loc["a", "collapsed"] == 1  # marked, not ranked
-    assert leaderboard.cell(40.0, float("nan"), 1, 1) == "40.00 (1 seed) ⚠ collapsed 1/1"
-    assert leaderboard.cell(40.0, float("nan"), 1, 0) == "40.00 (1 seed)"
+    assert tables.cell(40.0, float("nan"), 1, 1) == "40.00 (1 seed) ⚠ collapsed 1/1"
+    assert tables.cell(40.0, float("nan"), 1, 0) == "40.00 (1 seed)"
 
 
 def test_runs_of_another_plugin_version_are_superseded():
@@ -28,7 +28,7 @@ def test_runs_of_another_plugin_version_are_superseded():
     runs = pd.DataFrame({"params.method": ["snip", "snip", "not-a-plugin"], "params.task": ["lenet300-mnist"] * 3,
                          "tags.sb.method_version": [current, "0", "7"],
                          "tags.sb.task_version": [registry.TASKS.get("lenet300-mnist")[0].version] * 3})
-    assert leaderboard.superseded(runs).tolist() == [False, True, False]
+    assert tables.superseded(runs).tolist() == [False, True, False]
 
 
 def test_a_one_shot_section_is_named_and_prunes_the_default_tracks_dense_model():
@@ -37,7 +37,7 @@ def test_a_one_shot_section_is_named_and_prunes_the_default_tracks_dense_model()
                    ("t1", "pretrained", "official", "obd", 0.5, 6.5, 0)])
     table = table.assign(metric="perplexity", higher_is_better=False,
                          track=["default", "one-shot", "one-shot"])
-    [one_shot] = leaderboard.sections(table)  # the dense model alone has no section of its own
+    [one_shot] = tables.sections(table)  # the dense model alone has no section of its own
     assert one_shot.title == "t1 — profile `pretrained` — one-shot track: pruned after training, no retraining"
     assert one_shot.dense["mean"] == 5.0 and one_shot.methods == ["wanda", "obd"]
 
@@ -47,7 +47,7 @@ def test_summary_ranks_compare_methods_on_the_same_tasks():
     rows = [(t, "quick", "official", m, 0.9, v, 0) for t, m, v in [
         ("t1", "a", 90.0), ("t1", "b", 80.0), ("t1", "c", 99.0),
         ("t2", "a", 70.0), ("t2", "b", 75.0), ("t3", "a", 60.0), ("t3", "b", 50.0)]]
-    ranked = leaderboard.ranks(cells(rows))
+    ranked = tables.ranks(cells(rows))
     assert set(ranked["comparison"]) == {"t1, t2, t3"}  # the one-task set {t1} has no table beside it
     assert dict(zip(ranked["method"], ranked["rank"])) == {"a": 4 / 3, "b": 5 / 3}
     assert set(ranked["tasks"]) == {3}
@@ -58,5 +58,5 @@ def test_a_section_orders_methods_on_the_sparsities_all_of_them_ran_at():
     # every column s (ranks 3, 1) would tie g (rank 2) and pass it on its score
     values = {"m": {0.9: 80.0, 0.98: 70.0}, "g": {0.9: 79.0}, "s": {0.9: 78.0, 0.98: 85.0}, "r": {0.9: 70.0, 0.98: 60.0}}
     table = cells([("t1", "quick", "official", m, sp, v, 0) for m, by in values.items() for sp, v in by.items()])
-    [section] = leaderboard.sections(table.assign(metric="accuracy"))
+    [section] = tables.sections(table.assign(metric="accuracy"))
     assert section.methods == ["m", "g", "s", "r"]

@@ -6,7 +6,7 @@ import pytest
 
 from sparsebench.core import registry
 from sparsebench.core.space import Choice, Integer, Uniform, check_space
-from sparsebench.reporting import leaderboard
+from sparsebench.report import board, tables
 from sparsebench.running import tracking
 from sparsebench.running.sweep import plan, run_sweep
 from sparsebench.running.trial import TrialSpec, make_method, run_trial
@@ -103,7 +103,7 @@ def test_tuning_through_ray_and_mlflow_resumes_and_tests_only_the_choice(trackin
 
     # the board: a tuned section beside the default track's, with the choice and the gain
     run_sweep(plan(["tiny-mlp"], ["dense", "magnitude"], [0.5], [0, 1]), name="default", **options)
-    leaderboard.build(tracking_uri, tmp_path / "board")
+    board.build(tracking_uri, tmp_path / "board")
     csv = pd.read_csv(tmp_path / "board" / "results.csv")
     assert set(csv["track"]) == {"default", "tuned"}
     text = (tmp_path / "board" / "README.md").read_text()

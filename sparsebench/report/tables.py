@@ -1,19 +1,18 @@
-"""The leaderboard's data side: MLflow runs -> pandas tables -> ``leaderboard/``.
+"""The leaderboard's data: MLflow runs -> pandas tables, and the formatting every rendering shares.
 
 Reads every completed trial run with ``mlflow.search_runs`` (nothing else: the leaderboard can
 be regenerated at any time), keeps the latest run per config id, and aggregates seeds per task,
-profile, dataset variant, method and target sparsity: mean, standard deviation and n. One
-section per task, profile and dataset variant (they are never mixed), and a summary that ranks
-methods across tasks at each sparsity. Writes ``results.csv``, ``README.md`` (Markdown, here),
-``index.html`` (:mod:`sparsebench.reporting.report_html`) and ``plots/`` (:mod:`sparsebench.reporting.plots`).
+profile, dataset variant, track, method and target sparsity: mean, standard deviation and n. One
+:class:`Section` per task, profile, variant and track (they are never mixed), and the summary's
+ranks of methods compared on the same tasks. Rendered by :mod:`sparsebench.report.markdown`,
+:mod:`sparsebench.report.html` and :mod:`sparsebench.report.plots`; :mod:`sparsebench.report.board`
+writes them all.
 """
 from __future__ import annotations
 
 import math
-import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 from scipy.stats import t as student_t
@@ -24,13 +23,6 @@ from sparsebench.running import tracking
 NAN = float("nan")
 KEYS = ["task", "profile", "variant", "track", "method", "sparsity"]
 SECTION_KEYS = ["task", "profile", "variant", "track"]
-
-
-def ui_url(url: str | None = None) -> str | None:
-    """Base URL of the MLflow UI that cells link to: ``url``, else ``$SPARSEBENCH_MLFLOW_UI``; None (cells
-    link to the runs bundle, which every reader of a committed board has) when neither is set."""
-    url = url or os.environ.get("SPARSEBENCH_MLFLOW_UI")
-    return url.rstrip("/") if url else None
 
 
 def superseded(runs: pd.DataFrame) -> pd.Series:
@@ -345,90 +337,3 @@ def rank_grid(ranked: pd.DataFrame) -> pd.DataFrame:
     grid = values.pivot(index="method", columns="sparsity", values="cell").reindex(order).fillna("—")
     grid.columns = [percent(c) for c in grid.columns]
     return grid
-
-
-def markdown_section(section: Section) -> str:
-    """Markdown of one task/profile/variant: the plot, the metric per sparsity, costs and size."""
-    lines = [f"## {section.title}", "",
-             f"Test {section.metric} ({section.direction}), mean ± std (n seeds) at each target sparsity."]
-    if section.dense is not None:
-        d = section.dense
-        lines.append(f"Dense reference: **{cell(d['mean'], d['std'], d['n'])}**.")
-    if section.plot:
-        lines += ["", f"![{section.metric} against density, {section.title}]({section.plot})"]
-    grid = results_grid(section)
-    lines += ["", grid.to_markdown() if not grid.empty else "_no pruned runs yet_", "",
-              "Cost and size: sparsity achieved (zeros counted in the final weights) and effective sparsity "
-              "(zeros and weights on no input–output path), training FLOPs and optimizer steps relative to one "
-              "dense training (counted by the harness), inference FLOPs per example relative to the dense model, "
-              "the measured inference speedup over the dense form at batch 1 and at the evaluation batch (one "
-              "thread, the fastest form: dense, compacted or with sparse CSR Linear layers; "
-              "`sparsebench.core.inference`), the smallest form's stored size relative to the dense model, "
-              "parameters left nonzero, a trial's wall time (mean over seeds; cached trainings load in seconds "
-              "but are charged in the FLOPs); what collapsed, if anything.", "",
-              cost_table(section).to_markdown(index=False), ""]
-    if section.speedup_plot:
-        lines += [f"![{section.metric} against measured speedup, {section.title}]({section.speedup_plot})", ""]
-    if section.track == "tuned":
-        lines += ["Tuning: the configuration chosen on validation among those searched (the paper's defaults "
-                  "first, then random draws from the method's space; a method with a small space uses fewer than "
-                  "the budget), the search's training FLOPs relative to one dense training, and the result "
-                  "beside the default track's (gain in the metric's direction). The two tracks' runs may come from "
-                  "different machines, whose CPU kernels round differently: the same configuration and seed can "
-                  "differ by a few tenths of a point, so gains of that size are noise.", "",
-                  tuning_table(section).to_markdown(index=False), ""]
-    return "\n".join(lines)
-
-
-def markdown_summary(ranked: pd.DataFrame) -> str:
-    lines = ["## Summary: average rank across tasks", "",
-             "Rank of each method among the pruning methods of a task at one sparsity (1 = best, the metric's "
-             "direction respected), averaged over the tasks of a comparison: the methods that ran on all of "
-             "those tasks, every rank in a column over the same tasks (their number in brackets). Profiles, "
-             "dataset variants and tracks are ranked separately; a method whose network collapsed on a task "
-             "is not ranked in that column.", ""]
-    for (profile, variant, track, comparison), group in ranked.groupby(
-            ["profile", "variant", "track", "comparison"], sort=False):
-        lines += [f"### profile `{profile}`" + (f" — data: {variant}" if variant != "official" else "")
-                  + (f" — {track_title(track)}" if track != "default" else "") + f" — on {comparison}", "",
-                  rank_grid(group).to_markdown(), ""]
-    return "\n".join(lines)
-
-
-HEADER = ["# sparsebench leaderboard", "",
-          "Generated by `make leaderboard` from the MLflow runs; every number comes from a run. "
-          "Sparsity is the fraction of prunable weights that are zero, counted in the final weights; "
-          "density is 1 − sparsity. Effective sparsity also counts the nonzero weights that lie on no path from "
-          f"the input to the output; `{COLLAPSED} k/n` marks a cell where k of n seeds lost a whole layer "
-          "or an output (such cells are not ranked). Built from the runs bundle in `runs/` (imported into MLflow "
-          "first). Also as a sortable page with links to the runs: `index.html`.", ""]
-
-
-def build(uri: str | None = None, out_dir: str | Path = "leaderboard", ui: str | None = None) -> pd.DataFrame:
-    """Regenerate the leaderboard from the runs at ``uri``; returns the aggregated table.
-
-    ``ui`` is the MLflow UI's base URL for the page's links (default: :func:`ui_url`; without one
-    they point into the runs bundle).
-    """
-    from sparsebench.reporting import plots, report_html
-
-    uri = tracking.tracking_uri(uri)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    trials = trial_table(uri)
-    table = aggregate(trials) if not trials.empty else pd.DataFrame(columns=KEYS)
-    # experiment ids are the store's own; run ids are those of every store (origin ids)
-    table.drop(columns=["experiment_id"], errors="ignore").to_csv(out / "results.csv", index=False)
-    parts = sections(table) if not trials.empty else []
-    ranked = ranks(table) if parts else pd.DataFrame()
-    plots.clear(out / "plots")
-    for part in parts:
-        part.plot = plots.section_plot(part, out / "plots" / f"{part.slug}.png").relative_to(out).as_posix()
-        if part.rows["speedup"].notna().any():
-            part.speedup_plot = plots.speedup_plot(part, out / "plots" / f"{part.slug}--speedup.png"
-                                                   ).relative_to(out).as_posix()
-    body = [markdown_summary(ranked)] if not ranked.empty else []
-    body += [markdown_section(part) for part in parts] or ["_No completed runs yet._", ""]
-    (out / "README.md").write_text("\n".join(HEADER + body))
-    (out / "index.html").write_text(report_html.page(parts, ranked, ui_url(ui), table))
-    return table

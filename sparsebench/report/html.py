@@ -1,6 +1,6 @@
 """The leaderboard as one static HTML page (``leaderboard/index.html``): no server, no CDN.
 
-Built with the standard library from the sections of :mod:`sparsebench.reporting.leaderboard`: per task,
+Built with the standard library from the sections of :mod:`sparsebench.report.tables`: per task,
 profile and dataset variant, the plot, a table of the metric at each sparsity and a table of
 costs and sizes; before them, the average rank of each method across tasks. Every table sorts
 by a column when its header is clicked (a few lines of inline JavaScript; a cell's sort key is
@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from sparsebench.reporting.leaderboard import (COLLAPSED, Section, confidence, count, duration, mean_std, percent,
+from sparsebench.report.tables import (COLLAPSED, Section, confidence, count, duration, mean_std, percent,
                                               ratio, speedups, track_title, tuning_table)
 
 STYLE = """

@@ -19,7 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
-from sparsebench.reporting.leaderboard import mean_std
+from sparsebench.report.tables import mean_std
 
 MARKERS = "osD^vP*Xh<>"
 COLORS = [colormaps["tab20"](i) for i in [*range(0, 20, 2), *range(1, 20, 2)]]  # 20 distinct: dark ones first
@@ -44,7 +44,7 @@ def fence(means: pd.Series, higher_is_better: bool) -> float:
 
 
 def section_plot(section, path: Path) -> Path:
-    """Draw ``section`` (a :class:`sparsebench.reporting.leaderboard.Section`) into the PNG file ``path``."""
+    """Draw ``section`` (a :class:`sparsebench.report.tables.Section`) into the PNG file ``path``."""
     fig = Figure(figsize=(7.2, 4.2), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()

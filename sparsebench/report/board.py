@@ -1,0 +1,48 @@
+"""Writes the leaderboard: ``results.csv``, ``README.md``, ``index.html`` and ``plots/``, from the runs of an
+MLflow store (after ``sparsebench import`` of the committed bundle, the committed board exactly)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from sparsebench.report import html, plots
+from sparsebench.report.markdown import HEADER, markdown_section, markdown_summary
+from sparsebench.report.tables import KEYS, aggregate, ranks, sections, trial_table
+from sparsebench.running import tracking
+
+
+def ui_url(url: str | None = None) -> str | None:
+    """Base URL of the MLflow UI that cells link to: ``url``, else ``$SPARSEBENCH_MLFLOW_UI``; None (cells
+    link to the runs bundle, which every reader of a committed board has) when neither is set."""
+    url = url or os.environ.get("SPARSEBENCH_MLFLOW_UI")
+    return url.rstrip("/") if url else None
+
+
+def build(uri: str | None = None, out_dir: str | Path = "leaderboard", ui: str | None = None) -> pd.DataFrame:
+    """Regenerate the leaderboard from the runs at ``uri``; returns the aggregated table.
+
+    ``ui`` is the MLflow UI's base URL for the page's links (default: :func:`ui_url`; without one
+    they point into the runs bundle).
+    """
+    uri = tracking.tracking_uri(uri)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    trials = trial_table(uri)
+    table = aggregate(trials) if not trials.empty else pd.DataFrame(columns=KEYS)
+    # experiment ids are the store's own; run ids are those of every store (origin ids)
+    table.drop(columns=["experiment_id"], errors="ignore").to_csv(out / "results.csv", index=False)
+    parts = sections(table) if not trials.empty else []
+    ranked = ranks(table) if parts else pd.DataFrame()
+    plots.clear(out / "plots")
+    for part in parts:
+        part.plot = plots.section_plot(part, out / "plots" / f"{part.slug}.png").relative_to(out).as_posix()
+        if part.rows["speedup"].notna().any():
+            part.speedup_plot = plots.speedup_plot(part, out / "plots" / f"{part.slug}--speedup.png"
+                                                   ).relative_to(out).as_posix()
+    body = [markdown_summary(ranked)] if not ranked.empty else []
+    body += [markdown_section(part) for part in parts] or ["_No completed runs yet._", ""]
+    (out / "README.md").write_text("\n".join(HEADER + body))
+    (out / "index.html").write_text(html.page(parts, ranked, ui_url(ui), table))
+    return table

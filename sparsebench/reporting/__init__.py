@@ -1,1 +1,0 @@
-"""Reporting: the leaderboard's tables, plots and page, built from MLflow runs."""
