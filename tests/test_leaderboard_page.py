@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sparsebench.report import board, tables
+from sparsebench.report.board import build
 
 from sparsebench.running import tracking
 from sparsebench.running.trial import TrialSpec
@@ -238,7 +238,8 @@ def write_test_runs(uri: str) -> dict:
                                              "dataset": "made-up test data", "metric": metric,
                                              "higher_is_better": higher}, parents[task])
                     density = 1.0 - sparsity
-                    run.finish({"status": "completed", "reason": "", "info": {"dataset_variant": variant},
+                    system = {"cpu": "Made-up CPU", "threads": "1", "versions": "torch 0.0"} if task == CLASSIFIER else {}
+                    run.finish({"status": "completed", "reason": "", "info": {"dataset_variant": variant, **system},
                                 "metrics": {f"final/test_{metric}": mean + 0.2 * (seed - 1) * (1 if higher else 5),
                                             "final/sparsity": sparsity, "cost/train_cost_rel": 1.0 + 0.1 * density,
                                             "inference/flops_rel": density, "params/total": 10_000,
@@ -264,7 +265,7 @@ def board(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:  # skip `git describe` per run; and mark the runs as test data
         patch.setattr(tracking, "code_version", lambda: "made-up-test-data")
         written = write_test_runs(uri)
-    board.build(uri, root / "leaderboard", ui=UI)
+    build(uri, root / "leaderboard", ui=UI)
     return {"dir": root / "leaderboard", "uri": uri, "runs": written}
 
 
@@ -415,6 +416,9 @@ def test_markdown_csv_and_mlflow_tags(board):
     assert "![accuracy against density, testdata-classifier — profile `quick`]" \
            "(plots/testdata-classifier--quick--official.png)" in readme
     assert "Dense reference: **92.00 ± 0.20 (3; 95% CI 91.50–92.50)**" in readme  # t(0.975, 2) · 0.2 / √3
+    # the system card of each section, from its runs' tags (the LM's runs recorded none)
+    assert "System: CPU: Made-up CPU; torch threads: 1; versions: torch 0.0; code: made-up-test-data." in readme
+    assert "System: code: made-up-test-data (7 cell(s) with runs from before the system was recorded)." in readme
     # measured speedups: a column beside the FLOPs ratio and a plot, where the runs measured them
     assert "(plots/testdata-classifier--quick--official--speedup.png)" in readme
     assert (board["dir"] / "plots" / "testdata-classifier--quick--official--speedup.png").exists()
@@ -453,6 +457,6 @@ def test_collapsed_results_fall_beyond_the_plot_fence_on_the_bad_side_only():
 
 def test_without_an_mlflow_ui_cells_link_to_the_runs_bundle(board, tmp_path, monkeypatch):
     monkeypatch.delenv("SPARSEBENCH_MLFLOW_UI", raising=False)
-    board.build(board["uri"], tmp_path / "board")
+    build(board["uri"], tmp_path / "board")
     html = (tmp_path / "board" / "index.html").read_text()
     assert 'href="runs/testdata-classifier.jsonl"' in html and "/#/experiments/" not in html

@@ -15,8 +15,8 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from sparsebench.report.tables import (COLLAPSED, Section, confidence, count, duration, mean_std, percent,
-                                              ratio, speedups, track_title, tuning_table)
+from sparsebench.report.tables import (COLLAPSED, Section, confidence, count, duration, mean_std, percent, ratio,
+                                       speedups, system_card, track_title, tuning_table)
 
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color: #1d232a;
@@ -272,6 +272,7 @@ def section_html(section: Section, links: Links) -> str:
         parts.append(f'<p>Dense reference: <a href="{escape(links.runs(d))}" '
                      f'title="{escape(", ".join(_runs(d)))}"><strong>{mean_std(d["mean"], d["std"])}</strong></a>'
                      f' <span class="n">n={int(d["n"])}</span></p>')
+    parts.append(f'<p class="muted system">System: {escape(system_card(section))}.</p>')
     if section.plot:
         parts.append(f'<figure><img src="{escape(section.plot)}" alt="{escape(section.metric)} against density, '
                      f'{escape(section.title)}"></figure>')

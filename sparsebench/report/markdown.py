@@ -2,8 +2,8 @@
 each sparsity and the costs; before them, the summary's ranks."""
 from __future__ import annotations
 
-from sparsebench.report.tables import (COLLAPSED, Section, cell, cost_table, rank_grid, results_grid, track_title,
-                                       tuning_table)
+from sparsebench.report.tables import (COLLAPSED, Section, cell, cost_table, rank_grid, results_grid, system_card,
+                                       track_title, tuning_table)
 
 
 def markdown_section(section: Section) -> str:
@@ -13,6 +13,7 @@ def markdown_section(section: Section) -> str:
     if section.dense is not None:
         d = section.dense
         lines.append(f"Dense reference: **{cell(d['mean'], d['std'], d['n'])}**.")
+    lines.append(f"System: {system_card(section)}.")
     if section.plot:
         lines += ["", f"![{section.metric} against density, {section.title}]({section.plot})"]
     grid = results_grid(section)

@@ -74,12 +74,37 @@ def trial_table(uri: str) -> pd.DataFrame:
         "params_total": col("metrics.params/total"), "when": col("tags.sb.when"),
         "criterion": col("tags.sb.criterion"), "experiment_id": runs["experiment_id"], "run_id": origin,
         "track": col("tags.sb.track", "default").fillna("default"), "family": col("tags.sb.family", "").fillna(""),
+        # the system card: what each run ran on ("" for runs from before it was recorded)
+        **{key: col(f"tags.sb.{key}", "").fillna("") for key in SYSTEM},
         # tuned trials: the budget, the configurations searched, the choice and the search's cost
         "budget": pd.to_numeric(col("tags.sb.tuning.budget"), errors="coerce"),
         "configs": pd.to_numeric(col("tags.sb.tuning.configs"), errors="coerce"),
         "chosen": col("tags.sb.tuning.chosen", "").fillna(""),
         "search_cost_rel": col("metrics.tuning/search_cost_rel"),
     }).reset_index(drop=True)
+
+
+SYSTEM = ("cpu", "threads", "device", "versions", "code_version")  # run tags shown on a section's system card
+
+
+def distinct(values: pd.Series) -> str:
+    """The distinct values of a cell's runs, "|"-separated ("" for a run that did not record it)."""
+    return "|".join(sorted(set(values.astype(str))))
+
+
+def system_card(section: "Section") -> str:
+    """What a section's runs ran on: each tag's distinct values over its cells and dense reference."""
+    rows = [section.rows] + ([section.dense.to_frame().T] if section.dense is not None else [])
+    frame = pd.concat(rows)
+    parts = []
+    for key, label in zip(SYSTEM, ("CPU", "torch threads", "device", "versions", "code")):
+        values = sorted({v for joined in frame[key].astype(str) for v in joined.split("|") if v})
+        if values:
+            shown = values[:4] + ([f"{len(values) - 4} more"] if len(values) > 4 else [])
+            parts.append(f"{label}: {', '.join(shown) if key != 'versions' else ' / '.join(shown)}")
+    unrecorded = int(frame["cpu"].astype(str).str.split("|").apply(lambda v: "" in v).sum())
+    note = f" ({unrecorded} cell(s) with runs from before the system was recorded)" if unrecorded else ""
+    return ("; ".join(parts) if parts else "not recorded (runs from before the system card)") + (note if parts else "")
 
 
 def aggregate(trials: pd.DataFrame) -> pd.DataFrame:
@@ -99,6 +124,7 @@ def aggregate(trials: pd.DataFrame) -> pd.DataFrame:
                       wall_s=("wall_s", "mean"),
                       params_nonzero=("params_nonzero", "mean"), params_total=("params_total", "mean"),
                       when=("when", "first"), criterion=("criterion", "first"), family=("family", "first"),
+                      **{key: (key, distinct) for key in SYSTEM},
                       budget=("budget", "first"), configs=("configs", "first"), chosen=("chosen", "first"),
                       search_cost_rel=("search_cost_rel", "first"),
                       experiment_id=("experiment_id", "first"), run_ids=("run_id", lambda ids: " ".join(ids)))

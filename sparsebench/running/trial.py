@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import platform
 import random
 import traceback
 from dataclasses import dataclass, field
@@ -145,7 +146,7 @@ def run_trial(spec: TrialSpec, data_root: Path | None = None,
     if checkpoints is not None:
         from sparsebench.running.checkpoints import identity
         trainer.cache, trainer.identity = checkpoints, identity(task)
-    result = {"status": "completed", "reason": "", "collapse": "", "info": dict(splits.info),
+    result = {"status": "completed", "reason": "", "collapse": "", "info": {**splits.info, **system(task)},
               "hparams": method.hparams(), "metrics": {}, "layers": {}}
     try:
         method.run(ctx)
@@ -231,6 +232,20 @@ def measure_inference(task: Task, model, masks: Masks, val: Split, groups: list)
         except Exception:
             pass
     return inference.measure(model, masks, task.loss, batches, forms)
+
+
+def system(task: Task) -> dict[str, str]:
+    """What a trial ran on, for the board's system card: processor, torch threads, device, versions."""
+    from importlib.metadata import version
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "threads": str(torch.get_num_threads()), "device": str(task.device),
+            "versions": f"torch {torch.__version__}, ray {version('ray')}, mlflow {version('mlflow')}"}
 
 
 def trace_connectivity(task: Task, model, masks: Masks, train: Split) -> Connectivity:
