@@ -303,10 +303,14 @@ def test_page_renders_tables_plots_and_links(board, browser, tmp_path):
     sections = browser.js("Array.from(document.querySelectorAll('main > section')).map(s => s.id)")
     assert sections == ["decide", "summary", "testdata-classifier--full--official", "testdata-classifier--quick--official",
                         "testdata-classifier--quick--synthetic-test-data", "testdata-lm--quick--official"]
-    # a plot per section, and one of the metric against measured speedup per classifier section (measured there)
+    # a plot per section (a dot per method where a section has one sparsity: the full profile and the
+    # synthetic variant), the metric against training FLOPs where a section has more than one cell, and
+    # against measured speedup in the classifier's sections (measured there)
     images = browser.js("""Promise.all(Array.from(document.images).map(i => i.decode().then(
         () => [i.getAttribute('src'), i.naturalWidth, i.naturalHeight], () => [i.getAttribute('src'), 0, 0])))""")
-    assert len(images) == 4 + 3 and all(w > 300 and h > 200 for _, w, h in images), images
+    assert len(images) == 4 + 2 + 3 and all(w > 300 and h > 100 for _, w, h in images), images
+    dots = [h for src, _, h in images if src.endswith(("--full--official.png", "--synthetic-test-data.png"))]
+    assert len(dots) == 2 and max(dots) < min(h for src, _, h in images if src.endswith("quick--official.png"))
     assert all((board["dir"] / src).is_file() for src, _, _ in images)
     text = browser.js("document.body.innerText")
     assert "delta-broken" not in text  # failed trials are not results

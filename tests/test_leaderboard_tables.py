@@ -60,3 +60,11 @@ def test_a_section_orders_methods_on_the_sparsities_all_of_them_ran_at():
     table = cells([("t1", "quick", "official", m, sp, v, 0) for m, by in values.items() for sp, v in by.items()])
     [section] = tables.sections(table.assign(metric="accuracy"))
     assert section.methods == ["m", "g", "s", "r"]
+
+
+def test_the_pareto_front_keeps_the_cells_no_cheaper_cell_beats():
+    from sparsebench.report.plots import pareto_front
+
+    rows = pd.DataFrame({"train_cost_rel": [1.0, 1.0, 2.0, 3.0, 12.0], "mean": [80.0, 85.0, 84.0, 90.0, 89.0]})
+    assert pareto_front(rows, higher_is_better=True)["mean"].tolist() == [85.0, 90.0]
+    assert pareto_front(rows, higher_is_better=False)["mean"].tolist() == [80.0]  # perplexity: lower is better

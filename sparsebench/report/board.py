@@ -37,7 +37,10 @@ def build(uri: str | None = None, out_dir: str | Path = "leaderboard", ui: str |
     ranked = ranks(table) if parts else pd.DataFrame()
     plots.clear(out / "plots")
     for part in parts:
-        part.plot = plots.section_plot(part, out / "plots" / f"{part.slug}.png").relative_to(out).as_posix()
+        drawn = plots.section_plot(part, out / "plots" / f"{part.slug}.png")
+        part.plot = drawn.relative_to(out).as_posix() if drawn else None
+        if part.rows["train_cost_rel"].notna().sum() > 1:
+            part.pareto_plot = plots.pareto_plot(part, out / "plots" / f"{part.slug}--cost.png").relative_to(out).as_posix()
         if part.rows["speedup"].notna().any():
             part.speedup_plot = plots.speedup_plot(part, out / "plots" / f"{part.slug}--speedup.png"
                                                    ).relative_to(out).as_posix()

@@ -286,9 +286,10 @@ def section_html(section: Section, links: Links) -> str:
               "form at batch 1 / the evaluation batch (one thread, the fastest form), the smallest form's stored size, "
               "parameters left nonzero.</p>",
               cost_table(section, links)]
-    if section.speedup_plot:
-        parts.append(f'<figure><img src="{escape(section.speedup_plot)}" alt="{escape(section.metric)} against '
-                     f'measured speedup, {escape(section.title)}"></figure>')
+    for plot, against in ((section.pareto_plot, "training FLOPs"), (section.speedup_plot, "measured speedup")):
+        if plot:
+            parts.append(f'<figure><img src="{escape(plot)}" alt="{escape(section.metric)} against {against}, '
+                         f'{escape(section.title)}"></figure>')
     if section.track == "tuned":
         frame = tuning_table(section)
         rows = [f"<tr>{''.join(td(str(v)) for v in r)}</tr>" for r in frame.itertuples(index=False)]

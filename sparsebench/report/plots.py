@@ -21,8 +21,16 @@ from matplotlib.ticker import FixedLocator, NullLocator
 
 from sparsebench.report.tables import mean_std
 
-MARKERS = "osD^vP*Xh<>"
-COLORS = [colormaps["tab20"](i) for i in [*range(0, 20, 2), *range(1, 20, 2)]]  # 20 distinct: dark ones first
+MARKERS = "osDP*Xh<>p"  # no triangles: ▲▼ mark results off the scale
+COLORS = [colormaps["tab10"](i) for i in (0, 1, 2, 3, 4, 6)]  # the best methods' colours
+GREY = "0.7"  # the others'
+
+
+def styles(methods: list[str]):
+    """(marker, colour, line width, z-order) per method, best first: the first few in colour, the rest grey."""
+    markers = itertools.cycle(MARKERS)
+    return {m: (next(markers), COLORS[i], 1.6, 3) if i < len(COLORS) else (next(markers), GREY, 1.0, 2)
+            for i, m in enumerate(methods)}
 
 
 def clear(folder: Path) -> None:
@@ -43,12 +51,17 @@ def fence(means: pd.Series, higher_is_better: bool) -> float:
     return q1 - 1.5 * (q3 - q1) if higher_is_better else q3 + 1.5 * (q3 - q1)
 
 
-def section_plot(section, path: Path) -> Path:
-    """Draw ``section`` (a :class:`sparsebench.report.tables.Section`) into the PNG file ``path``."""
+def section_plot(section, path: Path) -> Path | None:
+    """Draw ``section`` (a :class:`sparsebench.report.tables.Section`) into the PNG file ``path``: the
+    metric against density, or, at a single sparsity, a dot per method; nothing without a pruned cell."""
+    if section.rows.empty:
+        return None
+    if section.rows["sparsity"].nunique() == 1:
+        return dot_plot(section, path)
     fig = Figure(figsize=(7.2, 4.2), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    styles = zip(itertools.cycle(MARKERS), itertools.cycle(COLORS))
+    style = styles(section.methods)
     densities: set[float] = set()
     higher = section.higher_is_better
     dense = [] if section.dense is None else [section.dense["mean"]]
@@ -58,11 +71,11 @@ def section_plot(section, path: Path) -> Path:
         rows = section.rows[section.rows["method"] == method].sort_values("sparsity")
         x = (1.0 - rows["sparsity"]).to_numpy()
         densities.update(x.tolist())
-        marker, color = next(styles)
+        marker, color, width, z = style[method]
         off = (rows["mean"] < edge if higher else rows["mean"] > edge).to_numpy()
         y = rows["mean"].clip(lower=edge) if higher else rows["mean"].clip(upper=edge)
         ax.errorbar(x, y, yerr=rows["std"].fillna(0.0).where(~off, 0.0), marker=marker, color=color, capsize=3,
-                    markersize=5, linewidth=1.5, label=method, markevery=list(~off))
+                    markersize=5, linewidth=width, label=method, markevery=list(~off), zorder=z)
         if off.any():
             off_scale = True
             ax.plot(x[off], y[off], linestyle="none", marker="v" if higher else "^", color=color, markersize=8)
@@ -97,25 +110,39 @@ def section_plot(section, path: Path) -> Path:
     return path
 
 
+def dot_plot(section, path: Path) -> Path:
+    """One sparsity: a dot (± std) per method, best on top, the dense reference as a line and band."""
+    rows = section.rows.set_index("method").loc[section.methods[::-1]]
+    fig = Figure(figsize=(7.2, 0.9 + 0.32 * len(rows)), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    style = styles(section.methods)
+    for y, (method, r) in enumerate(rows.iterrows()):
+        marker, color, _, z = style[method]
+        ax.errorbar(r["mean"], y, xerr=0.0 if pd.isna(r["std"]) else r["std"], marker=marker, color=color,
+                    capsize=3, linestyle="none", zorder=z)
+    if section.dense is not None:
+        mean, std = section.dense["mean"], section.dense["std"]
+        if std == std:
+            ax.axvspan(mean - std, mean + std, color="0.6", alpha=0.25, linewidth=0)
+        ax.axvline(mean, color="0.35", linestyle="--", linewidth=1.2, label=f"dense {mean_std(mean, std)}")
+        ax.legend(fontsize="small", loc="lower right" if section.higher_is_better else "lower left", frameon=False)
+    ax.set_yticks(range(len(rows)), rows.index)
+    ax.set_xlabel(f"test {section.metric} ({section.direction}) at {_percent(rows['sparsity'].iloc[0])} sparsity")
+    ax.set_title(section.title.replace("`", ""), fontsize="medium")
+    ax.grid(True, axis="x", alpha=0.3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
 def speedup_plot(section, path: Path) -> Path:
     """The metric against the measured speedup at the evaluation batch (log scale), one marker per
     method and sparsity, labelled with the sparsity; the dense model at 1× as a band."""
     fig = Figure(figsize=(7.2, 4.2), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    styles = zip(itertools.cycle(MARKERS), itertools.cycle(COLORS))
-    for method in section.methods:
-        rows = section.rows[(section.rows["method"] == method) & section.rows["speedup"].notna()]
-        marker, color = next(styles)
-        if rows.empty:
-            continue
-        ax.scatter(rows["speedup"], rows["mean"], marker=marker, color=color, label=method, zorder=3)
-        for _, r in rows.iterrows():
-            ax.annotate(_percent(r["sparsity"]), (r["speedup"], r["mean"]), fontsize="x-small",
-                        xytext=(4, 3), textcoords="offset points", color=color)
-    if section.dense is not None:
-        ax.axhline(section.dense["mean"], color="0.35", linestyle="--", linewidth=1.2,
-                   label=f"dense {mean_std(section.dense['mean'], section.dense['std'])}")
+    _scatter(ax, section, "speedup")
     ax.axvline(1.0, color="0.6", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("measured speedup over the dense form (evaluation batch, one thread; log scale)")
@@ -126,3 +153,54 @@ def speedup_plot(section, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
     return path
+
+
+def _scatter(ax, section, x: str) -> None:
+    """The section's cells as points of ``x`` against the metric, labelled by sparsity; the dense line."""
+    style = styles(section.methods)
+    for method in section.methods:
+        rows = section.rows[(section.rows["method"] == method) & section.rows[x].notna()]
+        marker, color, _, z = style[method]
+        if rows.empty:
+            continue
+        ax.scatter(rows[x], rows["mean"], marker=marker, color=color, label=method, zorder=z)
+        for _, r in rows.iterrows():
+            ax.annotate(_percent(r["sparsity"]), (r[x], r["mean"]), fontsize="x-small",
+                        xytext=(4, 3), textcoords="offset points", color=color)
+    if section.dense is not None:
+        ax.axhline(section.dense["mean"], color="0.35", linestyle="--", linewidth=1.2,
+                   label=f"dense {mean_std(section.dense['mean'], section.dense['std'])}")
+
+
+def pareto_plot(section, path: Path) -> Path:
+    """The metric against training FLOPs relative to one dense training (log scale), every method and
+    sparsity a point, and the Pareto front: the cells no other cell beats at lower or equal cost."""
+    fig = Figure(figsize=(7.2, 4.2), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    _scatter(ax, section, "train_cost_rel")
+    front = pareto_front(section.rows, section.higher_is_better)
+    if len(front) > 1:
+        ax.step(front["train_cost_rel"], front["mean"], where="post", color="0.2", linewidth=1, zorder=1,
+                label="Pareto front")
+    ax.set_xscale("log")
+    ax.set_xlabel("training FLOPs relative to one dense training (log scale)")
+    ax.set_ylabel(f"test {section.metric} ({section.direction})")
+    ax.set_title(section.title.replace("`", "") + " — cost", fontsize="medium")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+def pareto_front(rows: pd.DataFrame, higher_is_better: bool) -> pd.DataFrame:
+    """The rows not beaten by a cheaper (or equally cheap) row, by training cost ascending."""
+    ranked = rows[rows["train_cost_rel"].notna()].sort_values(["train_cost_rel", "mean"],
+                                                               ascending=[True, not higher_is_better])
+    best, keep = None, []
+    for i, r in ranked.iterrows():
+        if best is None or (r["mean"] > best if higher_is_better else r["mean"] < best):
+            best = r["mean"]
+            keep.append(i)
+    return ranked.loc[keep]

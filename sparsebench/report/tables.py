@@ -197,6 +197,7 @@ class Section:
     sparsities: list[float]
     plot: str | None = None  # path of the plot, relative to the leaderboard folder
     speedup_plot: str | None = None  # the metric against measured speedup, where runs measured it
+    pareto_plot: str | None = None  # the metric against training FLOPs, with the Pareto front
     untuned: pd.DataFrame | None = None  # tuned track: the default track's rows of the same methods
 
     @property
