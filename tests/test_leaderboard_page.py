@@ -239,7 +239,11 @@ def write_test_runs(uri: str) -> dict:
                                              "higher_is_better": higher}, parents[task])
                     density = 1.0 - sparsity
                     system = {"cpu": "Made-up CPU", "threads": "1", "versions": "torch 0.0"} if task == CLASSIFIER else {}
-                    run.finish({"status": "completed", "reason": "", "info": {"dataset_variant": variant, **system},
+                    layers = {f"layer{i}.weight": {"shape": [10, 10], "params": 100, "density": density ** (1 + i / 2),
+                                                   "effective_density": density ** (1 + i), "dead_units": 0}
+                              for i in range(3)} if task == CLASSIFIER else {}
+                    run.finish({"status": "completed", "reason": "", "layers": layers,
+                                "info": {"dataset_variant": variant, **system},
                                 "metrics": {f"final/test_{metric}": mean + 0.2 * (seed - 1) * (1 if higher else 5),
                                             "final/sparsity": sparsity, "cost/train_cost_rel": 1.0 + 0.1 * density,
                                             "inference/flops_rel": density, "params/total": 10_000,
@@ -304,11 +308,12 @@ def test_page_renders_tables_plots_and_links(board, browser, tmp_path):
     assert sections == ["decide", "summary", "testdata-classifier--full--official", "testdata-classifier--quick--official",
                         "testdata-classifier--quick--synthetic-test-data", "testdata-lm--quick--official"]
     # a plot per section (a dot per method where a section has one sparsity: the full profile and the
-    # synthetic variant), the metric against training FLOPs where a section has more than one cell, and
+    # synthetic variant), per-layer densities where the runs logged them (the classifier's), the metric
+    # against training FLOPs where a section has more than one cell, and
     # against measured speedup in the classifier's sections (measured there)
     images = browser.js("""Promise.all(Array.from(document.images).map(i => i.decode().then(
         () => [i.getAttribute('src'), i.naturalWidth, i.naturalHeight], () => [i.getAttribute('src'), 0, 0])))""")
-    assert len(images) == 4 + 2 + 3 and all(w > 300 and h > 100 for _, w, h in images), images
+    assert len(images) == 4 + 3 + 2 + 3 and all(w > 300 and h > 100 for _, w, h in images), images
     dots = [h for src, _, h in images if src.endswith(("--full--official.png", "--synthetic-test-data.png"))]
     assert len(dots) == 2 and max(dots) < min(h for src, _, h in images if src.endswith("quick--official.png"))
     assert all((board["dir"] / src).is_file() for src, _, _ in images)
@@ -427,6 +432,8 @@ def test_markdown_csv_and_mlflow_tags(board):
     assert "(plots/testdata-classifier--quick--official--speedup.png)" in readme
     assert (board["dir"] / "plots" / "testdata-classifier--quick--official--speedup.png").exists()
     assert "testdata-lm--quick--official--speedup.png" not in readme
+    assert "(plots/testdata-classifier--quick--official--layers.png)" in readme  # from the runs' layers.json
+    assert "testdata-lm--quick--official--layers.png" not in readme
     row = next(line for line in readme.splitlines() if line.startswith("| alpha-magnitude | 90%"))
     assert [c.strip() for c in row.split("|")][9:11] == ["1.00× / 10.00×", "0.100×"]  # speedup b1 / bN, size
     assert [c.strip() for c in row.split("|")][12] == "40 s"  # wall time (the full profile: seed 0 alone)

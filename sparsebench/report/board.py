@@ -20,6 +20,19 @@ def ui_url(url: str | None = None) -> str | None:
     return url.rstrip("/") if url else None
 
 
+def section_layers(uri: str, section) -> dict[str, dict]:
+    """Method -> ``layers.json`` of its first seed's run at the section's highest sparsity (best six)."""
+    if section.rows.empty:
+        return {}
+    top = section.rows[section.rows["sparsity"] == section.rows["sparsity"].max()].set_index("method")
+    out = {}
+    for method in [m for m in section.methods if m in top.index][:len(plots.COLORS)]:
+        found = tracking.run_layers(uri, top.loc[method, "first_run"])
+        if found:
+            out[method] = found
+    return out
+
+
 def build(uri: str | None = None, out_dir: str | Path = "leaderboard", ui: str | None = None) -> pd.DataFrame:
     """Regenerate the leaderboard from the runs at ``uri``; returns the aggregated table.
 
@@ -31,8 +44,8 @@ def build(uri: str | None = None, out_dir: str | Path = "leaderboard", ui: str |
     out.mkdir(parents=True, exist_ok=True)
     trials = trial_table(uri)
     table = aggregate(trials) if not trials.empty else pd.DataFrame(columns=KEYS)
-    # experiment ids are the store's own; run ids are those of every store (origin ids)
-    table.drop(columns=["experiment_id"], errors="ignore").to_csv(out / "results.csv", index=False)
+    # experiment ids and first_run are the store's own; run ids are those of every store (origin ids)
+    table.drop(columns=["experiment_id", "first_run"], errors="ignore").to_csv(out / "results.csv", index=False)
     parts = sections(table) if not trials.empty else []
     ranked = ranks(table) if parts else pd.DataFrame()
     plots.clear(out / "plots")
@@ -41,6 +54,10 @@ def build(uri: str | None = None, out_dir: str | Path = "leaderboard", ui: str |
         part.plot = drawn.relative_to(out).as_posix() if drawn else None
         if part.rows["train_cost_rel"].notna().sum() > 1:
             part.pareto_plot = plots.pareto_plot(part, out / "plots" / f"{part.slug}--cost.png").relative_to(out).as_posix()
+        layers = section_layers(uri, part)
+        if layers:
+            part.layers_plot = plots.layers_plot(part, layers, out / "plots" / f"{part.slug}--layers.png"
+                                                 ).relative_to(out).as_posix()
         if part.rows["speedup"].notna().any():
             part.speedup_plot = plots.speedup_plot(part, out / "plots" / f"{part.slug}--speedup.png"
                                                    ).relative_to(out).as_posix()

@@ -286,7 +286,8 @@ def section_html(section: Section, links: Links) -> str:
               "form at batch 1 / the evaluation batch (one thread, the fastest form), the smallest form's stored size, "
               "parameters left nonzero.</p>",
               cost_table(section, links)]
-    for plot, against in ((section.pareto_plot, "training FLOPs"), (section.speedup_plot, "measured speedup")):
+    for plot, against in ((section.layers_plot, "layer (densities)"), (section.pareto_plot, "training FLOPs"),
+                          (section.speedup_plot, "measured speedup")):
         if plot:
             parts.append(f'<figure><img src="{escape(plot)}" alt="{escape(section.metric)} against {against}, '
                          f'{escape(section.title)}"></figure>')

@@ -27,6 +27,8 @@ def markdown_section(section: Section) -> str:
               "parameters left nonzero, a trial's wall time (mean over seeds; cached trainings load in seconds "
               "but are charged in the FLOPs); what collapsed, if anything.", "",
               cost_table(section).to_markdown(index=False), ""]
+    if section.layers_plot:
+        lines += [f"![per-layer densities, {section.title}]({section.layers_plot})", ""]
     if section.pareto_plot:
         lines += [f"![{section.metric} against training FLOPs, {section.title}]({section.pareto_plot})", ""]
     if section.speedup_plot:

@@ -204,3 +204,33 @@ def pareto_front(rows: pd.DataFrame, higher_is_better: bool) -> pd.DataFrame:
             best = r["mean"]
             keep.append(i)
     return ranked.loc[keep]
+
+
+def layers_plot(section, layers: dict[str, dict], path: Path) -> Path:
+    """Per-layer density (bars) and effective density (dots) of one run per method — ``layers`` maps
+    a method to its run's ``layers.json`` — at the section's highest sparsity, layers as the file lists them."""
+    methods = [m for m in section.methods if m in layers][:len(COLORS)]
+    names = list(next(iter(layers.values())))
+    fig = Figure(figsize=(7.2, 4.2), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(methods))
+    style = styles(section.methods)
+    for k, method in enumerate(methods):
+        x = [i + (k - (len(methods) - 1) / 2) * width for i in range(len(names))]
+        density = [layers[method].get(n, {}).get("density", float("nan")) for n in names]
+        effective = [layers[method].get(n, {}).get("effective_density", float("nan")) for n in names]
+        ax.bar(x, density, width, color=style[method][1], label=method)
+        ax.plot(x, effective, linestyle="none", marker="_", color="0.1", markersize=max(3, 30 * width))
+    ax.plot([], [], linestyle="none", marker="_", color="0.1", label="effective density")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(names)), [n.removesuffix(".weight") for n in names], rotation=60, ha="right",
+                  fontsize="x-small")
+    ax.set_ylabel("density of the layer's weights (log scale)")
+    sparsity = section.rows["sparsity"].max()
+    ax.set_title(f"{section.title.replace('`', '')} — layers at {_percent(sparsity)}", fontsize="medium")
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path

@@ -73,6 +73,7 @@ def trial_table(uri: str) -> pd.DataFrame:
         "params_nonzero": col("metrics.params/nonzero"), "wall_s": col("metrics.time/trial_seconds", NAN),
         "params_total": col("metrics.params/total"), "when": col("tags.sb.when"),
         "criterion": col("tags.sb.criterion"), "experiment_id": runs["experiment_id"], "run_id": origin,
+        "store_run_id": runs["run_id"],
         "track": col("tags.sb.track", "default").fillna("default"), "family": col("tags.sb.family", "").fillna(""),
         # the system card: what each run ran on ("" for runs from before it was recorded)
         **{key: col(f"tags.sb.{key}", "").fillna("") for key in SYSTEM},
@@ -127,7 +128,8 @@ def aggregate(trials: pd.DataFrame) -> pd.DataFrame:
                       **{key: (key, distinct) for key in SYSTEM},
                       budget=("budget", "first"), configs=("configs", "first"), chosen=("chosen", "first"),
                       search_cost_rel=("search_cost_rel", "first"),
-                      experiment_id=("experiment_id", "first"), run_ids=("run_id", lambda ids: " ".join(ids)))
+                      experiment_id=("experiment_id", "first"), run_ids=("run_id", lambda ids: " ".join(ids)),
+                      first_run=("store_run_id", "first"))  # the first seed's run in this store
     return out.reset_index()
 
 
@@ -198,6 +200,7 @@ class Section:
     plot: str | None = None  # path of the plot, relative to the leaderboard folder
     speedup_plot: str | None = None  # the metric against measured speedup, where runs measured it
     pareto_plot: str | None = None  # the metric against training FLOPs, with the Pareto front
+    layers_plot: str | None = None  # per-layer densities of the best methods' runs at the highest sparsity
     untuned: pd.DataFrame | None = None  # tuned track: the default track's rows of the same methods
 
     @property

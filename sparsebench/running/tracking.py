@@ -159,6 +159,15 @@ def trial_runs(uri: str) -> list:
     return [r for r in runs if r.data.tags.get("sb.status") in FINISHED]
 
 
+def run_layers(client: MlflowClient | str, run_id: str) -> dict | None:
+    """A run's ``layers.json`` (per-layer shape, density, effective density, dead units), if it has one."""
+    client = MlflowClient(client) if isinstance(client, str) else client
+    if not any(f.path == "layers.json" for f in client.list_artifacts(run_id)):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        return json.loads(Path(client.download_artifacts(run_id, "layers.json", tmp)).read_text())
+
+
 def export_records(uri: str) -> list[dict]:
     """Each finished trial run as a record: ids, times, params, tags, final metrics, per-epoch
     metrics and ``layers.json``."""
@@ -171,10 +180,7 @@ def export_records(uri: str) -> list[dict]:
             points = client.get_metric_history(info.run_id, key)
             if any(m.step != 0 for m in points) or len(points) > 1:
                 history[key] = sorted([m.step, m.value] for m in points)
-        layers = None
-        if any(f.path == "layers.json" for f in client.list_artifacts(info.run_id)):
-            with tempfile.TemporaryDirectory() as tmp:
-                layers = json.loads(Path(client.download_artifacts(info.run_id, "layers.json", tmp)).read_text())
+        layers = run_layers(client, info.run_id)
         records.append({
             "run_id": origin_id(run), "run_name": info.run_name, "start_time": info.start_time,
             "end_time": info.end_time, "params": dict(data.params),
