@@ -11,6 +11,8 @@ TEST_PLUGINS = Path(__file__).parent / "plugins"
 registry.discover()
 PROJECT_METHODS = [n for n in registry.METHODS.names()
                    if not inspect.getsourcefile(registry.METHODS.entries[n][0]).startswith(str(TEST_PLUGINS))]
+PROJECT_TASKS = [n for n in registry.TASKS.names()
+                 if not inspect.getsourcefile(registry.TASKS.entries[n][0]).startswith(str(TEST_PLUGINS))]
 registry.discover([str(TEST_PLUGINS)])
 
 
@@ -18,6 +20,8 @@ def pytest_generate_tests(metafunc):
     """The conformance suite runs on every discovered method plugin, newcomers included."""
     if "method_name" in metafunc.fixturenames:
         metafunc.parametrize("method_name", PROJECT_METHODS)
+    if "task_name" in metafunc.fixturenames:
+        metafunc.parametrize("task_name", PROJECT_TASKS)
 
 
 @pytest.fixture
