@@ -9,7 +9,7 @@ from sparsebench.report import board, tables
 def cells(rows):
     keys = ["task", "profile", "variant", "method", "sparsity", "mean", "collapsed"]
     frame = pd.DataFrame(rows, columns=keys)
-    return frame.assign(higher_is_better=True, std=float("nan"), n=1, collapse="", track="default")
+    return frame.assign(higher_is_better=True, std=float("nan"), n=1, collapse="", track="default", at_chance=False)
 
 
 def test_a_collapsed_cell_is_not_ranked_and_is_marked():
@@ -68,3 +68,29 @@ def test_the_pareto_front_keeps_the_cells_no_cheaper_cell_beats():
     rows = pd.DataFrame({"train_cost_rel": [1.0, 1.0, 2.0, 3.0, 12.0], "mean": [80.0, 85.0, 84.0, 90.0, 89.0]})
     assert pareto_front(rows, higher_is_better=True)["mean"].tolist() == [85.0, 90.0]
     assert pareto_front(rows, higher_is_better=False)["mean"].tolist() == [80.0]  # perplexity: lower is better
+
+
+def test_a_cell_at_chance_is_not_ranked_and_is_marked():
+    table = cells([("t1", "quick", "official", "a", 0.9, 11.0, 0), ("t1", "quick", "official", "b", 0.9, 80.0, 0),
+                   ("t1", "quick", "official", "c", 0.9, 70.0, 0)])
+    table["at_chance"] = table["method"] == "a"  # 11 % where the majority class gives 11.35 %
+    ranked = tables.ranks(table).set_index("method")
+    assert ranked.loc[["b", "c"], "rank"].tolist() == [1.0, 2.0]
+    assert pd.isna(ranked.loc["a", "rank"]) and ranked.loc["a", "at_chance"] == 1
+    assert tables.cell(11.0, float("nan"), 1, 0, True) == "11.00 (1 seed) ≈ chance"
+    assert tables.rank_grid(tables.ranks(table)).loc["a"].tolist() == ["≈ chance (1 of 1)"]
+
+
+def test_at_chance_follows_the_metrics_direction():
+    trials = pd.DataFrame({"task": ["t"] * 2, "profile": ["q"] * 2, "variant": ["official"] * 2, "track": ["default"] * 2,
+                           "method": ["a", "b"], "sparsity": [0.9, 0.9], "seed": [0, 0], "metric": ["perplexity"] * 2,
+                           "higher_is_better": [False] * 2, "value": [900.0, 300.0], "chance": [700.0, 700.0]})
+    for column in ("sparsity_achieved", "effective_sparsity", "train_cost_rel", "train_steps_rel", "inference_flops_rel",
+                   "speedup", "speedup_b1", "bytes_rel", "wall_s", "params_nonzero", "params_total", "budget", "configs",
+                   "search_cost_rel"):
+        trials[column] = float("nan")
+    for column in ("collapse", "when", "criterion", "family", "chosen", "experiment_id", "run_id", "store_run_id",
+                   *tables.SYSTEM):
+        trials[column] = ""
+    out = tables.aggregate(trials).set_index("method")["at_chance"]
+    assert out.to_dict() == {"a": True, "b": False}  # a unigram model's 700 beats a's 900

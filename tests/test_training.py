@@ -1,4 +1,6 @@
 """Masks hold through training: momentum, weight decay, Adam; optimizer state does not leak."""
+import math
+
 import pytest
 import torch
 
@@ -86,3 +88,18 @@ def test_label_smoothing_changes_the_training_loss_only():
     assert smoothed.item() == pytest.approx(expected.item(), rel=1e-6) and smoothed.item() != plain.item()
     with pytest.raises(ValueError, match="label_smoothing"):
         Recipe(batch_size=1, lr=1.0, epochs=1, label_smoothing=1.0)
+
+
+def test_the_chance_level_is_the_majority_class_or_the_unigram_model():
+    from sparsebench.core.task import TensorSplit
+    from sparsebench.data.text import LMSplit
+    from sparsebench.running.trial import chance_level, make_task
+
+    task = make_task("tiny-mlp", "quick")
+    train = TensorSplit(torch.zeros(6, 2), torch.tensor([1, 1, 1, 0, 2, 1]))
+    test = TensorSplit(torch.zeros(4, 2), torch.tensor([1, 0, 0, 1]))
+    assert chance_level(task, train, test) == 50.0  # always class 1
+    lm = make_task("lstm-ptb", "quick")
+    tokens = LMSplit(torch.tensor([0, 0, 1, 2]), 2), LMSplit(torch.tensor([0, 1]), 2)
+    # add-one counts (3, 2, 2) over 7: perplexity exp(-(log 3/7 + log 2/7) / 2)
+    assert abs(chance_level(lm, *tokens) - math.exp(-(math.log(3 / 7) + math.log(2 / 7)) / 2)) < 1e-9

@@ -15,8 +15,8 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from sparsebench.report.tables import (COLLAPSED, Section, confidence, count, duration, mean_std, percent, ratio,
-                                       speedups, system_card, track_title, tuning_table)
+from sparsebench.report.tables import (AT_CHANCE, COLLAPSED, Section, confidence, count, duration, mean_std, percent,
+                                       ratio, speedups, system_card, track_title, tuning_table)
 
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color: #1d232a;
@@ -173,6 +173,9 @@ def metric_cell(row: pd.Series, links: Links, best: bool = False) -> str:
     collapsed = int(row.get("collapsed", 0) or 0)
     mark = (f' <span class="collapsed" title="{escape(row["collapse"])}">{COLLAPSED} {collapsed}/{int(row["n"])}'
             "</span>") if collapsed else ""
+    if bool(row.get("at_chance", False)):
+        mark += (f' <span class="collapsed" title="no better than chance: {row["chance"]:.4g} (the majority class or '
+                 f'the unigram model)">{AT_CHANCE}</span>')
     n = int(row["n"])
     interval = confidence(row["mean"], row["std"], n)
     ci = f"; 95% CI {interval[0]:.2f}–{interval[1]:.2f}" if interval else "; one seed: no spread known" if n == 1 else ""
@@ -380,6 +383,9 @@ def summary_html(ranked: pd.DataFrame) -> str:
                 elif r["collapsed"]:
                     row.append(td(f"{COLLAPSED} ({int(r['collapsed'])} of {int(r['tasks'])})", classes="num",
                                   title="the network collapsed on some of these tasks: not ranked"))
+                elif r["at_chance"]:
+                    row.append(td(f"{AT_CHANCE} ({int(r['at_chance'])} of {int(r['tasks'])})", classes="num",
+                                  title="no better than chance on some of these tasks: not ranked"))
                 else:
                     row.append(td(f"{r['rank']:.2f}", sort=r["rank"], classes="num",
                                   title=f"over {int(r['tasks'])} task(s), about {r['of']:.3g} methods each",

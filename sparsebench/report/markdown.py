@@ -49,8 +49,9 @@ def markdown_summary(ranked: pd.DataFrame) -> str:
              "Rank of each method among the pruning methods of a task at one sparsity (1 = best, the metric's "
              "direction respected), averaged over the tasks of a comparison: the methods that ran on all of "
              "those tasks, every rank in a column over the same tasks (their number in brackets). Profiles, "
-             "dataset variants and tracks are ranked separately; a method whose network collapsed on a task "
-             "is not ranked in that column.", ""]
+             "dataset variants and tracks are ranked separately; a method whose network collapsed on a task, or "
+             "that did no better than chance there (`≈ chance`: the majority class, the unigram model), is not "
+             "ranked in that column.", ""]
     for (profile, variant, track, comparison), group in ranked.groupby(
             ["profile", "variant", "track", "comparison"], sort=False):
         lines += [f"### profile `{profile}`" + (f" — data: {variant}" if variant != "official" else "")

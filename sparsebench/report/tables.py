@@ -71,6 +71,7 @@ def trial_table(uri: str) -> pd.DataFrame:
         "speedup_b1": col("metrics.inference/speedup_measured_b1", NAN),
         "bytes_rel": col("metrics.inference/bytes", NAN) / col("metrics.inference/bytes_dense", NAN),
         "params_nonzero": col("metrics.params/nonzero"), "wall_s": col("metrics.time/trial_seconds", NAN),
+        "chance": col("metrics.final/chance", NAN),
         "params_total": col("metrics.params/total"), "when": col("tags.sb.when"),
         "criterion": col("tags.sb.criterion"), "experiment_id": runs["experiment_id"], "run_id": origin,
         "store_run_id": runs["run_id"],
@@ -122,7 +123,7 @@ def aggregate(trials: pd.DataFrame) -> pd.DataFrame:
                       train_steps_rel=("train_steps_rel", "mean"),
                       inference_flops_rel=("inference_flops_rel", "mean"),
                       speedup=("speedup", "mean"), speedup_b1=("speedup_b1", "mean"), bytes_rel=("bytes_rel", "mean"),
-                      wall_s=("wall_s", "mean"),
+                      wall_s=("wall_s", "mean"), chance=("chance", "mean"),
                       params_nonzero=("params_nonzero", "mean"), params_total=("params_total", "mean"),
                       when=("when", "first"), criterion=("criterion", "first"), family=("family", "first"),
                       **{key: (key, distinct) for key in SYSTEM},
@@ -130,7 +131,10 @@ def aggregate(trials: pd.DataFrame) -> pd.DataFrame:
                       search_cost_rel=("search_cost_rel", "first"),
                       experiment_id=("experiment_id", "first"), run_ids=("run_id", lambda ids: " ".join(ids)),
                       first_run=("store_run_id", "first"))  # the first seed's run in this store
-    return out.reset_index()
+    out = out.reset_index()
+    # no better than a model that learned nothing from its inputs (runs from before it was measured: never)
+    out["at_chance"] = (out["mean"] <= out["chance"]).where(out["higher_is_better"], out["mean"] >= out["chance"])
+    return out
 
 
 def ranks(table: pd.DataFrame) -> pd.DataFrame:
@@ -142,11 +146,14 @@ def ranks(table: pd.DataFrame) -> pd.DataFrame:
     within each of its tasks where all of them have a result (1 = best, ties share the average
     rank, the task's ``higher_is_better`` respected) and averages over those tasks, so that every
     rank in a column is over the same tasks. A method whose network collapsed in one of them (a layer
-    or an output cut off) is not ranked in that column (``collapsed`` counts the tasks); the
-    others are ranked without it. Columns: profile, variant, track, comparison (its tasks, comma-
-    separated), method, sparsity, rank, tasks, of (methods ranked per task, on average), collapsed.
+    or an output cut off), or whose result is no better than chance (``final/chance``: the majority
+    class, the unigram model), is not ranked in that column (``collapsed`` and ``at_chance`` count the
+    tasks); the others are ranked without it. Columns: profile, variant, track, comparison (its tasks, comma-
+    separated), method, sparsity, rank, tasks, of (methods ranked per task, on average), collapsed,
+    at_chance.
     """
-    columns = ["profile", "variant", "track", "comparison", "method", "sparsity", "rank", "tasks", "of", "collapsed"]
+    columns = ["profile", "variant", "track", "comparison", "method", "sparsity", "rank", "tasks", "of", "collapsed",
+               "at_chance"]
     pruned = table[(table["method"] != "dense") & table["mean"].notna()]
     out = []
     for (profile, variant, track), group in pruned.groupby(["profile", "variant", "track"], sort=True):
@@ -162,17 +169,19 @@ def ranks(table: pd.DataFrame) -> pd.DataFrame:
                 cells = cells[cells["task"].isin(shared)]
                 if cells.empty:
                     continue
-                ok = cells[cells["collapsed"] == 0]
+                ok = cells[(cells["collapsed"] == 0) & ~cells["at_chance"]]
                 score = ok["mean"].where(ok["higher_is_better"], -ok["mean"])
                 rank = score.groupby(ok["task"]).rank(ascending=False, method="average")
                 count = ok.groupby("task")["method"].transform("count")
                 for method in methods:
                     mine = cells[cells["method"] == method]
                     collapsed = int((mine["collapsed"] > 0).sum())
+                    chance = int(mine["at_chance"].sum())
                     out.append({"profile": profile, "variant": variant, "track": track, "comparison": name,
                                 "method": method, "sparsity": sparsity, "tasks": len(shared),
-                                "rank": float("nan") if collapsed else rank[mine.index].mean(),
-                                "of": count[ok["task"].isin(shared)].mean(), "collapsed": collapsed})
+                                "rank": float("nan") if collapsed or chance else rank[mine.index].mean(),
+                                "of": count[ok["task"].isin(shared)].mean(), "collapsed": collapsed,
+                                "at_chance": chance})
     return pd.DataFrame(out, columns=columns)
 
 
@@ -269,15 +278,17 @@ def confidence(mean: float, std: float, n: int) -> tuple[float, float] | None:
     return mean - half, mean + half
 
 
-def cell(mean: float, std: float, n: int, collapsed: int = 0) -> str:
+def cell(mean: float, std: float, n: int, collapsed: int = 0, at_chance: bool = False) -> str:
     """'97.04 ± 0.08 (3; 95% CI 96.84–97.24)', '97.04 ± 0.08 (2)' or '97.04 (1 seed)'; with a collapse
     mark where ``collapsed`` of the n seeds collapsed."""
     interval = confidence(mean, std, n)
     count = "1 seed" if n == 1 else f"{n}; 95% CI {interval[0]:.2f}–{interval[1]:.2f}" if interval else f"{n}"
-    return f"{mean_std(mean, std)} ({count})" + (f" {COLLAPSED} {collapsed}/{n}" if collapsed else "")
+    return (f"{mean_std(mean, std)} ({count})" + (f" {COLLAPSED} {collapsed}/{n}" if collapsed else "")
+            + (f" {AT_CHANCE}" if at_chance else ""))
 
 
 COLLAPSED = "⚠ collapsed"  # a cell where a layer or an output of the network was cut off
+AT_CHANCE = "≈ chance"  # a cell no better than a model that learned nothing from its inputs
 
 
 def count(v: float) -> str:
@@ -309,8 +320,8 @@ def speedups(r: pd.Series) -> str:
 def results_grid(section: Section) -> pd.DataFrame:
     """Markdown's main table: one row per method, the metric at each sparsity."""
     rows = section.rows
-    cells = rows.assign(cell=[cell(m, s, n, c) for m, s, n, c in zip(rows["mean"], rows["std"], rows["n"],
-                                                                     rows["collapsed"])])
+    cells = rows.assign(cell=[cell(m, s, n, c, a) for m, s, n, c, a in zip(rows["mean"], rows["std"], rows["n"],
+                                                                           rows["collapsed"], rows["at_chance"])])
     grid = cells.pivot(index="method", columns="sparsity", values="cell").reindex(section.methods).fillna("—")
     grid.columns = [percent(c) for c in grid.columns]
     taxonomy = rows.groupby("method")[["when", "criterion"]].first().reindex(section.methods)
@@ -361,8 +372,9 @@ def tuning_table(section: Section) -> pd.DataFrame:
 def rank_grid(ranked: pd.DataFrame) -> pd.DataFrame:
     """One comparison's average ranks: one row per method (best first, by the mean of its ranked
     columns), one column per sparsity, each cell "rank (tasks)" or the collapse mark."""
-    values = ranked.assign(cell=[f"{COLLAPSED} ({c} of {t})" if c else f"{r:.2f} ({t})"
-                                 for r, t, c in zip(ranked["rank"], ranked["tasks"], ranked["collapsed"])])
+    values = ranked.assign(cell=[f"{COLLAPSED} ({c} of {t})" if c else f"{AT_CHANCE} ({a} of {t})" if a
+                                 else f"{r:.2f} ({t})" for r, t, c, a in
+                                 zip(ranked["rank"], ranked["tasks"], ranked["collapsed"], ranked["at_chance"])])
     order = ranked.groupby("method")["rank"].mean().sort_values(na_position="last").index
     grid = values.pivot(index="method", columns="sparsity", values="cell").reindex(order).fillna("—")
     grid.columns = [percent(c) for c in grid.columns]

@@ -199,10 +199,28 @@ def run_trial(spec: TrialSpec, data_root: Path | None = None,
     groups = unit_groups(task, model, masks, train_split)
     if groups:
         result["metrics"]["final/group_sparsity"] = structures.group_sparsity(groups, masks.masks)
+    chance = chance_level(task, train_split, splits.test)
+    if chance is not None:
+        result["metrics"]["final/chance"] = chance
     measured, form = measure_inference(task, model, masks, splits.val, groups)
     result["metrics"].update(measured)
     result["info"]["inference_form"] = form
     return result
+
+
+def chance_level(task: Task, train: Split, test: Split) -> float | None:
+    """The test metric of a model that learned nothing from its inputs: for accuracy, always the
+    majority class of the training split; for perplexity, the training split's unigram distribution
+    (add-one smoothed over the vocabulary). None for other metrics and splits."""
+    name = task.metric.name
+    if name == "accuracy" and hasattr(train, "targets") and hasattr(test, "targets"):
+        majority = torch.bincount(train.targets.flatten()).argmax()
+        return float((test.targets == majority).double().mean() * 100)
+    if name == "perplexity" and hasattr(train, "tokens") and hasattr(test, "tokens"):
+        vocab = int(max(train.tokens.max(), test.tokens.max())) + 1
+        counts = torch.bincount(train.tokens, minlength=vocab).double() + 1.0
+        return float(torch.exp(-(counts / counts.sum()).log()[test.tokens].mean()))
+    return None
 
 
 def unit_groups(task: Task, model, masks: Masks, train: Split) -> list:
