@@ -28,6 +28,7 @@ Zhou et al. 2021, "Learning N:M Fine-grained Structured Sparse Neural Networks F
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -45,6 +46,12 @@ class Group:
 
     root: str  # the prunable weight whose output units these are
     members: tuple[tuple[str, int, tuple[tuple[int, ...], ...]], ...]
+
+    @functools.cached_property
+    def flat(self) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+        """Per member, (the unit of each index, the indices): built once, for sums over units."""
+        return tuple((torch.cat([torch.full((len(idx),), u) for u, idx in enumerate(indices)]),
+                      torch.tensor([i for idx in indices for i in idx])) for _, _, indices in self.members)
 
     @property
     def units(self) -> int:
@@ -131,12 +138,11 @@ def unit_scores(group: Group, scores: dict[str, torch.Tensor], members: str = "r
     """A score per unit: the sum of ``scores`` over its slice of the root weight (``members="root"``:
     Li et al. 2017's filter norm), or over every member's slice (``"all"``)."""
     total = torch.zeros(group.units, dtype=torch.float64)
-    for name, axis, indices in group.members:
+    for (name, axis, _), (unit_of, index) in zip(group.members, group.flat):
         if members == "root" and (name != group.root or axis != 0):
             continue
         per_index = scores[name].detach().transpose(0, axis).flatten(1).sum(1).double().cpu()
-        unit_of = torch.cat([torch.full((len(idx),), u) for u, idx in enumerate(indices)])
-        total.index_add_(0, unit_of, per_index[torch.tensor([i for idx in indices for i in idx])])
+        total.index_add_(0, unit_of, per_index[index])
     return total
 
 

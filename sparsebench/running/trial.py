@@ -197,12 +197,13 @@ def run_trial(spec: TrialSpec, data_root: Path | None = None,
     if method.exact_sparsity and achieved < spec.sparsity - SPARSITY_TOLERANCE:
         return _failed(result, f"method {spec.method!r} reached sparsity {achieved:.4f}, target {spec.sparsity}")
     groups = unit_groups(task, model, masks, train_split)
+    units_removed = structures.group_sparsity(groups, masks.masks) if groups else 0.0
     if groups:
-        result["metrics"]["final/group_sparsity"] = structures.group_sparsity(groups, masks.masks)
+        result["metrics"]["final/group_sparsity"] = units_removed
     chance = chance_level(task, train_split, splits.test)
     if chance is not None:
         result["metrics"]["final/chance"] = chance
-    measured, form = measure_inference(task, model, masks, splits.val, groups)
+    measured, form = measure_inference(task, model, masks, splits.val, groups if units_removed > 0 else [])
     result["metrics"].update(measured)
     result["info"]["inference_form"] = form
     return result
@@ -236,11 +237,12 @@ def unit_groups(task: Task, model, masks: Masks, train: Split) -> list:
 def measure_inference(task: Task, model, masks: Masks, val: Split, groups: list) -> tuple[dict, str]:
     """The final model's measured latency, speedup and size (:mod:`sparsebench.core.inference`) on
     validation batches of 1 and of the evaluation batch size (at most ``MAX_TIMED_BATCH``), with
-    the compacted model among the forms where whole units are zero; not charged to the method."""
+    the compacted model among the forms where ``groups`` (those with a unit wholly zero) are given;
+    not charged to the method."""
     batches = {"b1": 1, "bN": min(task.recipe.eval_batch_size, MAX_TIMED_BATCH)}
     batches = {k: to_device(next(iter(val.batches(n))), task.device) for k, n in batches.items()}
     forms = {}
-    if groups and structures.group_sparsity(groups, masks.masks) > 0:
+    if groups:  # some unit is wholly zero
         try:  # a module whose forward assumes its width (attention's head size) cannot be compacted
             small = structures.compact(model, groups, batches["bN"], task.loss)
             with torch.no_grad():  # the model is in eval mode since its evaluation
