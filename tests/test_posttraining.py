@@ -96,17 +96,33 @@ def test_obd_prunes_once_and_charges_its_calibration(curvature, one_thread):
     assert result["metrics"]["cost/train_cost_rel"] > 1.0  # the calibration passes are charged
 
 
-def test_the_mini_batch_fisher_is_batch_size_times_the_squared_mean_gradient():
+def test_the_fisher_is_the_mean_squared_per_example_gradient():
     from sparsebench.library.scores import fisher_diagonal
     w = {"w": torch.tensor([2.0, -1.0], requires_grad=True)}
-    batches = [(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.zeros(2)), (torch.tensor([[3.0, 1.0], [1.0, 1.0]]), torch.zeros(2))]
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [3.0, 1.0]])
 
-    def loss(batch):  # mean of ½ (w·x)²: gradient mean(w·x x)
-        x, _ = batch
-        return 0.5 * ((x @ w["w"]) ** 2).mean()
+    def loss(example):  # ½ (w·x)²: gradient (w·x) x
+        return 0.5 * ((example[0] @ w["w"]) ** 2).sum()
 
-    expected = sum(2 * ((x @ w["w"].detach())[:, None] * x).mean(0) ** 2 for x, _ in batches) / 2
-    assert torch.allclose(fisher_diagonal(w, batches, loss)["w"], expected)
+    task = make_task("tiny-mlp", "quick")
+    examples = list(task.examples((x, torch.zeros(3))))
+    assert [len(e[0]) for e in examples] == [1, 1, 1]
+    expected = (((x @ w["w"].detach())[:, None] * x) ** 2).mean(0)  # [(2·1)², (−1·1)², (5·3, 5·1)²] / 3
+    assert torch.allclose(fisher_diagonal(w, examples, loss)["w"], expected)
+
+
+def test_a_language_model_batch_splits_into_rows_that_carry_their_state():
+    from sparsebench.data.text import Carry, Window
+    task = make_task("lstm-ptb", "quick")
+    model = task.model()
+    inputs = torch.randint(0, 100, (3, 5))
+    state = tuple(torch.randn(model.lstm.num_layers, 3, model.lstm.hidden_size) for _ in range(2))
+    whole, split = Carry(), Carry()
+    whole.state, split.state = state, state
+    expected = task.nll(model, (inputs, Window(whole), inputs), reduction="sum")
+    total = sum(task.nll(model, one, reduction="sum") for one in task.examples((inputs, Window(split), inputs)))
+    assert torch.allclose(total, expected, atol=1e-4)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(split.state, whole.state))  # the carry moved on
 
 
 def test_sparsegpt_reconstructs_a_pruned_input_from_the_inputs_it_depends_on():

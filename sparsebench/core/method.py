@@ -140,6 +140,11 @@ class Context:
         """The task's training loss of ``model`` on ``batch``."""
         return self._trainer.task.loss(self.model, batch)
 
+    def examples(self, batch) -> Iterator:
+        """``batch`` as batches of one example each, for per-example statistics (no charge:
+        the passes over them are charged with ``batch``)."""
+        return self._trainer.task.examples(batch)
+
     def snapshot(self) -> dict[str, torch.Tensor]:
         """A copy of the model's weights, for rewinding."""
         return copy.deepcopy(self.model.state_dict())

@@ -148,6 +148,11 @@ class Task:
     def batch_size_of(self, batch) -> int:
         return len(batch[-1])
 
+    def examples(self, batch) -> Iterator:
+        """``batch`` split into batches of one example each (per-example statistics)."""
+        for i in range(self.batch_size_of(batch)):
+            yield tuple(t[i:i + 1] for t in batch)
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module, split: Split) -> float:
         """The task's metric on ``split`` (default: top-1 accuracy in percent)."""

@@ -125,6 +125,20 @@ class LMSplit:
         return self if n is None else LMSplit(self.tokens[:n], self.seq_len, self.stateful)
 
 
+def state_rows(state, rows: slice):
+    """The recurrent state of ``rows`` of a batch (LSTM state: (layers, batch, hidden) tensors)."""
+    if state is None or isinstance(state, torch.Tensor):
+        return None if state is None else state[:, rows]
+    return type(state)(state_rows(s, rows) for s in state)
+
+
+def cat_states(states: list):
+    """Row states of one batch joined back along the batch axis (inverse of ``state_rows``)."""
+    if states[0] is None or isinstance(states[0], torch.Tensor):
+        return None if states[0] is None else torch.cat(states, dim=1)
+    return type(states[0])(cat_states(list(parts)) for parts in zip(*states))
+
+
 def detach_state(state):
     if state is None or isinstance(state, torch.Tensor):
         return None if state is None else state.detach()
@@ -154,6 +168,18 @@ class LanguageModelTask(Task):
     def loss(self, model: nn.Module, batch) -> torch.Tensor:
         loss = self.nll(model, batch)
         return loss * batch[0].shape[1] if self.sum_over_time else loss
+
+    def examples(self, batch):
+        """One row (sequence) of the window at a time, each from its own carried state; the
+        window's carry moves on as if the batch had been evaluated whole."""
+        inputs, window, targets = batch
+        state, ends = window.initial_state(), []
+        for i in range(len(inputs)):
+            carry = Carry()
+            carry.state = state_rows(state, slice(i, i + 1))
+            yield inputs[i:i + 1], Window(carry), targets[i:i + 1]
+            ends.append(carry.state)
+        window.carry.state = cat_states(ends)
 
     def evaluation_prefix(self, split: LMSplit) -> LMSplit:
         return split.subset(self.eval_tokens.get(self.profile))

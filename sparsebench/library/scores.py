@@ -77,19 +77,20 @@ def hessian_gradient_product(params: dict[str, torch.Tensor], batches: Iterable,
     return {n: h / count for n, h in zip(names, total)}
 
 
-def fisher_diagonal(params: dict[str, torch.Tensor], batches: Iterable, loss: Callable) -> dict[str, torch.Tensor]:
-    """The diagonal empirical Fisher E[g²] of the loss in ``params`` from mini-batch gradients:
-    B · mean over ``batches`` of ḡ², which is E[g²] where the expected gradient vanishes (at a
-    trained minimum), and needs no per-example gradients (any task's batches)."""
+def fisher_diagonal(params: dict[str, torch.Tensor], examples: Iterable, loss: Callable) -> dict[str, torch.Tensor]:
+    """The diagonal empirical Fisher E[g²] of the loss in ``params``: the mean over ``examples``
+    (batches of one example each, ``MethodContext.examples``) of the squared per-example
+    gradient. (Squared mini-batch gradients, B · ḡ², estimate it only where the expected
+    gradient vanishes, and each batch is a single noisy sample of it.)"""
     total, count = {n: torch.zeros_like(p) for n, p in params.items()}, 0
-    for batch in batches:
-        grads = torch.autograd.grad(loss(batch), list(params.values()), allow_unused=True)
+    for example in examples:
+        grads = torch.autograd.grad(loss(example), list(params.values()), allow_unused=True)
         for n, g in zip(params, grads):
             if g is not None:
-                total[n] += g.detach() ** 2 * len(batch[-1])
+                total[n] += g.detach() ** 2
         count += 1
     if count == 0:
-        raise ValueError("a data-driven score needs at least one training batch")
+        raise ValueError("a data-driven score needs at least one training example")
     return {n: t / count for n, t in total.items()}
 
 
