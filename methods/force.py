@@ -38,6 +38,7 @@ class ProgressiveSkeletonization(PruneAtInit):
     revive: bool = True    # FORCE (True): pruned weights may come back; Iterative SNIP (False)
     steps: int = 60        # T, pruning steps of the exponential schedule
     num_batches: int = 1   # mini-batches averaged per step, a fresh draw each step
+    bounds = {"steps": "[1, inf)", "num_batches": "[1, inf)"}
 
     # T, the number of pruning steps of the schedule (de Jorge et al. 2021 §4; 60 here, see above)
     search_space = {"steps": Integer(20, 300, log=True)}

@@ -81,6 +81,7 @@ class GraSP(PruneAtInit):
     temperature: float = 200.0   # T: logits / T for g and Hg
     samples_per_class: int = 10  # class-balanced sample (authors' CIFAR-10 configurations)
     fallback_batches: int = 1    # whole batches, for targets that are not class indices
+    bounds = {"temperature": "(0, inf)", "samples_per_class": "[1, inf)", "fallback_batches": "[1, inf)"}
 
     # T softens the logits for g and Hg (the authors' code: 200); the sample size sets the noise of Hg
     search_space = {"temperature": Uniform(20.0, 2000.0, log=True), "samples_per_class": Choice(5, 10, 25)}

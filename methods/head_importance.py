@@ -34,17 +34,13 @@ from sparsebench.library.structures import head_groups
 class HeadImportance(PruneAfterTraining):
     step_fraction: float = 0.1      # of all heads removed per step (the paper's 10 %)
     calibration_examples: int = 512  # training examples the importance is estimated on, per step
+    bounds = {"step_fraction": "(0, 1]", "calibration_examples": "[1, inf)"}
 
     criterion = "gradient"
     structure = "heads"
     exact_sparsity = False  # the target is a fraction of heads; the weights' sparsity follows from it
     paper = "Michel et al. 2019, Are Sixteen Heads Really Better than One? (NeurIPS)"
     untuned = "the step and the estimate's size are the paper's; no retraining"
-
-    def __post_init__(self):
-        super().__post_init__()
-        if not 0.0 < self.step_fraction <= 1.0 or self.calibration_examples < 1:
-            raise ValueError("step_fraction must be in (0, 1] and calibration_examples >= 1")
 
     def run(self, ctx):
         ctx.train()

@@ -37,11 +37,6 @@ class L1Filter(PruneAfterTraining):
     exact_sparsity = False  # the target is a fraction of units; the weights' sparsity follows from it
     paper = "Li et al. 2017, Pruning Filters for Efficient ConvNets (ICLR)"
 
-    def __post_init__(self):
-        super().__post_init__()
-        if not isinstance(self.shared, bool):
-            raise ValueError(f"shared is true or false, got {self.shared!r}")
-
     def score(self, ctx):
         return magnitude_scores(ctx.masks)
 

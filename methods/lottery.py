@@ -70,6 +70,7 @@ class IterativeMagnitude(Method):
     rewind: str = "weights"          # weights (lottery tickets) | lr (learning-rate rewinding)
     rewind_fraction: float = 0.0     # k as a fraction of one training (0: the original init / full schedule)
     rewind_steps: int | None = None  # k in iterations; overrides ``rewind_fraction``
+    bounds = {"rate": "(0, 1)", "output_rate": "[0, 1)", "rewind_fraction": "[0, 1]", "rewind_steps": "[0, inf)"}
 
     when = "after"
     criterion = "magnitude"
@@ -78,8 +79,6 @@ class IterativeMagnitude(Method):
              "and Fine-tuning in Neural Network Pruning (ICLR)")
 
     def __post_init__(self):
-        if not 0.0 < self.rate < 1.0:
-            raise ValueError(f"rate must be in (0, 1), got {self.rate}")
         if self.rule not in ("layerwise", "global"):
             raise ValueError(f"rule must be 'layerwise' or 'global', got {self.rule!r}")
         if self.rewind not in ("weights", "lr"):

@@ -28,6 +28,7 @@ from sparsebench.library.structures import check_pattern, check_pattern_target, 
 class NMMagnitude(PruneAfterTraining):
     n: int = 2  # weights kept in every run of m
     m: int = 4
+    bounds = {"n": "[1, inf)", "m": "[2, inf)"}
 
     criterion = "magnitude"
     structure = "n:m"

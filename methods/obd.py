@@ -37,6 +37,7 @@ CURVATURES = ("fisher", "hutchinson")
 class OptimalBrainDamage(PruneAfterTraining):
     curvature: str = "fisher"         # h_kk: fisher (empirical, ≥ 0) | hutchinson (exact Hessian)
     calibration_examples: int = 1024  # training examples the curvature is estimated on
+    bounds = {"calibration_examples": "[1, inf)"}
 
     version = "2"
     criterion = "second-order"
@@ -47,8 +48,6 @@ class OptimalBrainDamage(PruneAfterTraining):
         super().__post_init__()
         if self.curvature not in CURVATURES:
             raise ValueError(f"unknown curvature {self.curvature!r}; choose one of {', '.join(CURVATURES)}")
-        if self.calibration_examples < 1:
-            raise ValueError(f"calibration_examples must be >= 1, got {self.calibration_examples}")
 
     def score(self, ctx):
         params = ctx.masks.params

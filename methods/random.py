@@ -44,10 +44,6 @@ class RandomStructured(Method):
     paper = "Liu et al. 2022, The Unreasonable Effectiveness of Random Pruning (ICLR); structured: Li et al. 2017"
     untuned = "the sanity baseline has no hyperparameter"
 
-    def __post_init__(self):
-        if not isinstance(self.shared, bool):
-            raise ValueError(f"shared is true or false, got {self.shared!r}")
-
     def run(self, ctx):
         scores = {n: torch.rand(p.shape) for n, p in ctx.masks.params.items()}
         ctx.masks.set(structured_masks(ctx, scores, ctx.sparsity, shared=self.shared))

@@ -30,6 +30,7 @@ from sparsebench.library.scores import connection_sensitivity
 class SNIP(PruneAtInit):
     num_batches: int = 1  # mini-batches of training data for the sensitivity (Algorithm 1: one)
     score_mode: str = "eval"  # snip-public: is_train False while pruning
+    bounds = {"num_batches": "[1, inf)"}
 
     version = "2"
     # the sensitivity's only knob: Algorithm 1 uses one mini-batch; more average out its noise

@@ -47,17 +47,11 @@ class SparseGPT(PruneAfterTraining):
     dampening: float = 0.01          # of the mean Hessian diagonal (percdamp)
     calibration_examples: int = 128  # nsamples
     zero_unseen_tokens: bool = False  # an embedding's tokens absent from calibration: zeroed (the code's rule)
+    bounds = {"block_size": "[1, inf)", "dampening": "[0, 1)", "calibration_examples": "[1, inf)"}
 
     criterion = "second-order"
     paper = "Frantar & Alistarh 2023, SparseGPT: Massive Language Models Can Be Accurately Pruned in One-Shot (ICML)"
     untuned = "the paper fixes its block size, dampening and calibration size for every model"
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.block_size < 1 or not 0.0 <= self.dampening < 1.0 or self.calibration_examples < 1:
-            raise ValueError("block_size and calibration_examples must be >= 1, dampening in [0, 1)")
-        if not isinstance(self.zero_unseen_tokens, bool):
-            raise ValueError(f"zero_unseen_tokens is true or false, got {self.zero_unseen_tokens!r}")
 
     def run(self, ctx):
         ctx.train()

@@ -74,6 +74,7 @@ class SRSTE(Method):
     n: int = 2
     m: int = 4
     decay: float = 2e-4  # λ_W, the sparse-refined decay (the code's default)
+    bounds = {"n": "[1, inf)", "m": "[2, inf)", "decay": "[0, inf)"}
 
     when = "dynamic"
     criterion = "magnitude"
@@ -83,8 +84,6 @@ class SRSTE(Method):
 
     def __post_init__(self):
         check_pattern(self.n, self.m)
-        if not self.decay >= 0:
-            raise ValueError(f"decay must be >= 0, got {self.decay!r}")
 
     def check_target(self, sparsity):
         check_pattern_target(sparsity, self.n, self.m)

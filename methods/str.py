@@ -76,6 +76,7 @@ class STR(Method):
     s_init: float = -8.0                # initial threshold parameter of every layer
     weight_decay: float | None = None   # λ on W and s; None: from the target (LAMBDA_FOR_SPARSITY)
     lambda_scale: float = 1.0           # multiplies the table's λ (weight_decay None)
+    bounds = {"weight_decay": "[0, inf)", "lambda_scale": "(0, inf)"}
 
     # the paper tunes λ per target and fixes s_init per architecture: λ within 10x of the table, s_init
     # from g = 6e-6 to 2e-2 (the network starts dense throughout)

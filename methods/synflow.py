@@ -70,6 +70,7 @@ def check_flow(scores: dict[str, torch.Tensor], ratio: float = 1e-12) -> None:
 class SynFlow(PruneAtInit):
     rounds: int = 100  # n, pruning iterations of the exponential schedule
     score_mode: str = "eval"  # Synaptic-Flow prune.py: model.eval()
+    bounds = {"rounds": "[1, inf)"}
 
     version = "2"
     # the number of rounds is the paper's one knob (Fig. 6 / Appendix: 100 by default; fewer rounds

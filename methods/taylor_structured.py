@@ -32,6 +32,7 @@ class TaylorStructured(Method):
     frequency: int = 10            # minibatches between pruning steps (their pruning frequency)
     retrain_fraction: float = 0.25  # fine-tuning after the dense training, a fraction of one training
     prune_fraction: float = 0.5    # of the fine-tuning, the part in which units are removed
+    bounds = {"frequency": "[1, inf)", "retrain_fraction": "(0, 10]", "prune_fraction": "(0, 1]"}
 
     when = "after"
     criterion = "gradient"
@@ -39,12 +40,6 @@ class TaylorStructured(Method):
     exact_sparsity = False  # the target is a fraction of units; the weights' sparsity follows from it
     paper = "Molchanov et al. 2019, Importance Estimation for Neural Network Pruning (CVPR)"
     untuned = "the schedule is set by the budget: the target is reached in the first half of the fine-tuning"
-
-    def __post_init__(self):
-        if not (isinstance(self.frequency, int) and self.frequency >= 1):
-            raise ValueError(f"frequency must be an integer >= 1, got {self.frequency!r}")
-        if not (0.0 < self.retrain_fraction <= 10.0 and 0.0 < self.prune_fraction <= 1.0):
-            raise ValueError("retrain_fraction must be in (0, 10] and prune_fraction in (0, 1]")
 
     def run(self, ctx):
         ctx.train()

@@ -47,6 +47,7 @@ class Wanda(PruneAfterTraining):
     group: str = "output"            # comparison group: each output row (the paper) | each layer
     calibration_examples: int = 128  # the authors' nsamples
     rule: str = "uniform"            # with group="layer": every layer at the target, as the paper
+    bounds = {"calibration_examples": "[1, inf)"}
 
     criterion = "magnitude × activation"
     paper = "Sun et al. 2024, A Simple and Effective Pruning Approach for Large Language Models (ICLR)"
@@ -56,8 +57,6 @@ class Wanda(PruneAfterTraining):
         super().__post_init__()
         if self.group not in GROUPS:
             raise ValueError(f"unknown group {self.group!r}; choose one of {', '.join(GROUPS)}")
-        if self.calibration_examples < 1:
-            raise ValueError(f"calibration_examples must be >= 1, got {self.calibration_examples}")
 
     def score(self, ctx):
         norms, modules = input_norms(ctx, self.calibration_examples), owners(ctx)

@@ -9,6 +9,7 @@ import sys
 from sparsebench.core import registry
 from sparsebench.data import DataError
 from sparsebench.running.suites import SUITES
+from sparsebench.running.tracking import StoreError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"run": lambda a: _run(a, argv), "leaderboard": _leaderboard, "list": _list, "export": _export,
                 "import": _import, "check": _check}[args.command](args)
-    except (registry.UnknownPluginError, ValueError, DataError) as exc:
+    except (registry.UnknownPluginError, ValueError, DataError, StoreError) as exc:
         print(f"sparsebench: error: {exc}", file=sys.stderr)
         return 2
 

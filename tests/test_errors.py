@@ -57,6 +57,54 @@ def test_failing_plugin_becomes_a_failed_result(name, reason):
     assert reason in result["reason"]
 
 
+@pytest.mark.parametrize("name", ["test-nan-weights-learned", "test-nan-weights-exact"])
+def test_non_finite_final_weights_fail_as_diverged(name):
+    result = run_trial(TrialSpec("tiny-mlp", name, 0.5))
+    assert (result["status"], result["reason"]) == ("failed", "diverged: non-finite weights in 4.weight"), result
+
+
+def test_non_finite_weights_during_training_fail_at_the_epoch_they_appear():
+    import torch
+    from sparsebench.core.train import Diverged
+    from sparsebench.running.trial import make_context, make_task, seed_everything
+    task = make_task("tiny-mlp", "quick")
+    splits = task.load(None)
+    ctx = make_context(task, splits.train, splits.val, 0.0, seed_everything(0))
+    weight = next(iter(ctx.masks.params.values()))
+
+    def poison(i):  # at the epoch's last step: no later loss sees it, only the epoch's end
+        if i == ctx.steps_per_epoch - 1:
+            with torch.no_grad():
+                weight[0, 0] = float("inf")
+    with pytest.raises(Diverged, match="non-finite weights in 0.weight"):
+        ctx.train(steps=ctx.steps_per_epoch, every=1, callback=poison)
+
+
+@pytest.mark.parametrize("setting,message", [("delta_t=abc", "delta_t must be an integer, got 'abc'"),
+                                             ("delta_t=0", "delta_t must be in [1, inf), got 0"),
+                                             ("alpha=1.5", "alpha must be in (0, 1], got 1.5"),
+                                             ("alpha=NaN", "alpha must be a number, got nan"),
+                                             ("rule=3", "rule must be a string, got 3")])
+def test_set_values_are_type_and_range_checked_before_anything_starts(setting, message, capsys, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = cli.main(["run", "--task", "tiny-mlp", "--method", "rigl", "--sparsity", "0.5", "--set", setting,
+                     "--tracking-uri", uri])
+    assert code == 2
+    assert f"method 'rigl': {message}" in capsys.readouterr().err
+    assert not (tmp_path / "mlflow.db").exists()  # refused before the store was touched
+
+
+def test_every_declared_bound_is_a_valid_interval_holding_the_default():
+    from sparsebench.core.method import check_hparams, in_interval
+    for name in registry.METHODS.names():
+        cls, defaults = registry.METHODS.get(name)
+        values = make_method(name).hparams()
+        for key, interval in cls.bounds.items():
+            assert key in values, f"{name}: bound on {key}, which is not a hyperparameter"
+            assert values[key] is None or in_interval(values[key], interval), f"{name}: default {key} outside {interval}"
+        check_hparams(name, cls, values)
+
+
 def _mnist_copy(tmp_path, corrupt: str | None = None, drop: str | None = None) -> Path:
     if not SHARED_MNIST.exists():
         pytest.skip("no MNIST in ../shared/data")

@@ -25,7 +25,13 @@ from sparsebench.core.task import Recipe, Split, Task, to_device
 
 
 class Diverged(RuntimeError):
-    """The training loss became NaN or infinite."""
+    """The training loss, a validation metric or a weight became NaN or infinite."""
+
+
+def nonfinite_parameter(model: nn.Module) -> str | None:
+    """The name of the first parameter of ``model`` holding a NaN or an infinity, if any."""
+    with torch.no_grad():
+        return next((n for n, p in model.named_parameters() if not torch.isfinite(p).all()), None)
 
 
 @dataclass
@@ -222,6 +228,10 @@ class Trainer:
         self.model.eval()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.recipe.autocast is not None):
             val = self.task.evaluate(self.model, self.val_split)  # monitoring: the final evaluations are float32
+        bad = nonfinite_parameter(self.model)
+        if bad or not math.isfinite(val):  # NaN outputs can score a finite accuracy: the weights tell
+            raise Diverged(f"non-finite weights in {bad}" if bad else
+                           f"validation {self.task.metric.name} is {val} after epoch {self.epoch}")
         self.log({"train/loss": last_loss, f"val/{self.task.metric.name}": val,
                   "train/density": self.masks.density(), "cost/steps": self.cost.steps}, self.epoch)
 

@@ -38,16 +38,13 @@ class PruneAfterTraining(Method):
     retrain: str = "lr-rewind"      # lr-rewind | finetune | none (Renda et al. 2020)
     retrain_fraction: float = 1.0   # t, retraining steps as a fraction of one training
     lr_scale: float = 1.0           # the retraining's learning rate relative to the rule's (1: as published)
+    bounds = {"retrain_fraction": "(0, 10]", "lr_scale": "(0, inf)"}
 
     when = "after"
 
     def __post_init__(self):
         if self.retrain not in RETRAIN:
             raise ValueError(f"unknown retrain {self.retrain!r}; choose one of {', '.join(RETRAIN)}")
-        if not 0.0 < self.retrain_fraction <= 10.0:
-            raise ValueError(f"retrain_fraction must be in (0, 10], got {self.retrain_fraction}")
-        if not self.lr_scale > 0:
-            raise ValueError(f"lr_scale must be positive, got {self.lr_scale}")
 
     def space(self, sparsity):
         # Renda et al. 2020 (Fig. 4-6) vary the retraining length t; the rate scale is the practitioner's

@@ -39,7 +39,7 @@ def build(uri: str | None = None, out_dir: str | Path = "leaderboard", ui: str |
     ``ui`` is the MLflow UI's base URL for the page's links (default: :func:`ui_url`; without one
     they point into the runs bundle).
     """
-    uri = tracking.tracking_uri(uri)
+    uri = tracking.open_store(tracking.tracking_uri(uri))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     trials = trial_table(uri)

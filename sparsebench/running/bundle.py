@@ -58,7 +58,7 @@ def sort_key(record: dict) -> tuple:
 def export_bundle(uri: str | None = None, folder: str | Path = DEFAULT_FOLDER) -> dict[str, int]:
     """Write every finished trial run of the store at ``uri`` into ``folder``, one file per task
     (merged with the records already there, by run id); returns records written per task."""
-    uri = tracking.tracking_uri(uri)
+    uri = tracking.open_store(tracking.tracking_uri(uri))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     by_task: dict[str, dict[str, dict]] = {}
@@ -153,7 +153,7 @@ def check(record: dict) -> str | None:
 
 def import_bundle(source: str | Path = DEFAULT_FOLDER, uri: str | None = None, strict: bool = False) -> ImportSummary:
     """Check every record of the bundle at ``source``, then write those the store at ``uri`` lacks."""
-    uri = tracking.tracking_uri(uri)
+    uri = tracking.open_store(tracking.tracking_uri(uri))
     records = read_bundle(source)
     summary = ImportSummary(records=len(records))
     ids = Counter(r.get("run_id") for r in records)

@@ -110,6 +110,7 @@ def run_sweep(specs: list[TrialSpec], *, data_root=None, uri=None, address=None,
     uri = tracking.tracking_uri(uri)
     root = resolve_data_root(data_root)
     validate(specs, root)
+    tracking.open_store(uri)
     todo = pending(specs, uri, retry_failed)
     summary = SweepSummary(len(specs), len(specs) - len(todo), 0, 0)
     print(f"sparsebench: {len(specs)} trials, {len(todo)} to run, {summary.skipped} already done; "

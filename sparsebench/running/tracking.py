@@ -9,11 +9,15 @@ tags hold the config id, code version, status (``running``, ``completed``, ``fai
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import sqlite3
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -31,6 +35,58 @@ TERMINAL = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"
 def tracking_uri(uri: str | None = None) -> str:
     """``uri``, else ``MLFLOW_TRACKING_URI``, else a SQLite file ``mlflow.db`` in the working directory."""
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+class StoreError(RuntimeError):
+    """The tracking store cannot be reached or opened."""
+
+
+REACH_TIMEOUT_S = 5
+
+
+def open_store(uri: str) -> str:
+    """Make the store at ``uri`` ready before anything is run or read, and return ``uri``.
+
+    A SQLite file is created and migrated by one process at a time, under a lock beside it (two
+    sweeps starting on a fresh file otherwise race in MLflow's schema migration and leave it
+    half-migrated), and a half-migrated file is refused with the way out. A tracking server must
+    answer its health check within seconds (MLflow's client would retry for minutes)."""
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///"):])
+        if not path.parent.is_dir():
+            raise StoreError(f"cannot create the MLflow store {path}: folder {path.parent} does not exist")
+        with open(path.with_name(path.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            _refuse_half_migrated(path)
+            try:
+                MlflowClient(uri).search_experiments(max_results=1)  # creates and migrates the schema
+            except Exception as exc:
+                raise StoreError(f"cannot open the MLflow store {path}: {type(exc).__name__}: {exc}"
+                                 f"{_WAY_OUT.format(path=path)}") from None
+    elif uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=REACH_TIMEOUT_S) as answer:
+                answer.read()
+        except (OSError, urllib.error.URLError) as exc:
+            raise StoreError(f"cannot reach MLflow at {uri}: {getattr(exc, 'reason', exc)}. Is the tracking "
+                             "server running, and is the address right (--tracking-uri or MLFLOW_TRACKING_URI)?") \
+                from None
+    return uri
+
+
+_WAY_OUT = (". To start over from the committed results, move it aside and rebuild it from the runs bundle: "
+            "mv {path} {path}.broken && sparsebench import leaderboard/runs")
+
+
+def _refuse_half_migrated(path: Path) -> None:
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with sqlite3.connect(path) as db:
+        tables = [row[0] for row in db.execute("select name from sqlite_master where type = 'table'")]
+    leftovers = [t for t in tables if t.startswith("_alembic_tmp_")]
+    if leftovers:
+        raise StoreError(f"the MLflow store {path} is half-migrated (a schema migration was interrupted: "
+                         f"{', '.join(leftovers)} left behind){_WAY_OUT.format(path=path)}")
 
 
 def code_version() -> str:

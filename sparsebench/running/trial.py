@@ -24,9 +24,9 @@ from sparsebench.data import data_root as resolve_data_root
 from sparsebench.core import inference
 from sparsebench.core.flops import count_forward_flops
 from sparsebench.core.masks import Masks, check_sparsity, sparsity_report
-from sparsebench.core.method import Context, Method
+from sparsebench.core.method import Context, Method, check_hparams
 from sparsebench.core.task import Split, Task, to_device
-from sparsebench.core.train import Diverged, Trainer, TrainingCache
+from sparsebench.core.train import Diverged, Trainer, TrainingCache, nonfinite_parameter
 from sparsebench.library import structures
 from sparsebench.library.connectivity import Connectivity, connectivity
 
@@ -102,12 +102,7 @@ def config_hash(spec: dict, method_version: str, task_version: str) -> str:
 
 def make_method(name: str, overrides: dict | None = None) -> Method:
     cls, defaults = registry.METHODS.get(name)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(overrides or {}) - known
-    if unknown:
-        raise ValueError(f"method {name!r} has no hyperparameter {', '.join(sorted(unknown))}; "
-                         f"it has: {', '.join(sorted(known)) or 'none'}")
-    return cls(**{**defaults, **(overrides or {})})
+    return cls(**check_hparams(name, cls, {**defaults, **(overrides or {})}))
 
 
 def make_task(name: str, profile: str) -> Task:
@@ -157,6 +152,8 @@ def run_trial(spec: TrialSpec, data_root: Path | None = None,
                        traceback.format_exc())
 
     masks.apply()
+    if bad := nonfinite_parameter(model):  # before counting zeros: a NaN is not one
+        return _failed(result, f"diverged: non-finite weights in {bad}")
     weights = {n: p.detach() for n, p in masks.params.items()}
     achieved, per_layer = sparsity_report(weights)
     paths = trace_connectivity(task, model, masks, train_split)

@@ -76,3 +76,22 @@ class Slow(Method):
         time.sleep(self.seconds)
         ctx.masks.prune({n: torch.rand(p.shape) for n, p in ctx.masks.params.items()}, ctx.sparsity)
         ctx.train(steps=2)
+
+
+@register_method("test-nan-weights-learned")
+@register_method("test-nan-weights-exact", exact=True)
+@dataclass
+class NaNWeights(Method):
+    """Trains, then leaves NaN in the last weight matrix (as a learned-sparsity method might)."""
+    when, criterion, paper = "during", "none", "—"
+    exact: bool = False
+
+    @property
+    def exact_sparsity(self):
+        return self.exact
+
+    def run(self, ctx):
+        ctx.masks.prune({n: torch.rand(p.shape) for n, p in ctx.masks.params.items()}, ctx.sparsity)
+        ctx.train(steps=2)
+        with torch.no_grad():
+            list(ctx.masks.params.values())[-1].fill_(float("nan"))
