@@ -78,9 +78,9 @@ def test_importing_into_the_origin_store_adds_nothing_and_a_resumed_sweep_skips_
     assert bundle.import_bundle(store["bundle"], store["uri"]).imported == 0
     fresh = f"sqlite:///{tmp_path / 'resume.db'}"
     bundle.import_bundle(store["bundle"], fresh)
-    assert pending(store["specs"], fresh) == []
+    assert pending(store["specs"], fresh) == ([], 0)
     more = plan(["tiny-mlp"], ["random"], [0.8], [0])
-    assert pending(store["specs"] + more, fresh) == more
+    assert pending(store["specs"] + more, fresh) == (more, 0)
 
 
 def tampered(store, tmp_path, change) -> str:

@@ -28,6 +28,7 @@ def test_sweep_records_runs_resumes_and_builds_leaderboard(tracking_uri, tmp_pat
 
     # an interrupted earlier sweep left this trial's run open
     stale = tracking.TrialRun(tracking_uri, first[0], first[0].config_id(), {"metric": "accuracy"})
+    MlflowClient(tracking_uri).set_tag(stale.run_id, "sb.heartbeat", "0")  # its worker is long gone
 
     summary = sweep(first + bad, tracking_uri)
     assert (summary.planned, summary.completed, summary.failed) == (6, 4, 2)
@@ -40,9 +41,16 @@ def test_sweep_records_runs_resumes_and_builds_leaderboard(tracking_uri, tmp_pat
     assert "boom from a plugin" in failed["test-raises"]
     assert "worker died" in failed["test-kills-worker"]
 
-    # the full grid: finished and failed trials are skipped, only the missing ones run
+    assert failed.index.tolist().count("test-kills-worker") == 1
+    kinds = runs[runs["tags.sb.status"] == "failed"].set_index("params.method")["tags.sb.failure"]
+    assert (kinds["test-raises"], kinds["test-kills-worker"]) == ("method", "infrastructure")
+
+    # the full grid: finished trials and method failures are skipped, only the missing ones run, and
+    # the trial whose worker died is run again (up to INFRA_ATTEMPTS runs in all, then it is a result)
     summary = sweep(good + bad, tracking_uri)
-    assert (summary.skipped, summary.completed, summary.failed) == (6, len(good) - 4, 0)
+    assert (summary.skipped, summary.completed, summary.failed) == (5, len(good) - 4, 1)
+    for _ in range(tracking.INFRA_ATTEMPTS - 2):
+        assert sweep(bad, tracking_uri).failed == 1
     summary = sweep(good + bad, tracking_uri)
     assert summary.skipped == len(good) + len(bad) and summary.completed == 0
     runs = tracking.runs_frame(tracking_uri)

@@ -4,12 +4,20 @@ Datasets are read from a data root (``--data-root`` or ``SPARSEBENCH_DATA_ROOT``
 usual loaders expect (``MNIST/raw/*.gz``, ``ptb/ptb.train.txt``, ...). A file found there is
 checked against its MD5; a file not there is downloaded into the cache (``SPARSEBENCH_CACHE``,
 default ``~/.cache/sparsebench``) with the same check, unless ``SPARSEBENCH_OFFLINE=1``. The
-data root is never written to: what must be unpacked is unpacked in the cache.
+data root is never written to.
+
+What is read is verified, also where it comes out of an archive: loaders read straight from the
+verified archive where that is cheap (MNIST's ``.gz``, CIFAR-10's tarball); what is worth keeping
+unpacked or decoded in the cache (``extracted``) has its MD5 recorded in a sidecar when written
+and checked on every read, and is made again from the verified archive when it does not match.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 from pathlib import Path
+from typing import Callable
 
 from torchvision.datasets.utils import calculate_md5, download_url
 
@@ -62,15 +70,46 @@ def verified_file(root: Path | None, relpath: str, md5: str | None, urls: list[s
     raise DataError(f"{relpath} is missing ({where}) and could not be downloaded: " + "; ".join(errors))
 
 
-def staged_copy(files: dict[str, Path], *folder: str) -> Path:
-    """A writable cache folder holding links to ``files`` (name -> verified path), for loaders that
-    unpack next to their archives."""
-    target = cache_dir(*folder)
-    for name, src in files.items():
-        link = target / name
-        if link.is_symlink() or link.exists():
-            if link.resolve() == src.resolve():
-                continue
-            link.unlink()
-        link.symlink_to(src.resolve())
-    return target
+def _write_atomic(path: Path, blob: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def extracted(path: Path, make: Callable[[], bytes], source: str) -> bytes:
+    """The bytes of ``path``, a cache file made by ``make()`` from a verified archive (``source``,
+    for messages), checked against the MD5 recorded in its sidecar ``<name>.md5`` (``md5sum``'s
+    format) when it was written.
+
+    A missing, truncated or altered file, or one without a sidecar, is repaired automatically:
+    made again with ``make()`` (which verifies the archive) and written atomically, then its
+    sidecar. Only if that fails is a ``DataError`` raised, naming the file as corrupt and saying
+    why it could not be made again. ``make`` must give the same bytes every time, so that
+    processes making the file at once write the same file and sidecar.
+    """
+    sidecar = path.with_name(path.name + ".md5")
+    problem = None
+    if path.exists():
+        blob = path.read_bytes()
+        actual = hashlib.md5(blob).hexdigest()
+        try:
+            expected = sidecar.read_text().split()[0]
+        except (OSError, IndexError):
+            expected = None
+        if actual == expected:
+            return blob
+        problem = f"is corrupt: MD5 {actual}, expected {expected}" if expected else "has no recorded MD5"
+    try:
+        blob = make()
+        _write_atomic(path, blob)
+        _write_atomic(sidecar, f"{hashlib.md5(blob).hexdigest()}  {path.name}\n".encode())
+    except (DataError, OSError) as exc:
+        if problem is None:
+            raise
+        raise DataError(f"{path} {problem}, and making it again from {source} failed: {exc}") from exc
+    return blob

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,15 +35,17 @@ class SweepSummary:
     skipped: int
     completed: int
     failed: int
+    elsewhere: int = 0  # left to another live sweep that runs them
 
     @property
     def interrupted(self) -> int:
         """Trials neither skipped nor finished: the sweep was stopped before them."""
-        return self.planned - self.skipped - self.completed - self.failed
+        return self.planned - self.skipped - self.completed - self.failed - self.elsewhere
 
     def __str__(self) -> str:
         return (f"{self.planned} trials planned, {self.skipped} already done and skipped, "
                 f"{self.completed} completed, {self.failed} failed"
+                + (f", {self.elsewhere} left to another sweep running them" if self.elsewhere else "")
                 + (f", {self.interrupted} interrupted (run again to resume)" if self.interrupted > 0 else ""))
 
 
@@ -85,20 +88,31 @@ def describe(spec: TrialSpec) -> dict:
             "exact_sparsity": method_cls.exact_sparsity}
 
 
-def pending(specs: list[TrialSpec], uri: str, retry_failed: bool = False) -> list[TrialSpec]:
-    """Specs without a finished run; stale ``running`` runs of those are marked interrupted."""
+def pending(specs: list[TrialSpec], uri: str, retry_failed: bool = False) -> tuple[list[TrialSpec], int]:
+    """Specs without a finished run, and how many others a live sweep is running. A failure is
+    finished unless ``retry_failed`` or its worker died (re-run up to ``INFRA_ATTEMPTS`` runs);
+    ``running`` runs whose heartbeat stopped are marked interrupted and their trials re-run."""
     runs = tracking.runs_frame(uri, sorted({s.task for s in specs}))
     if runs.empty:
-        return specs
-    done_states = {"completed"} if retry_failed else {"completed", "failed"}
-    status = runs["tags.sb.status"]
-    done = set(runs.loc[status.isin(done_states), "tags.sb.config_id"])
-    todo = [s for s in specs if s.config_id() not in done]
+        return specs, 0
+    tags = runs.filter(like="tags.").rename(columns=lambda c: c[len("tags."):]).to_dict("records")
+    starts = (runs["start_time"].astype("int64") // 10**6).tolist()
+    done, infra, live, dead = set(), {}, set(), []
+    for run_id, tag, start in zip(runs["run_id"], tags, starts):
+        config_id, status = tag.get("sb.config_id"), tag.get("sb.status")
+        if status == "completed" or (status == "failed" and not retry_failed and tracking.is_done(tag)):
+            done.add(config_id)
+        elif status == "failed" and not retry_failed:
+            infra[config_id] = infra.get(config_id, 0) + 1
+        elif status == "running":
+            (live.add(config_id) if tracking.is_alive(tag, start) else dead.append((config_id, run_id)))
+    done |= {c for c, n in infra.items() if n >= tracking.INFRA_ATTEMPTS}
+    todo = [s for s in specs if s.config_id() not in done | live]
     todo_ids = {s.config_id() for s in todo}
-    stale = runs[(status == "running") & runs["tags.sb.config_id"].isin(todo_ids)]
-    for run_id in stale["run_id"]:
-        tracking.set_status(uri, run_id, "interrupted", "the sweep was interrupted before this trial finished")
-    return todo
+    for config_id, run_id in dead:
+        if config_id in todo_ids:
+            tracking.set_status(uri, run_id, "interrupted", "the sweep was interrupted before this trial finished")
+    return todo, sum(s.config_id() in live - done for s in specs)
 
 
 def run_sweep(specs: list[TrialSpec], *, data_root=None, uri=None, address=None, name="sweep",
@@ -111,10 +125,10 @@ def run_sweep(specs: list[TrialSpec], *, data_root=None, uri=None, address=None,
     root = resolve_data_root(data_root)
     validate(specs, root)
     tracking.open_store(uri)
-    todo = pending(specs, uri, retry_failed)
-    summary = SweepSummary(len(specs), len(specs) - len(todo), 0, 0)
-    print(f"sparsebench: {len(specs)} trials, {len(todo)} to run, {summary.skipped} already done; "
-          f"tracking at {uri}", flush=True)
+    todo, elsewhere = pending(specs, uri, retry_failed)
+    summary = SweepSummary(len(specs), len(specs) - len(todo) - elsewhere, 0, 0, elsewhere)
+    print(f"sparsebench: {len(specs)} trials, {len(todo)} to run, {summary.skipped} already done"
+          + (f", {elsewhere} running in another sweep" if elsewhere else "") + f"; tracking at {uri}", flush=True)
     if not todo:
         return summary
     tasks = sorted({s.task for s in todo})
@@ -133,6 +147,7 @@ def run_sweep(specs: list[TrialSpec], *, data_root=None, uri=None, address=None,
         outcomes = finished_since(todo, uri, began)
         summary.completed = sum(o == "completed" for o in outcomes.values())
         summary.failed = sum(o == "failed" for o in outcomes.values())
+        summary.elsewhere += sum(outcome == "elsewhere" for _, outcome in results)
     return summary
 
 
@@ -159,12 +174,17 @@ def execute(config: dict) -> dict:
     registry.discover(context["plugin_roots"])
     spec = TrialSpec.from_json(config["spec"])
     torch.set_num_threads(max(1, int(os.environ.get("SPARSEBENCH_THREADS", "1"))))
-    run = tracking.TrialRun(context["uri"], spec, spec.config_id(), describe(spec), context["parents"].get(spec.task))
+    run = tracking.TrialRun(context["uri"], spec, spec.config_id(), {**describe(spec), **where()},
+                            context["parents"].get(spec.task))
+    if rival := run.rival():
+        run.withdraw()
+        return {"status": "elsewhere", "reason": f"run {rival} of another sweep holds this trial", "run_id": rival}
     started = time.time()
     try:
         store = CheckpointStore(context["uri"], spec.task) if context.get("checkpoints") else None
-        result = run_trial(spec, Path(context["data_root"]) if context["data_root"] else None, run.log,
-                           context["device"], store)
+        with heartbeat(run):
+            result = run_trial(spec, Path(context["data_root"]) if context["data_root"] else None, run.log,
+                               context["device"], store)
         if store is not None:
             result["metrics"].update({"checkpoints/hits": store.hits, "checkpoints/misses": store.misses})
     except Exception as exc:  # the task failed to load or build: still a result
@@ -176,6 +196,40 @@ def execute(config: dict) -> dict:
     run.finish(result)
     return {"status": result["status"], "reason": result["reason"], "run_id": run.run_id,
             **{k: v for k, v in result["metrics"].items() if k.startswith("final/")}}
+
+
+def where() -> dict:
+    """Where a trial runs: the host and, under Ray, the node id (tags ``sb.host``, ``sb.node``)."""
+    import socket
+
+    node = ""
+    try:
+        import ray
+        if ray.is_initialized():
+            node = ray.get_runtime_context().get_node_id()
+    except Exception:  # outside Ray, or an older runtime context: the host still says where
+        pass
+    return {"host": socket.gethostname(), "node": node}
+
+
+@contextmanager
+def heartbeat(run: tracking.TrialRun, every: float | None = None):
+    """Beat ``run``'s heartbeat every ``every`` seconds (``tracking.HEARTBEAT_S``) while the block runs."""
+    stop = threading.Event()
+
+    def beat():
+        while not stop.wait(every or tracking.HEARTBEAT_S):
+            try:
+                run.beat()
+            except Exception:  # a missed beat is not a failure of the trial
+                pass
+    thread = threading.Thread(target=beat, name="sparsebench-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _tune(specs: list[TrialSpec], context: dict, address: str | None, name: str, notes: dict):
@@ -285,10 +339,12 @@ def _progress(done: int, total: int, spec: TrialSpec, what: str) -> None:
 def _record_crash(context: dict, spec: TrialSpec, reason: str) -> None:
     runs = tracking.runs_frame(context["uri"], [spec.task])
     if not runs.empty:
-        mine = runs[(runs["tags.sb.config_id"] == spec.config_id()) & (runs["tags.sb.status"] == "running")]
+        mine = runs[(runs["tags.sb.config_id"] == spec.config_id()) & (runs["tags.sb.status"] == "running")
+                    & (runs.get("tags.mlflow.parentRunId") == context["parents"].get(spec.task))]  # not another sweep's
         if not mine.empty:
             for run_id in mine["run_id"]:
-                tracking.set_status(context["uri"], run_id, "failed", reason)
+                tracking.set_status(context["uri"], run_id, "failed", reason, failure="infrastructure")
             return
     run = tracking.TrialRun(context["uri"], spec, spec.config_id(), describe(spec), context["parents"].get(spec.task))
     run.finish({"status": "failed", "reason": reason})
+    tracking.set_status(context["uri"], run.run_id, "failed", reason, failure="infrastructure")

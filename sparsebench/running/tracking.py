@@ -139,6 +139,7 @@ class TrialRun:
     def __init__(self, uri: str, spec, config_id: str, describe: dict, parent_id: str | None = None):
         self.client = MlflowClient(uri)
         tags = {"sb.config_id": config_id, "sb.status": "running", "sb.code_version": code_version(),
+                "sb.heartbeat": str(int(time.time())),
                 "sb.spec": json.dumps(spec.to_json(), sort_keys=True),
                 "sb.kind": "trial", **{f"sb.{k}": str(v) for k, v in describe.items()},
                 # the spec again as tags, so that the MLflow UI shows and filters them as columns
@@ -149,10 +150,34 @@ class TrialRun:
         if parent_id:
             tags[MLFLOW_PARENT_RUN_ID] = parent_id
         run = self.client.create_run(_experiment(self.client, spec.task), run_name=spec.run_name, tags=tags)
-        self.run_id = run.info.run_id
+        self.run_id, self.uri, self.start_time = run.info.run_id, uri, run.info.start_time
         params = {"task": spec.task, "profile": spec.profile, "method": spec.method,
                   "sparsity": spec.sparsity, "seed": spec.seed, "config_id": config_id}
         self.client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+
+    def beat(self) -> None:
+        """Say that this run's worker is alive (a run whose heartbeat stops is reclaimed)."""
+        MlflowClient(self.uri).set_tag(self.run_id, "sb.heartbeat", str(int(time.time())))
+
+    def rival(self) -> str | None:
+        """The id of a run that holds this trial instead of this one: finished, or running (with a
+        live heartbeat) and claimed first. Claims are taken by creating the run and then looking:
+        of two live claims the earlier one (by start time, then id) wins, as both sides see."""
+        client = MlflowClient(self.uri)
+        exp = client.get_run(self.run_id).info.experiment_id
+        config_id = client.get_run(self.run_id).data.tags["sb.config_id"]
+        for other in client.search_runs([exp], f"tags.`sb.config_id` = '{config_id}'", max_results=1000):
+            tags = other.data.tags
+            if other.info.run_id == self.run_id or tags.get("sb.kind") != "trial":
+                continue
+            if is_done(tags) or (tags.get("sb.status") == "running" and is_alive(tags, other.info.start_time)
+                                 and (other.info.start_time, other.info.run_id) < (self.start_time, self.run_id)):
+                return other.info.run_id
+        return None
+
+    def withdraw(self) -> None:
+        """Give the trial up to its rival: this run is deleted, not recorded as a result."""
+        MlflowClient(self.uri).delete_run(self.run_id)
 
     def log(self, metrics: dict, step: int) -> None:
         now = int(time.time() * 1000)
@@ -162,6 +187,7 @@ class TrialRun:
         """Record the result, its status and reason, and end the run."""
         params = [Param(f"hp.{k}", str(v)) for k, v in result.get("hparams", {}).items()]
         tags = [RunTag("sb.status", result["status"]), RunTag("sb.reason", result.get("reason", "")[:5000]),
+                RunTag("sb.failure", "method" if result["status"] == "failed" else ""),
                 RunTag("sb.collapse", result.get("collapse", ""))]
         tags += [RunTag(f"sb.{k}", str(v)) for k, v in result.get("info", {}).items()]
         self.client.log_batch(self.run_id, params=params, tags=tags)
@@ -186,12 +212,32 @@ def runs_frame(uri: str, experiments: list[str] | None = None) -> pd.DataFrame:
                               output_format="pandas")
 
 
-def set_status(uri: str, run_id: str, status: str, reason: str) -> None:
-    """Mark a run as ``failed`` or ``interrupted`` with its reason, and end it."""
+def set_status(uri: str, run_id: str, status: str, reason: str, failure: str = "") -> None:
+    """Mark a run as ``failed`` (``failure``: "method" or "infrastructure") or ``interrupted``
+    with its reason, and end it."""
     client = MlflowClient(uri)
-    client.set_tag(run_id, "sb.status", status)
-    client.set_tag(run_id, "sb.reason", reason[:5000])
+    client.log_batch(run_id, tags=[RunTag("sb.status", status), RunTag("sb.reason", reason[:5000]),
+                                   RunTag("sb.failure", failure)])
     client.set_terminated(run_id, TERMINAL[status])
+
+
+# --- claims: a running trial's heartbeat, and which failures are results --------------------------
+
+HEARTBEAT_S = 30     # seconds between a running trial's heartbeats
+DEAD_AFTER_S = 150   # a running trial whose last heartbeat is older is taken to have died
+INFRA_ATTEMPTS = 3   # runs of a trial whose worker died before its failure is kept as a result
+
+
+def is_alive(tags: dict, start_time_ms: int, now: float | None = None) -> bool:
+    """Whether a ``running`` run's worker beat recently (runs without heartbeats: since their start)."""
+    last = float(tags.get("sb.heartbeat") or start_time_ms / 1000)
+    return (now or time.time()) - last < DEAD_AFTER_S
+
+
+def is_done(tags: dict) -> bool:
+    """A finished result: completed, or failed by the method (an infrastructure failure is re-run)."""
+    return tags.get("sb.status") == "completed" or (tags.get("sb.status") == "failed"
+                                                    and tags.get("sb.failure") != "infrastructure")
 
 
 # --- the runs bundle: trial runs as plain records (see :mod:`sparsebench.running.bundle`) ---------
