@@ -127,7 +127,9 @@ def _specs(args) -> tuple[list, list]:
         specs += plan(block["tasks"], methods, block["sparsities"], block["seeds"], block["profile"], overrides,
                       block.get("track", "default"))
     if not specs and not studies:
-        raise ValueError(f"suite {args.suite!r} has no trial with the options given")
+        raise ValueError(f"suite {args.suite!r} has no trial with the options given" if args.suite else
+                         "this grid has no trial: pruning methods run at sparsities in (0, 1) (the dense "
+                         "reference is --method dense)")
     return list({spec.config_id(): spec for spec in specs}.values()), studies
 
 

@@ -138,3 +138,25 @@ def test_missing_data_file_is_named(tmp_path, monkeypatch, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "train-labels-idx1-ubyte.gz is missing" in err
+
+
+def test_a_pruning_method_at_sparsity_zero_is_refused_without_a_store(capsys, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert cli.main(["run", "--task", "tiny-mlp", "--method", "magnitude", "--sparsity", "0",
+                     "--tracking-uri", uri]) == 2
+    assert "this grid has no trial: pruning methods run at sparsities in (0, 1)" in capsys.readouterr().err
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_errors_name_tasks_and_list_known_names_after_a_separator(capsys):
+    assert cli.main(["run", "--task", "lenet300-mnist", "--method", "dense", "--profile", "foo"]) == 2
+    assert "task 'lenet300-mnist' has no profile 'foo'" in capsys.readouterr().err
+    assert cli.main(["run", "--task", "tiny-mlp", "--method", "zzzz", "--sparsity", "0.5"]) == 2
+    assert "unknown method 'zzzz'. Known methods: dense," in capsys.readouterr().err
+
+
+def test_board_links_go_to_the_tracking_server_that_holds_the_runs(monkeypatch):
+    from sparsebench.report.board import ui_url
+    monkeypatch.delenv("SPARSEBENCH_MLFLOW_UI", raising=False)
+    assert ui_url(None, "http://mlflow.example:8080/") == "http://mlflow.example:8080"
+    assert ui_url(None, "sqlite:///x/mlflow.db") is None

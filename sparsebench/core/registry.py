@@ -50,8 +50,8 @@ class Registry:
         if name not in self.entries:
             hint = difflib.get_close_matches(name, self.entries, n=3)
             msg = f"unknown {self.kind} {name!r}"
-            msg += f"; did you mean {', '.join(map(repr, hint))}?" if hint else ""
-            msg += f" Known: {', '.join(sorted(self.entries)) or 'none'}."
+            msg += f"; did you mean {', '.join(map(repr, hint))}?" if hint else "."
+            msg += f" Known {self.kind}s: {', '.join(sorted(self.entries)) or 'none'}."
             if self.broken:
                 msg += f" Broken {self.kind} plugins: {', '.join(sorted(self.broken))}."
             raise UnknownPluginError(msg)

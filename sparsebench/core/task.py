@@ -126,7 +126,8 @@ class Task:
 
     def __init__(self, profile: str = "quick"):
         if profile not in self.profiles:
-            raise ValueError(f"task {type(self).__name__} has no profile {profile!r}; profiles: {', '.join(self.profiles)}")
+            name = next(iter(getattr(type(self), "registered_names", ())), type(self).__name__)
+            raise ValueError(f"task {name!r} has no profile {profile!r}; profiles: {', '.join(self.profiles)}")
         self.profile = profile
         self.recipe = self.profiles[profile]
 

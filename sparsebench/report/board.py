@@ -13,10 +13,11 @@ from sparsebench.report.tables import KEYS, aggregate, ranks, sections, trial_ta
 from sparsebench.running import tracking
 
 
-def ui_url(url: str | None = None) -> str | None:
-    """Base URL of the MLflow UI that cells link to: ``url``, else ``$SPARSEBENCH_MLFLOW_UI``; None (cells
-    link to the runs bundle, which every reader of a committed board has) when neither is set."""
-    url = url or os.environ.get("SPARSEBENCH_MLFLOW_UI")
+def ui_url(url: str | None = None, tracking_uri: str = "") -> str | None:
+    """Base URL of the MLflow UI that cells link to: ``url``, else ``$SPARSEBENCH_MLFLOW_UI``, else the
+    tracking server's (an http(s) tracking URI serves the UI); None (cells link to the runs bundle,
+    which every reader of a committed board has) for a local store."""
+    url = url or os.environ.get("SPARSEBENCH_MLFLOW_UI") or (tracking_uri if tracking_uri.startswith("http") else None)
     return url.rstrip("/") if url else None
 
 
@@ -64,5 +65,5 @@ def build(uri: str | None = None, out_dir: str | Path = "leaderboard", ui: str |
     body = [markdown_summary(ranked)] if not ranked.empty else []
     body += [markdown_section(part) for part in parts] or ["_No completed runs yet._", ""]
     (out / "README.md").write_text("\n".join(HEADER + body))
-    (out / "index.html").write_text(html.page(parts, ranked, ui_url(ui), table))
+    (out / "index.html").write_text(html.page(parts, ranked, ui_url(ui, uri), table))
     return table
