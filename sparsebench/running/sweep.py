@@ -4,8 +4,11 @@ draws from Ray Tune's search spaces, the only module that imports Ray.)
 Before Ray starts, the grid is checked (names, sparsities, data), and trials whose config id
 already has a finished run (completed, or failed with a reason) are skipped, so a re-run or an
 interrupted sweep only runs what is missing. Each trial receives names and numbers (JSON),
-re-discovers the plugins inside its worker and writes its own MLflow run; a trial whose worker
-dies is recorded as failed by the driver. Local Ray by default, a cluster by ``address``.
+re-discovers the plugins inside its worker, claims the trial in the store (a run with a
+heartbeat: a trial another live sweep holds is left to it) and writes its own MLflow run; a
+trial whose worker dies is recorded as an infrastructure failure by the driver and run again by
+the next sweep. A new local Ray by default (even where a ``ray start`` cluster runs), a cluster
+by ``address`` or ``RAY_ADDRESS`` (``auto``: the cluster ``ray start`` began on this machine).
 """
 from __future__ import annotations
 
@@ -275,9 +278,10 @@ def _tune(specs: list[TrialSpec], context: dict, address: str | None, name: str,
             _progress(len(outcomes), len(specs), spec, f"failed: worker died: {error}")
 
     owns_ray = not ray.is_initialized()
-    if owns_ray:
+    if owns_ray:  # a cluster only when asked for (--address, RAY_ADDRESS; "auto": the one `ray start` began)
+        address = address or os.environ.get("RAY_ADDRESS") or "local"  # not a `ray start` cluster met by chance
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                 **({} if address or os.environ.get("RAY_ADDRESS") else {"num_cpus": os.cpu_count()}))
+                 **({"num_cpus": os.cpu_count()} if address == "local" else {}))
     try:
         tuner = tune.Tuner(
             tune.with_resources(trainable, resources),

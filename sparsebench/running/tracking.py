@@ -71,7 +71,18 @@ def open_store(uri: str) -> str:
             raise StoreError(f"cannot reach MLflow at {uri}: {getattr(exc, 'reason', exc)}. Is the tracking "
                              "server running, and is the address right (--tracking-uri or MLFLOW_TRACKING_URI)?") \
                 from None
+    READY.add(uri)
     return uri
+
+
+READY: set[str] = set()  # stores this process has opened
+
+
+def store_client(uri: str) -> MlflowClient:
+    """A client of the store at ``uri``, opened (:func:`open_store`) the first time in this process."""
+    if uri not in READY:
+        open_store(uri)
+    return MlflowClient(uri)
 
 
 _WAY_OUT = (". To start over from the committed results, move it aside and rebuild it from the runs bundle: "
@@ -117,7 +128,7 @@ def _experiment(client: MlflowClient, task: str) -> str:
 
 def start_sweep(uri: str, tasks: list[str], name: str, params: dict) -> dict[str, str]:
     """One parent run per task for this sweep; returns task -> parent run id."""
-    client = MlflowClient(uri)
+    client = store_client(uri)
     parents = {}
     for task in tasks:
         run = client.create_run(_experiment(client, task), run_name=name,
@@ -128,7 +139,7 @@ def start_sweep(uri: str, tasks: list[str], name: str, params: dict) -> dict[str
 
 
 def end_sweep(uri: str, parents: dict[str, str], status: str = "FINISHED") -> None:
-    client = MlflowClient(uri)
+    client = store_client(uri)
     for run_id in parents.values():
         client.set_terminated(run_id, status)
 
@@ -137,7 +148,7 @@ class TrialRun:
     """The MLflow run of one trial, opened when the trial starts."""
 
     def __init__(self, uri: str, spec, config_id: str, describe: dict, parent_id: str | None = None):
-        self.client = MlflowClient(uri)
+        self.client = store_client(uri)
         tags = {"sb.config_id": config_id, "sb.status": "running", "sb.code_version": code_version(),
                 "sb.heartbeat": str(int(time.time())),
                 "sb.spec": json.dumps(spec.to_json(), sort_keys=True),
@@ -157,13 +168,13 @@ class TrialRun:
 
     def beat(self) -> None:
         """Say that this run's worker is alive (a run whose heartbeat stops is reclaimed)."""
-        MlflowClient(self.uri).set_tag(self.run_id, "sb.heartbeat", str(int(time.time())))
+        store_client(self.uri).set_tag(self.run_id, "sb.heartbeat", str(int(time.time())))
 
     def rival(self) -> str | None:
         """The id of a run that holds this trial instead of this one: finished, or running (with a
         live heartbeat) and claimed first. Claims are taken by creating the run and then looking:
         of two live claims the earlier one (by start time, then id) wins, as both sides see."""
-        client = MlflowClient(self.uri)
+        client = store_client(self.uri)
         exp = client.get_run(self.run_id).info.experiment_id
         config_id = client.get_run(self.run_id).data.tags["sb.config_id"]
         for other in client.search_runs([exp], f"tags.`sb.config_id` = '{config_id}'", max_results=1000):
@@ -177,7 +188,7 @@ class TrialRun:
 
     def withdraw(self) -> None:
         """Give the trial up to its rival: this run is deleted, not recorded as a result."""
-        MlflowClient(self.uri).delete_run(self.run_id)
+        store_client(self.uri).delete_run(self.run_id)
 
     def log(self, metrics: dict, step: int) -> None:
         now = int(time.time() * 1000)
@@ -201,7 +212,7 @@ class TrialRun:
 
 def runs_frame(uri: str, experiments: list[str] | None = None) -> pd.DataFrame:
     """All trial runs of sparsebench experiments (or the named tasks), one row each."""
-    client = MlflowClient(uri)
+    client = store_client(uri)
     names = [EXPERIMENT_PREFIX + t for t in experiments] if experiments else None
     exps = [e for e in client.search_experiments() if e.name.startswith(EXPERIMENT_PREFIX)
             and (names is None or e.name in names)]
@@ -215,7 +226,7 @@ def runs_frame(uri: str, experiments: list[str] | None = None) -> pd.DataFrame:
 def set_status(uri: str, run_id: str, status: str, reason: str, failure: str = "") -> None:
     """Mark a run as ``failed`` (``failure``: "method" or "infrastructure") or ``interrupted``
     with its reason, and end it."""
-    client = MlflowClient(uri)
+    client = store_client(uri)
     client.log_batch(run_id, tags=[RunTag("sb.status", status), RunTag("sb.reason", reason[:5000]),
                                    RunTag("sb.failure", failure)])
     client.set_terminated(run_id, TERMINAL[status])
@@ -253,7 +264,7 @@ def origin_id(run) -> str:
 
 def trial_runs(uri: str) -> list:
     """Every finished trial run (completed or failed) of the sparsebench experiments."""
-    client = MlflowClient(uri)
+    client = store_client(uri)
     exps = [e.experiment_id for e in client.search_experiments() if e.name.startswith(EXPERIMENT_PREFIX)]
     if not exps:
         return []
@@ -263,7 +274,7 @@ def trial_runs(uri: str) -> list:
 
 def run_layers(client: MlflowClient | str, run_id: str) -> dict | None:
     """A run's ``layers.json`` (per-layer shape, density, effective density, dead units), if it has one."""
-    client = MlflowClient(client) if isinstance(client, str) else client
+    client = store_client(client) if isinstance(client, str) else client
     if not any(f.path == "layers.json" for f in client.list_artifacts(run_id)):
         return None
     with tempfile.TemporaryDirectory() as tmp:
@@ -273,7 +284,7 @@ def run_layers(client: MlflowClient | str, run_id: str) -> dict | None:
 def export_records(uri: str) -> list[dict]:
     """Each finished trial run as a record: ids, times, params, tags, final metrics, per-epoch
     metrics and ``layers.json``."""
-    client = MlflowClient(uri)
+    client = store_client(uri)
     records = []
     for run in trial_runs(uri):
         info, data = run.info, run.data
@@ -299,7 +310,7 @@ def known_run_ids(uri: str) -> set[str]:
 
 def import_record(uri: str, record: dict) -> str:
     """Write one record as a new run of the store (tagged with its origin id); returns the new id."""
-    client = MlflowClient(uri)
+    client = store_client(uri)
     tags = {**record["tags"], ORIGIN: record["run_id"]}
     run = client.create_run(_experiment(client, record["params"]["task"]), start_time=record["start_time"],
                             run_name=record["run_name"], tags=tags)
@@ -321,7 +332,7 @@ def import_record(uri: str, record: dict) -> str:
 
 def fetch_checkpoint(uri: str, task: str, key: str, artifact: str, path: Path) -> bool:
     """Download the checkpoint ``key`` of ``task``'s experiment to ``path``; False if there is none."""
-    client = MlflowClient(uri)
+    client = store_client(uri)
     exp = client.get_experiment_by_name(EXPERIMENT_PREFIX + task)
     if exp is None:
         return False
@@ -337,7 +348,7 @@ def fetch_checkpoint(uri: str, task: str, key: str, artifact: str, path: Path) -
 
 def store_checkpoint(uri: str, task: str, key: str, path: Path, artifact: str) -> None:
     """Keep the checkpoint file at ``path`` as ``artifact`` of a run tagged with its key."""
-    client = MlflowClient(uri)
+    client = store_client(uri)
     run = client.create_run(_experiment(client, task), run_name=f"checkpoint-{key[:12]}",
                             tags={"sb.kind": "checkpoint", "sb.checkpoint": key, "sb.code_version": code_version()})
     with tempfile.TemporaryDirectory() as tmp:
