@@ -30,11 +30,16 @@ Validation: 5,000 training images, a fixed random choice (seed 0), are held out;
 the other 45,000 (OpenLTH trains on all 50,000 and reports test accuracy only).
 
 Data. ``*-cifar10`` reads the official CIFAR-10 only (``cifar-10-python.tar.gz`` in the data
-root or the cache, checked against torchvision's MD5, else downloaded from torchvision's URL, read
-by torchvision's ``CIFAR10``). This project's machines do not have the official files, so that
-loader has only been run here on small made-up archives in the official format (the tests).
+root or the cache, checked against torchvision's MD5, else downloaded from torchvision's URL),
+straight from the archive: each batch is checked in memory against torchvision's ``CIFAR10`` MD5s
+and unpickled as that class does; nothing is unpacked in the cache. This project's machines do not
+have the official files, so that loader has only been run here on small made-up archives in the
+official format (the tests).
 ``*-cifar10jpeg`` reads a lossy JPEG (quality 75) re-encoding of CIFAR-10,
-``cifar10-jpeg/cifar10-jpeg.tar.gz`` in the data root, which the offline machines have. The two
+``cifar10-jpeg/cifar10-jpeg.tar.gz`` in the data root, which the offline machines have, decoded
+once into a tensor file in the cache that is checked against the MD5 recorded when it was written
+on every load, and decoded again from the archive if it does not match
+(``sparsebench.data.extracted``). The two
 are different tasks, with different config ids, and the variant is also named in
 ``Splits.info["dataset_variant"]``: runs are tagged with it and the leaderboard never mixes them.
 
@@ -60,7 +65,9 @@ images, validates on 1,000 and tests on 2,000 (the first of a fixed random order
 """
 from __future__ import annotations
 
-import os
+import hashlib
+import io
+import pickle
 import tarfile
 from collections import OrderedDict
 from functools import lru_cache
@@ -74,7 +81,7 @@ from torch import nn
 from torchvision.datasets import CIFAR10
 
 from sparsebench import Recipe, Splits, Task, TensorSplit, register_task
-from sparsebench.data import DataError, cache_dir, staged_copy, verified_file
+from sparsebench.data import DataError, cache_dir, extracted, verified_file
 from sparsebench.data.vision import normalize, random_crop_flip
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # OpenLTH datasets/cifar10.py
@@ -172,7 +179,8 @@ def vgg16(num_classes: int = 10) -> nn.Module:
 # ---------------------------------------------------------------- data
 
 def read_official(root: Path | None):
-    """uint8 images (N, 3, 32, 32) and labels of the official train and test sets."""
+    """uint8 images (N, 3, 32, 32) and labels of the official train and test sets, read from the
+    verified archive, each batch checked against torchvision's MD5 before it is unpickled."""
     try:
         archive = verified_file(root, CIFAR10.filename, CIFAR10.tgz_md5, [CIFAR10.url])
     except DataError as exc:
@@ -180,16 +188,30 @@ def read_official(root: Path | None):
             raise DataError(f"{exc} The data root has the JPEG re-encoding of CIFAR-10: "
                             "the *-cifar10jpeg tasks read it.") from exc
         raise
-    folder = staged_copy({CIFAR10.filename: archive}, OFFICIAL)
-    sets = (CIFAR10(str(folder), train=t, download=True) for t in (True, False))
-    return [(torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets)) for ds in sets]
+    wanted = {f"{CIFAR10.base_folder}/{name}": md5 for name, md5 in CIFAR10.train_list + CIFAR10.test_list}
+    blobs = {}
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            if member.name in wanted:
+                blobs[member.name] = tar.extractfile(member).read()
+    for name, md5 in wanted.items():
+        if name not in blobs or hashlib.md5(blobs[name]).hexdigest() != md5:
+            raise DataError(f"{archive} is corrupt: {name} is {'wrong' if name in blobs else 'missing'}. "
+                            f"Delete it and download it again (from {CIFAR10.url}).")
+
+    def split(names):
+        entries = [pickle.loads(blobs[f"{CIFAR10.base_folder}/{n}"], encoding="latin1") for n, _ in names]
+        images = np.concatenate([e["data"] for e in entries]).reshape(-1, 3, 32, 32)
+        labels = [label for e in entries for label in e["labels"]]
+        return torch.from_numpy(images), torch.tensor(labels)
+    return [split(CIFAR10.train_list), split(CIFAR10.test_list)]
 
 
 def read_jpeg(root: Path | None):
-    """uint8 images and labels of the JPEG variant's train and test sets, decoded once into the cache."""
-    archive = verified_file(root, JPEG_ARCHIVE, JPEG_MD5, [])
-    decoded = cache_dir(JPEG) / f"{JPEG_MD5}.pt"
-    if not decoded.exists():
+    """uint8 images and labels of the JPEG variant's train and test sets, decoded once into the
+    cache (checked on every read, decoded again if it does not match its recorded MD5)."""
+    def decode() -> bytes:
+        archive = verified_file(root, JPEG_ARCHIVE, JPEG_MD5, [])
         images = {"train": ([], []), "test": ([], [])}
         with tarfile.open(archive) as tar:
             for member in tar:
@@ -199,11 +221,11 @@ def read_jpeg(root: Path | None):
                     with Image.open(tar.extractfile(member)) as image:
                         images[split][0].append(torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1))
                     images[split][1].append(label)
-        data = [(torch.stack(x), torch.tensor(y)) for x, y in (images["train"], images["test"])]
-        tmp = decoded.with_suffix(f".tmp{os.getpid()}")
-        torch.save(data, tmp)
-        os.replace(tmp, decoded)  # atomic: trials decoding at once both write whole files
-    return torch.load(decoded)
+        blob = io.BytesIO()
+        torch.save([(torch.stack(x), torch.tensor(y)) for x, y in (images["train"], images["test"])], blob)
+        return blob.getvalue()  # the same bytes every time (torch.save to memory is deterministic)
+    blob = extracted(cache_dir(JPEG) / f"{JPEG_MD5}.pt", decode, JPEG_ARCHIVE)
+    return torch.load(io.BytesIO(blob))
 
 
 @lru_cache(maxsize=2)

@@ -6,7 +6,9 @@ phrases) and ``dev.tsv`` (872 sentences). GLUE's test labels are private, so, as
 the benchmark reports on ``dev``: it is the test split here, and the last 872 rows of
 ``train.tsv`` are held out as the validation split. No checksum of the tsv files is published:
 the loader checks their header, labels and row counts instead. Users without the files get
-GLUE's ``SST-2.zip`` (checked against the MD5 torchtext uses), unpacked in the cache.
+GLUE's ``SST-2.zip`` (checked against the MD5 torchtext uses), unpacked in the cache with the MD5
+of each unpacked file recorded, checked on every read, and unpacked again from the verified
+archive where it does not match (``sparsebench.data.extracted``).
 
 Tokens: lower-cased words split on whitespace (the files are tokenized already), a vocabulary of
 every word of the training rows (validation rows excluded), ``<pad>`` and ``<unk>``; sentences
@@ -27,6 +29,7 @@ warm-up over 10 % of training, then decay; here cosine) with a from-scratch lear
 epoch on the first 40,000 training phrases.
 """
 import csv
+import io
 import zipfile
 from functools import lru_cache
 
@@ -34,7 +37,7 @@ import torch
 from torch import nn
 
 from sparsebench import Recipe, Splits, Task, TensorSplit, register_task
-from sparsebench.data import DataError, cache_dir, verified_file
+from sparsebench.data import DataError, cache_dir, extracted, verified_file
 from sparsebench.data.text import TransformerBlock, Vocab, gpt_init, transformer_prunable
 
 GLUE_URL = "https://dl.fbaipublicfiles.com/glue/data/SST-2.zip"
@@ -44,22 +47,32 @@ VALIDATION = 872
 PAD, UNK = "<pad>", "<unk>"
 
 
-def sst2_file(root, name: str):
-    """``sst2/<name>`` from the data root or cache, else unpacked from GLUE's ``SST-2.zip``."""
-    try:
-        return verified_file(root, f"sst2/{name}", None, [])
-    except DataError:
+def sst2_text(root, name: str):
+    """Path and text of ``sst2/<name>``: from the data root, else unpacked from GLUE's
+    ``SST-2.zip`` into the cache and checked there on every read (repaired if it does not match)."""
+    if root is not None and (root / "sst2" / name).exists():
+        path = root / "sst2" / name
+        return path, path.read_bytes().decode("utf-8")
+
+    def unpack() -> bytes:
         archive = verified_file(root, "sst2/SST-2.zip", GLUE_MD5, [GLUE_URL])
-        target = cache_dir("sst2") / name
         with zipfile.ZipFile(archive) as z:
-            target.write_bytes(z.read(f"SST-2/{name}"))
-        return target
+            return z.read(f"SST-2/{name}")
+    path = cache_dir("sst2") / name
+    return path, extracted(path, unpack, "sst2/SST-2.zip").decode("utf-8")
 
 
-def read_sst2(path) -> list[tuple[list[str], int]]:
-    """(words, label) rows of a labelled GLUE SST-2 file, checked for format and row count."""
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+def sst2_file(root, name: str):
+    """Path of ``sst2/<name>`` (see ``sst2_text``)."""
+    return sst2_text(root, name)[0]
+
+
+def read_sst2(path, text: str | None = None) -> list[tuple[list[str], int]]:
+    """(words, label) rows of a labelled GLUE SST-2 file (its ``text`` if given, read already),
+    checked for format and row count."""
+    if text is None:
+        text = path.read_bytes().decode("utf-8")
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE))
     if rows[0] != ["sentence", "label"] or any(len(r) != 2 or r[1] not in ("0", "1") for r in rows[1:]):
         raise DataError(f"{path} is not a labelled GLUE SST-2 file (header 'sentence<TAB>label', labels 0/1)")
     if len(rows) - 1 != ROWS[path.name]:
@@ -77,7 +90,7 @@ def encode(rows, vocab: Vocab, max_len: int) -> TensorSplit:
 
 @lru_cache(maxsize=4)
 def load_sst2(root, max_len: int) -> Splits:
-    train, dev = (read_sst2(sst2_file(root, name)) for name in ("train.tsv", "dev.tsv"))
+    train, dev = (read_sst2(*sst2_text(root, name)) for name in ("train.tsv", "dev.tsv"))
     train, val = train[:-VALIDATION], train[-VALIDATION:]
     vocab = Vocab((w for words, _ in train for w in words), specials=(PAD, UNK), unknown=UNK)
     return Splits(encode(train, vocab, max_len), encode(val, vocab, max_len), encode(dev, vocab, max_len),
