@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def open_store(uri: str) -> str:
     A SQLite file is created and migrated by one process at a time, under a lock beside it (two
     sweeps starting on a fresh file otherwise race in MLflow's schema migration and leave it
     half-migrated), and a half-migrated file is refused with the way out. A tracking server must
-    answer its health check within seconds (MLflow's client would retry for minutes)."""
+    answer within seconds (MLflow's client would retry for minutes)."""
     if uri.startswith("sqlite:///"):
         path = Path(uri[len("sqlite:///"):])
         if not path.parent.is_dir():
@@ -64,9 +65,14 @@ def open_store(uri: str) -> str:
                 raise StoreError(f"cannot open the MLflow store {path}: {type(exc).__name__}: {exc}"
                                  f"{_WAY_OUT.format(path=path)}") from None
     elif uri.startswith(("http://", "https://")):
+        probe = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1"  # /health skips the Host check
         try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=REACH_TIMEOUT_S) as answer:
+            with urllib.request.urlopen(probe, timeout=REACH_TIMEOUT_S) as answer:
                 answer.read()
+        except urllib.error.HTTPError as exc:  # it answers; 401 and the like are MLflow's to handle
+            if exc.code == 403 and "Host header" in exc.read().decode(errors="replace"):
+                raise StoreError(f"MLflow at {uri} refuses requests addressed to {urllib.parse.urlsplit(uri).netloc}: "
+                                 "start it with --allowed-hosts listing that address, or use its IP address") from None
         except (OSError, urllib.error.URLError) as exc:
             raise StoreError(f"cannot reach MLflow at {uri}: {getattr(exc, 'reason', exc)}. Is the tracking "
                              "server running, and is the address right (--tracking-uri or MLFLOW_TRACKING_URI)?") \
