@@ -350,5 +350,4 @@ def _record_crash(context: dict, spec: TrialSpec, reason: str) -> None:
                 tracking.set_status(context["uri"], run_id, "failed", reason, failure="infrastructure")
             return
     run = tracking.TrialRun(context["uri"], spec, spec.config_id(), describe(spec), context["parents"].get(spec.task))
-    run.finish({"status": "failed", "reason": reason})
-    tracking.set_status(context["uri"], run.run_id, "failed", reason, failure="infrastructure")
+    run.finish({"status": "failed", "reason": reason, "failure": "infrastructure"})

@@ -168,6 +168,7 @@ class TrialRun:
             tags[MLFLOW_PARENT_RUN_ID] = parent_id
         run = self.client.create_run(_experiment(self.client, spec.task), run_name=spec.run_name, tags=tags)
         self.run_id, self.uri, self.start_time = run.info.run_id, uri, run.info.start_time
+        self.experiment_id, self.config_id = run.info.experiment_id, config_id
         params = {"task": spec.task, "profile": spec.profile, "method": spec.method,
                   "sparsity": spec.sparsity, "seed": spec.seed, "config_id": config_id}
         self.client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in params.items()])
@@ -181,9 +182,8 @@ class TrialRun:
         live heartbeat) and claimed first. Claims are taken by creating the run and then looking:
         of two live claims the earlier one (by start time, then id) wins, as both sides see."""
         client = store_client(self.uri)
-        exp = client.get_run(self.run_id).info.experiment_id
-        config_id = client.get_run(self.run_id).data.tags["sb.config_id"]
-        for other in client.search_runs([exp], f"tags.`sb.config_id` = '{config_id}'", max_results=1000):
+        for other in client.search_runs([self.experiment_id], f"tags.`sb.config_id` = '{self.config_id}'",
+                                        max_results=1000):
             tags = other.data.tags
             if other.info.run_id == self.run_id or tags.get("sb.kind") != "trial":
                 continue
@@ -204,7 +204,7 @@ class TrialRun:
         """Record the result, its status and reason, and end the run."""
         params = [Param(f"hp.{k}", str(v)) for k, v in result.get("hparams", {}).items()]
         tags = [RunTag("sb.status", result["status"]), RunTag("sb.reason", result.get("reason", "")[:5000]),
-                RunTag("sb.failure", "method" if result["status"] == "failed" else ""),
+                RunTag("sb.failure", result.get("failure", "method") if result["status"] == "failed" else ""),
                 RunTag("sb.collapse", result.get("collapse", ""))]
         tags += [RunTag(f"sb.{k}", str(v)) for k, v in result.get("info", {}).items()]
         self.client.log_batch(self.run_id, params=params, tags=tags)
