@@ -40,6 +40,18 @@ def test_a_claim_whose_heartbeat_died_is_reclaimed(tracking_uri):
     assert MlflowClient(fresh).get_run(dead_again.run_id).data.tags["sb.status"] == "interrupted"
 
 
+def test_a_killed_sweeps_parent_runs_are_ended_by_the_next_sweep(tracking_uri):
+    dead = tracking.start_sweep(tracking_uri, ["tiny-mlp"], "killed", {})  # its driver never ends it
+    live = tracking.start_sweep(tracking_uri, ["tiny-mlp"], "live", {})
+    client = MlflowClient(tracking_uri)
+    client.set_tag(dead["tiny-mlp"], "sb.heartbeat", "0")
+    assert tracking.end_dead_sweeps(tracking_uri, ["tiny-mlp", "no-such-task"]) == 1
+    assert client.get_run(dead["tiny-mlp"]).info.status == "KILLED"
+    assert client.get_run(live["tiny-mlp"]).info.status == "RUNNING"  # a live sweep's parent is left alone
+    tracking.beat_sweep(tracking_uri, live)
+    assert int(client.get_run(live["tiny-mlp"]).data.tags["sb.heartbeat"]) > 0
+
+
 def test_a_finished_run_holds_the_trial(tracking_uri):
     spec = TrialSpec("tiny-mlp", "random", 0.5)
     done = claim(tracking_uri, spec)

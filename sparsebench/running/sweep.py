@@ -19,6 +19,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -135,6 +136,7 @@ def run_sweep(specs: list[TrialSpec], *, data_root=None, uri=None, address=None,
     if not todo:
         return summary
     tasks = sorted({s.task for s in todo})
+    tracking.end_dead_sweeps(uri, tasks)
     parents = tracking.start_sweep(uri, tasks, f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
                                    {"trials": len(todo), "address": address or "local"})
     context = {"uri": uri, "data_root": str(root) if root else None, "parents": parents, "device": device,
@@ -143,7 +145,8 @@ def run_sweep(specs: list[TrialSpec], *, data_root=None, uri=None, address=None,
     results: list = []
     began = pd.Timestamp.now(tz="UTC")
     try:
-        results = _tune(todo, context, address, name, notes or {})
+        with heartbeat(lambda: tracking.beat_sweep(uri, parents)):
+            results = _tune(todo, context, address, name, notes or {})
     finally:
         tracking.end_sweep(uri, parents, "FINISHED" if len(results) == len(todo) else "KILLED")
         # counted from the store, not from Tune's callbacks: an interrupt can stop those after a run finished
@@ -185,7 +188,7 @@ def execute(config: dict) -> dict:
     started = time.time()
     try:
         store = CheckpointStore(context["uri"], spec.task) if context.get("checkpoints") else None
-        with heartbeat(run):
+        with heartbeat(run.beat):
             result = run_trial(spec, Path(context["data_root"]) if context["data_root"] else None, run.log,
                                context["device"], store)
         if store is not None:
@@ -216,17 +219,17 @@ def where() -> dict:
 
 
 @contextmanager
-def heartbeat(run: tracking.TrialRun, every: float | None = None):
-    """Beat ``run``'s heartbeat every ``every`` seconds (``tracking.HEARTBEAT_S``) while the block runs."""
+def heartbeat(beat: Callable[[], None], every: float | None = None):
+    """Call ``beat`` (a run's heartbeat) every ``every`` seconds (``tracking.HEARTBEAT_S``) while the block runs."""
     stop = threading.Event()
 
-    def beat():
+    def beating():
         while not stop.wait(every or tracking.HEARTBEAT_S):
             try:
-                run.beat()
+                beat()
             except Exception:  # a missed beat is not a failure of the trial
                 pass
-    thread = threading.Thread(target=beat, name="sparsebench-heartbeat", daemon=True)
+    thread = threading.Thread(target=beating, name="sparsebench-heartbeat", daemon=True)
     thread.start()
     try:
         yield

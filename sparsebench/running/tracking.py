@@ -138,16 +138,39 @@ def start_sweep(uri: str, tasks: list[str], name: str, params: dict) -> dict[str
     parents = {}
     for task in tasks:
         run = client.create_run(_experiment(client, task), run_name=name,
-                                tags={"sb.kind": "sweep", "sb.code_version": code_version()})
+                                tags={"sb.kind": "sweep", "sb.code_version": code_version(),
+                                      "sb.heartbeat": str(int(time.time()))})
         client.log_batch(run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
         parents[task] = run.info.run_id
     return parents
+
+
+def beat_sweep(uri: str, parents: dict[str, str]) -> None:
+    """Say that the sweep owning ``parents`` is alive (see :func:`end_dead_sweeps`)."""
+    client = store_client(uri)
+    for run_id in parents.values():
+        client.set_tag(run_id, "sb.heartbeat", str(int(time.time())))
 
 
 def end_sweep(uri: str, parents: dict[str, str], status: str = "FINISHED") -> None:
     client = store_client(uri)
     for run_id in parents.values():
         client.set_terminated(run_id, status)
+
+
+def end_dead_sweeps(uri: str, tasks: list[str]) -> int:
+    """End as KILLED the parent runs of the tasks' sweeps whose driver died (killed, machine lost)
+    without ending them; returns how many."""
+    client = store_client(uri)
+    experiments = [e.experiment_id for t in tasks if (e := client.get_experiment_by_name(EXPERIMENT_PREFIX + t))]
+    if not experiments:
+        return 0
+    dead = [run for run in client.search_runs(experiments, "tags.`sb.kind` = 'sweep' and attributes.status = 'RUNNING'",
+                                              max_results=10000)
+            if not is_alive(run.data.tags, run.info.start_time)]
+    for run in dead:
+        client.set_terminated(run.info.run_id, "KILLED")
+    return len(dead)
 
 
 class TrialRun:
