@@ -1,13 +1,29 @@
-"""sparsebench: pruning and sparse-training methods compared under one harness."""
-from sparsebench.core.masks import Masks, layer_densities, top_k_masks
-from sparsebench.core.method import Context, Method
-from sparsebench.core import registry
-from sparsebench.core.registry import register_method, register_task
-from sparsebench.core.space import Choice, Integer, Uniform
-from sparsebench.library.scores import magnitude_scores
-from sparsebench.core.task import Metric, Recipe, Splits, Task, TensorSplit
+"""sparsebench: pruning and sparse-training methods compared under one harness.
+
+The plugin API is imported on first use (``from sparsebench import Method``), so that commands
+which need no torch (``--help``, ``list`` from its catalog, argument errors) start in well under a second.
+"""
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["Choice", "Context", "Integer", "Uniform", "Masks", "Method", "Metric", "Recipe", "Splits", "Task", "TensorSplit",
-           "layer_densities", "magnitude_scores", "register_method", "register_task", "top_k_masks"]
+_API = {"Masks": "sparsebench.core.masks", "layer_densities": "sparsebench.core.masks",
+        "top_k_masks": "sparsebench.core.masks", "Context": "sparsebench.core.method",
+        "Method": "sparsebench.core.method", "register_method": "sparsebench.core.registry",
+        "register_task": "sparsebench.core.registry", "Choice": "sparsebench.core.space",
+        "Integer": "sparsebench.core.space", "Uniform": "sparsebench.core.space",
+        "magnitude_scores": "sparsebench.library.scores", "Metric": "sparsebench.core.task",
+        "Recipe": "sparsebench.core.task", "Splits": "sparsebench.core.task", "Task": "sparsebench.core.task",
+        "TensorSplit": "sparsebench.core.task"}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    if name == "registry":
+        return importlib.import_module("sparsebench.core.registry")
+    if name not in _API:
+        raise AttributeError(f"module 'sparsebench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_API[name]), name)
+    globals()[name] = value
+    return value

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import shlex
 import sys
 
 from sparsebench.core import registry
-from sparsebench.data import DataError
+from sparsebench.errors import SparsebenchError
 from sparsebench.running.suites import SUITES
-from sparsebench.running.tracking import StoreError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,17 +61,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"run": lambda a: _run(a, argv), "leaderboard": _leaderboard, "list": _list, "export": _export,
                 "import": _import, "check": _check}[args.command](args)
-    except (registry.UnknownPluginError, ValueError, DataError, StoreError) as exc:
+    except (SparsebenchError, ValueError) as exc:
         print(f"sparsebench: error: {exc}", file=sys.stderr)
         return 2
 
 
 def _run(args, argv: list[str] | None = None) -> int:
+    from sparsebench.core import catalog
+
+    blocks = _blocks(args, catalog.load(args.plugins))  # bad names and values are told before torch loads
     from sparsebench.running.sweep import run_sweep
     from sparsebench.running.tuning import run_tuning
 
     registry.discover(args.plugins)
-    specs, studies = _specs(args)
+    specs, studies = _specs(args, blocks)
     options = dict(data_root=args.data_root, uri=args.tracking_uri, address=args.address,
                    retry_failed=args.retry_failed, device=args.device, plugin_roots=args.plugins,
                    checkpoints=not args.no_checkpoints)
@@ -91,21 +92,16 @@ def _run(args, argv: list[str] | None = None) -> int:
     return 0
 
 
-def _specs(args) -> tuple[list, list]:
-    """The trials asked for: a suite's blocks, kept to the tasks, methods, sparsities and seeds
-    given (and run under ``--profile`` if given); or the grid of those options alone. Blocks with a
-    tuning budget (``tune``, or ``--tune``) become studies of the tuned track; their dense
-    reference runs on the default track."""
-    from sparsebench.running.sweep import plan
-    from sparsebench.running.tuning import plan_studies
-
-    overrides = _overrides(args.set)
+def _blocks(args, listed) -> list[dict]:
+    """The grids asked for: a suite's blocks, kept to the tasks, methods, sparsities and seeds given
+    (and run under ``--profile`` if given); or the grid of those options alone. Checked against the
+    plugin catalog ``listed``."""
     chosen = {"tasks": args.task, "methods": args.method, "sparsities": args.sparsity, "seeds": args.seed}
     if args.suite:
         blocks = [{**block, **{k: [v for v in block[k] if v in given] for k, given in chosen.items() if given},
                    "profile": args.profile or block["profile"]} for block in SUITES[args.suite]]
     else:
-        prunes = any(registry.METHODS.get(m)[0].prunes for m in args.method or [])
+        prunes = any(listed.method(m)["prunes"] for m in args.method or [])
         missing = [k for k in ("tasks", "methods", "sparsities") if not chosen[k] and (k != "sparsities" or prunes)]
         if missing:
             raise ValueError(f"give --suite or all of --task, --method and --sparsity (missing: {', '.join(missing)})")
@@ -117,6 +113,19 @@ def _specs(args) -> tuple[list, list]:
                   "it runs once per task and seed)", file=sys.stderr)
     if args.tune is not None and args.tune < 1:
         raise ValueError(f"--tune takes a budget of at least 1 configuration, got {args.tune}")
+    overrides = _overrides(args.set)
+    for block in blocks:
+        listed.check(block["tasks"], [block["profile"]], block["methods"], block["sparsities"], overrides)
+    return blocks
+
+
+def _specs(args, blocks: list[dict]) -> tuple[list, list]:
+    """The trials of ``blocks``. Blocks with a tuning budget (``tune``, or ``--tune``) become
+    studies of the tuned track; their dense reference runs on the default track."""
+    from sparsebench.running.sweep import plan
+    from sparsebench.running.tuning import plan_studies
+
+    overrides = _overrides(args.set)
     specs, studies = [], []
     for block in blocks:
         methods, budget = block["methods"], args.tune or block.get("tune")
@@ -185,25 +194,23 @@ def _check(args) -> int:
 
 
 def _list(args) -> int:
-    from sparsebench.core.space import describe
+    from sparsebench.core import catalog
 
-    registry.discover(args.plugins)
-    for reg in (registry.METHODS, registry.TASKS):
-        print(f"{reg.kind}s:")
-        for name in reg.names():
-            cls, defaults = reg.entries[name]
-            print(f"  {name:24s} {inspect.getsourcefile(cls)}")
-            if reg is registry.METHODS:
-                hparams = cls(**defaults).hparams()
+    listed = catalog.load(args.plugins)
+    for kind, entries in (("method", listed.methods), ("task", listed.tasks)):
+        print(f"{kind}s:")
+        for name, entry in sorted(entries.items()):
+            print(f"  {name:24s} {entry['file']}")
+            if kind == "method":
                 print(f"  {'':24s}   hyperparameters: "
-                      + (", ".join(f"{k}={v!r}" for k, v in hparams.items()) or "none"))
+                      + (", ".join(f"{k}={v}" for k, v in entry["hparams"].items()) or "none"))
+                if entry["prunes"]:
+                    print(f"  {'':24s}   tuned over: {entry['tuned']}" if entry["tuned"]
+                          else f"  {'':24s}   not tuned: {entry['untuned']}")
             else:
-                print(f"  {'':24s}   profiles: {', '.join(cls.profiles)}")
-            if reg is registry.METHODS and cls.prunes:
-                space = cls(**defaults).space(0.9)
-                print(f"  {'':24s}   tuned over: {describe(space)}" if space else f"  {'':24s}   not tuned: {cls.untuned}")
-        for where, error in reg.broken.items():
-            print(f"  BROKEN {where}: {error.strip().splitlines()[-1]}")
+                print(f"  {'':24s}   profiles: {', '.join(entry['profiles'])}")
+        for where, error in listed.broken[kind].items():
+            print(f"  BROKEN {where}: {error}")
     print("suites:")
     for name, blocks in SUITES.items():
         tasks = sorted({t for block in blocks for t in block["tasks"]})

@@ -1,4 +1,5 @@
 import inspect
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,9 @@ PROJECT_METHODS = [n for n in registry.METHODS.names()
 PROJECT_TASKS = [n for n in registry.TASKS.names()
                  if not inspect.getsourcefile(registry.TASKS.entries[n][0]).startswith(str(TEST_PLUGINS))]
 registry.discover([str(TEST_PLUGINS)])
+# commands run in this process (and their subprocesses) see the test plugins as this process does
+os.environ["SPARSEBENCH_PLUGINS"] = os.pathsep.join(
+    p for p in [os.environ.get("SPARSEBENCH_PLUGINS", ""), str(TEST_PLUGINS)] if p)
 
 
 def pytest_generate_tests(metafunc):

@@ -4,6 +4,7 @@ import argparse
 import pytest
 
 from sparsebench import cli, registry
+from sparsebench.core import catalog
 from sparsebench.running.suites import SUITES
 
 
@@ -15,7 +16,8 @@ def grid(*argv):
     parser.add_argument("--profile")
     parser.add_argument("--set", nargs="*", default=[])
     parser.add_argument("--tune", type=int)
-    return cli._specs(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    return cli._specs(args, cli._blocks(args, catalog.load()))
 
 
 def specs(*argv):

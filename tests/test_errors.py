@@ -95,14 +95,14 @@ def test_set_values_are_type_and_range_checked_before_anything_starts(setting, m
 
 
 def test_every_declared_bound_is_a_valid_interval_holding_the_default():
-    from sparsebench.core.method import check_hparams, in_interval
+    from sparsebench.core.hparams import check_hparams, in_interval, schema
     for name in registry.METHODS.names():
         cls, defaults = registry.METHODS.get(name)
         values = make_method(name).hparams()
         for key, interval in cls.bounds.items():
             assert key in values, f"{name}: bound on {key}, which is not a hyperparameter"
             assert values[key] is None or in_interval(values[key], interval), f"{name}: default {key} outside {interval}"
-        check_hparams(name, cls, values)
+        check_hparams(name, schema(cls), values)
 
 
 def _mnist_copy(tmp_path, corrupt: str | None = None, drop: str | None = None) -> Path:

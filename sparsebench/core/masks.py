@@ -12,18 +12,9 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
+from sparsebench.core.hparams import check_sparsity
+
 RULES = ("global", "uniform", "er", "erk")
-
-
-def check_sparsity(sparsity: float) -> float:
-    """Return ``sparsity`` as a float, or raise if it is outside [0, 1)."""
-    try:
-        value = float(sparsity)
-    except (TypeError, ValueError):
-        raise ValueError(f"sparsity must be a number in [0, 1), got {sparsity!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"sparsity must be in [0, 1), got {value}")
-    return value
 
 
 def layer_densities(shapes: dict[str, torch.Size], density: float, rule: str) -> dict[str, float]:

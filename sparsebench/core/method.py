@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
-import re
-import typing
 from typing import Callable, ClassVar, Iterator
 
 import torch
@@ -57,52 +54,6 @@ class Method:
     def space(self, sparsity: float) -> dict:
         """The search space at a target sparsity (by default ``search_space``)."""
         return dict(self.search_space)
-
-
-INTERVAL = re.compile(r"^\s*([\[(])\s*([^,\s]+)\s*,\s*([^,\s]+)\s*([\])])\s*$")
-
-
-def in_interval(value: float, interval: str) -> bool:
-    """Whether ``value`` lies in ``interval``, written "[low, high)" with ``inf`` for no bound."""
-    match = INTERVAL.match(interval)
-    if not match:
-        raise ValueError(f"bad interval {interval!r}: write e.g. '(0, 1]' or '[1, inf)'")
-    opening, low, high, closing = match.groups()
-    low, high = float(low), float(high)
-    return ((low < value if opening == "(" else low <= value)
-            and (value < high if closing == ")" else value <= high))
-
-
-KIND_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-
-
-def check_hparams(name: str, cls: type, values: dict) -> dict:
-    """``values`` (name -> value) checked against the fields of method ``cls``: known names, the
-    field's type (an int is a float; JSON gives no other conversion) and its ``bounds``. Returns
-    them with ints given for float fields as floats; raises ``ValueError`` naming what is wrong."""
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - fields)
-    if unknown:
-        raise ValueError(f"method {name!r} has no hyperparameter {', '.join(unknown)}; "
-                         f"it has: {', '.join(sorted(fields)) or 'none'}")
-    hints = typing.get_type_hints(cls)
-    bounds = {k: v for klass in reversed(cls.__mro__) for k, v in vars(klass).get("bounds", {}).items()}
-    checked = {}
-    for key, value in values.items():
-        kinds = typing.get_args(hints[key]) or (hints[key],)
-        if value is None and type(None) in kinds:
-            checked[key] = value
-            continue
-        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        plain = [k for k in kinds if k in KIND_NAMES]
-        if plain and not any(type(value) is kind for kind in plain) or isinstance(value, float) and math.isnan(value):
-            wanted = " or ".join(KIND_NAMES[k] for k in plain)
-            raise ValueError(f"method {name!r}: {key} must be {wanted}, got {value!r}")
-        if key in bounds and not in_interval(value, bounds[key]):
-            raise ValueError(f"method {name!r}: {key} must be in {bounds[key]}, got {value!r}")
-        checked[key] = value
-    return checked
 
 
 class Context:

@@ -15,14 +15,9 @@ import traceback
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from sparsebench.errors import UnknownPluginError
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-class UnknownPluginError(KeyError):
-    """A method or task name that no plugin registered."""
-
-    def __str__(self) -> str:
-        return self.args[0]
 
 
 class Registry:
@@ -48,17 +43,23 @@ class Registry:
 
     def get(self, name: str) -> tuple[type, dict]:
         if name not in self.entries:
-            hint = difflib.get_close_matches(name, self.entries, n=3)
-            msg = f"unknown {self.kind} {name!r}"
-            msg += f"; did you mean {', '.join(map(repr, hint))}?" if hint else "."
-            msg += f" Known {self.kind}s: {', '.join(sorted(self.entries)) or 'none'}."
-            if self.broken:
-                msg += f" Broken {self.kind} plugins: {', '.join(sorted(self.broken))}."
-            raise UnknownPluginError(msg)
+            raise unknown(self.kind, name, self.entries, self.broken)
         return self.entries[name]
 
     def names(self) -> list[str]:
         return sorted(self.entries)
+
+
+def unknown(kind: str, name: str, known, broken) -> UnknownPluginError:
+    """The error for ``name``, which is not among the ``known`` names of ``kind``: close matches,
+    every known name, and the plugins that failed to load (which might have registered it)."""
+    hint = difflib.get_close_matches(name, known, n=3)
+    msg = f"unknown {kind} {name!r}"
+    msg += f"; did you mean {', '.join(map(repr, hint))}?" if hint else "."
+    msg += f" Known {kind}s: {', '.join(sorted(known)) or 'none'}."
+    if broken:
+        msg += f" Broken {kind} plugins: {', '.join(sorted(broken))}."
+    return UnknownPluginError(msg)
 
 
 METHODS = Registry("method", "sparsebench.methods", "methods")

@@ -19,15 +19,11 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-from torchvision.datasets.utils import calculate_md5, download_url
+from sparsebench.errors import DataError
 
 DATA_ROOT_ENV = "SPARSEBENCH_DATA_ROOT"
 CACHE_ENV = "SPARSEBENCH_CACHE"
 OFFLINE_ENV = "SPARSEBENCH_OFFLINE"
-
-
-class DataError(RuntimeError):
-    """A dataset file is missing, corrupt, or cannot be downloaded."""
 
 
 def data_root(option: str | os.PathLike | None = None) -> Path | None:
@@ -42,6 +38,14 @@ def cache_dir(*parts: str) -> Path:
     return path
 
 
+def file_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def verified_file(root: Path | None, relpath: str, md5: str | None, urls: list[str]) -> Path:
     """Path of ``relpath`` checked against ``md5``: from the data root, the cache, or downloaded.
 
@@ -50,7 +54,7 @@ def verified_file(root: Path | None, relpath: str, md5: str | None, urls: list[s
     for base in ([root] if root else []) + [cache_dir()]:
         path = base / relpath
         if path.exists():
-            if md5 and (actual := calculate_md5(str(path))) != md5:
+            if md5 and (actual := file_md5(path)) != md5:
                 raise DataError(f"{path} is corrupt: MD5 {actual}, expected {md5}. "
                                 f"Delete it and download it again (from {urls[0] if urls else 'its source'}).")
             return path
@@ -58,11 +62,13 @@ def verified_file(root: Path | None, relpath: str, md5: str | None, urls: list[s
     if os.environ.get(OFFLINE_ENV) == "1" or not urls:
         raise DataError(f"{relpath} is missing: {where}, and downloading is off ({OFFLINE_ENV}=1).")
     target = cache_dir() / relpath
+    from torchvision.datasets.utils import download_url
+
     errors = []
     for url in urls:
         try:
             download_url(url, str(target.parent), target.name, md5)
-            if target.exists() and (not md5 or calculate_md5(str(target)) == md5):
+            if target.exists() and (not md5 or file_md5(target) == md5):
                 return target
             errors.append(f"{url}: checksum mismatch")
         except Exception as exc:  # network errors come in many types

@@ -28,6 +28,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from sparsebench.core.registry import PROJECT_ROOT
+from sparsebench.errors import StoreError
 
 EXPERIMENT_PREFIX = "sparsebench/"
 TERMINAL = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}
@@ -36,10 +37,6 @@ TERMINAL = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"
 def tracking_uri(uri: str | None = None) -> str:
     """``uri``, else ``MLFLOW_TRACKING_URI``, else a SQLite file ``mlflow.db`` in the working directory."""
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-
-
-class StoreError(RuntimeError):
-    """The tracking store cannot be reached or opened."""
 
 
 REACH_TIMEOUT_S = 5

@@ -24,7 +24,8 @@ from sparsebench.data import data_root as resolve_data_root
 from sparsebench.core import inference
 from sparsebench.core.flops import count_forward_flops
 from sparsebench.core.masks import Masks, check_sparsity, sparsity_report
-from sparsebench.core.method import Context, Method, check_hparams
+from sparsebench.core.hparams import check_hparams, schema
+from sparsebench.core.method import Context, Method
 from sparsebench.core.task import Split, Task, to_device
 from sparsebench.core.train import Diverged, Trainer, TrainingCache, nonfinite_parameter
 from sparsebench.library import structures
@@ -102,7 +103,7 @@ def config_hash(spec: dict, method_version: str, task_version: str) -> str:
 
 def make_method(name: str, overrides: dict | None = None) -> Method:
     cls, defaults = registry.METHODS.get(name)
-    return cls(**check_hparams(name, cls, {**defaults, **(overrides or {})}))
+    return cls(**check_hparams(name, schema(cls), {**defaults, **(overrides or {})}))
 
 
 def make_task(name: str, profile: str) -> Task:
