@@ -76,6 +76,9 @@ class Split(Protocol):
 
     def num_batches(self, batch_size: int) -> int: ...
 
+    def epoch_examples(self, batch_size: int) -> int:
+        """The examples (as ``Task.batch_size_of`` counts them) of one epoch of batches."""
+
 
 @dataclass
 class TensorSplit:
@@ -90,6 +93,9 @@ class TensorSplit:
 
     def num_batches(self, batch_size: int) -> int:
         return math.ceil(len(self) / batch_size)
+
+    def epoch_examples(self, batch_size: int) -> int:
+        return len(self)
 
     def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None):
         order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))

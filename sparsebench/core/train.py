@@ -1,13 +1,16 @@
 """The one training loop: the task's recipe, masks held exactly, cost counted, divergence caught.
 
 Every step: backward, then the optional method callback (which sees the dense gradient), then
-masked gradients, the optimizer step, and masked weights. With zero gradients and zero weights
-at masked positions, neither momentum nor weight decay can revive them, and re-masking the
-weights after the step makes that exact for any optimizer. When masks change, the optimizer
-state of newly masked weights is cleared, so nothing leaks into weights regrown later.
+masked gradients and the optimizer step. With zero gradients, zero weights and zero optimizer
+state at masked positions, the optimizers of the recipes (SGD with momentum and weight decay,
+Adam, AdamW: each elementwise) leave masked weights at exactly zero, so the weights are
+re-masked only where a callback ran (it may touch anything) and at the end of a training. When
+masks change, the optimizer state of newly masked weights is cleared, so nothing leaks into
+weights regrown later.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -164,6 +167,8 @@ class Trainer:
         recipe, model, masks = self.recipe, self.model, self.masks
         self.optimizer = opt = make_optimizer(recipe, model.parameters())
         base_lrs = [g["lr"] * lr_scale for g in opt.param_groups]
+        autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if recipe.autocast \
+            else contextlib.nullcontext
         i = 0
         while i < steps:
             model.train()
@@ -173,23 +178,26 @@ class Trainer:
                 for group, base in zip(opt.param_groups, base_lrs):
                     group["lr"] = base * (lr_factor(recipe, from_step + i, from_step + steps) if lr_schedule else 1.0)
                 batch = to_device(batch, self.device)
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=recipe.autocast is not None):
+                with autocast():
                     loss = self.task.loss(model, batch)
-                if not torch.isfinite(loss):
-                    raise Diverged(f"training loss is {loss.item()} at step {self.step}")
+                if not math.isfinite(value := loss.item()):
+                    raise Diverged(f"training loss is {value} at step {self.step}")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                if callback is not None and every and i % every == 0:
+                called = callback is not None and every and i % every == 0
+                if called:
                     callback(i)
                 masks.mask_grads()
                 if recipe.grad_clip:
                     nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
                 opt.step()
-                masks.apply()
+                if called:
+                    masks.apply()
                 self._count(self.task.batch_size_of(batch))
                 i += 1
                 if self.step % self.steps_per_epoch == 0 or i == steps:
-                    self._end_epoch(loss.item())
+                    masks.apply()  # zero already; made certain for what is validated and kept
+                    self._end_epoch(value)
                     model.train()
 
     def charge(self, examples: int, dense: bool = True) -> None:
@@ -213,7 +221,7 @@ class Trainer:
         """FLOPs of the recipe's dense training, the unit of the leaderboard's cost column: its
         full epochs (an epoch may end on a short batch), then full batches."""
         batch_size = self.recipe.batch_size
-        epoch = sum(self.task.batch_size_of(b) for b in self.train_split.batches(batch_size))
+        epoch = self.train_split.epoch_examples(batch_size)
         epochs, rest = divmod(self.total_steps, self.steps_per_epoch)
         return TRAIN_FORWARD_RATIO * self._dense_per_example * (epochs * epoch + rest * batch_size)
 

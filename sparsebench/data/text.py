@@ -111,6 +111,9 @@ class LMSplit:
     def num_batches(self, batch_size: int) -> int:
         return len(self.window_starts(batch_size))
 
+    def epoch_examples(self, batch_size: int) -> int:
+        return self.num_batches(batch_size) * batch_size  # every window holds ``batch_size`` rows
+
     def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None):
         data, starts = self.rows(batch_size), self.window_starts(batch_size)
         if shuffle and not self.stateful:
