@@ -78,7 +78,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
-from torchvision.datasets import CIFAR10
 
 from sparsebench import Recipe, Splits, Task, TensorSplit, register_task
 from sparsebench.data import DataError, cache_dir, extracted, verified_file
@@ -181,6 +180,8 @@ def vgg16(num_classes: int = 10) -> nn.Module:
 def read_official(root: Path | None):
     """uint8 images (N, 3, 32, 32) and labels of the official train and test sets, read from the
     verified archive, each batch checked against torchvision's MD5 before it is unpickled."""
+    from torchvision.datasets import CIFAR10  # seconds to import: here, not when plugins are discovered
+
     try:
         archive = verified_file(root, CIFAR10.filename, CIFAR10.tgz_md5, [CIFAR10.url])
     except DataError as exc:

@@ -22,7 +22,6 @@ biases).
 from collections import OrderedDict
 
 from torch import nn
-from torchvision.datasets import MNIST, FashionMNIST
 
 from sparsebench import Recipe, Task, register_task
 from sparsebench.data.vision import load_mnist
@@ -48,7 +47,7 @@ class LeNet5MNIST(Task):
     dataset = "MNIST"
     paper = "Lee et al. 2019, SNIP: Single-shot Network Pruning based on Connection Sensitivity (ICLR)"
     profiles = {"full": Recipe(steps=100_000, **SNIP), "quick": Recipe(epochs=1, **SNIP)}
-    source = MNIST
+    source = "MNIST"  # torchvision's dataset of that name
 
     def model(self):
         return lenet5()
@@ -60,4 +59,4 @@ class LeNet5MNIST(Task):
 @register_task("lenet5-fashionmnist")
 class LeNet5FashionMNIST(LeNet5MNIST):
     dataset = "Fashion-MNIST"
-    source = FashionMNIST
+    source = "FashionMNIST"

@@ -77,3 +77,11 @@ def test_a_corrupt_catalog_is_built_again():
     path.write_text("{not json")
     assert catalog.load().methods == listed.methods
     assert catalog.Catalog(json.loads(path.read_text())).methods == listed.methods  # and written again
+
+
+def test_discovering_the_plugins_imports_neither_torchvision_nor_mlflow_nor_ray():
+    """Every trial's worker discovers the plugins: torchvision (seconds) loads with data, not here."""
+    code = ("import sys; from sparsebench.core import registry; registry.discover(); "
+            "print(sorted(m for m in ('torchvision', 'mlflow', 'ray') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr

@@ -15,7 +15,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
-from torchvision.datasets import MNIST
 
 from sparsebench.data import DataError, verified_file
 from sparsebench.core.task import Splits, TensorSplit
@@ -41,11 +40,13 @@ def read_idx(path: Path) -> torch.Tensor:
 
 
 @lru_cache(maxsize=4)
-def load_mnist(root, dataset=MNIST) -> Splits:
+def load_mnist(root, name: str = "MNIST") -> Splits:
     """Train (less validation), validation and test tensors of an MNIST-format dataset
-    (``torchvision.datasets.MNIST`` or ``FashionMNIST``: its files, mirrors and MD5s), read from
-    the ``.gz`` files checked against those MD5s."""
-    name = dataset.__name__
+    (``name``: torchvision's ``MNIST`` or ``FashionMNIST``, for its files, mirrors and MD5s), read
+    from the ``.gz`` files checked against those MD5s."""
+    import torchvision.datasets  # seconds to import: when data is loaded, not when plugins are discovered
+
+    dataset = getattr(torchvision.datasets, name)
     files = {fname: verified_file(root, f"{name}/raw/{fname}", md5, [m + fname for m in dataset.mirrors])
              for fname, md5 in dataset.resources}
     x, y, xt, yt = (read_idx(files[f"{split}-{kind}-ubyte.gz"]) for split in ("train", "t10k")

@@ -1,0 +1,115 @@
+"""Benchmark: what a command, a sweep and a trial cost besides training (part of ``make perf``).
+
+Measured in one run, on this machine:
+
+- command start: ``sparsebench --help``, ``sparsebench list`` (catalog in the cache) and an
+  argument error, each a fresh process (median of 3), beside ``python -c "import torch"``;
+- plugin discovery (importing every plugin, in a fresh process, beyond importing torch);
+- MLflow setup: creating and migrating a fresh SQLite store, and opening an existing one;
+- Ray: starting a local instance and shutting it down;
+- a sweep of N short trials through Ray Tune with 1 and with 2 workers (``--trials``): the
+  per-trial fixed cost outside the trial function (scheduling, the MLflow run, the result),
+  ``(wall × workers − Σ trial seconds) / N`` with one worker, and the parallel efficiency,
+  throughput with 2 workers over twice that with 1 (trials of one thread each).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PYTHON = sys.executable
+
+
+def wall(argv: list[str], repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(argv, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def command_start() -> dict[str, float]:
+    cli = [PYTHON, "-m", "sparsebench.cli"]
+    subprocess.run(cli + ["list"], capture_output=True)  # the catalog built once, outside the timings
+    return {"python -c 'import torch'": wall([PYTHON, "-c", "import torch"]),
+            "sparsebench --help": wall(cli + ["--help"]),
+            "sparsebench list": wall(cli + ["list"]),
+            "sparsebench run (unknown task)": wall(cli + ["run", "--task", "nope", "--method", "rigl",
+                                                          "--sparsity", "0.9"]),
+            "plugin discovery (beyond torch)":
+                wall([PYTHON, "-c", "import torch; from sparsebench.core import registry; registry.discover()"])
+                - wall([PYTHON, "-c", "import torch"])}
+
+
+def store_setup(folder: Path) -> dict[str, float]:
+    code = "import sys, time; from sparsebench.running import tracking; t = time.perf_counter(); " \
+           "tracking.open_store(sys.argv[1]); print(time.perf_counter() - t)"
+    uri = f"sqlite:///{folder / 'setup.db'}"
+    fresh = float(subprocess.run([PYTHON, "-c", code, uri], capture_output=True, text=True).stdout)
+    again = float(subprocess.run([PYTHON, "-c", code, uri], capture_output=True, text=True).stdout)
+    return {"MLflow store: create and migrate a fresh SQLite file": fresh, "MLflow store: open an existing one": again}
+
+
+def ray_start() -> dict[str, float]:
+    import ray
+
+    start = time.perf_counter()
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    up = time.perf_counter() - start
+    start = time.perf_counter()
+    ray.shutdown()
+    return {"Ray: start a local instance": up, "Ray: shut it down": time.perf_counter() - start}
+
+
+def sweep(folder: Path, workers: int, trials: int) -> tuple[float, float]:
+    """Wall time of a sweep of ``trials`` short trials on ``workers`` CPUs, and their trial seconds."""
+    import ray
+
+    from sparsebench.core import registry
+    from sparsebench.running import tracking
+    from sparsebench.running.sweep import plan, run_sweep
+
+    registry.discover()
+    sparsities = [round(0.5 + 0.4 * i / max(1, trials - 1), 3) for i in range(trials)]
+    specs = plan(["lenet300-mnist"], ["random"], sparsities, [0], "quick")
+    uri = f"sqlite:///{folder / f'sweep-{workers}.db'}"
+    ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    try:
+        start = time.perf_counter()
+        run_sweep(specs, uri=uri, name=f"fixed-costs-{workers}", checkpoints=False)
+        elapsed = time.perf_counter() - start
+    finally:
+        ray.shutdown()
+    runs = tracking.runs_frame(uri).sort_values("start_time")
+    # one worker runs them one after another: from a trial's start to the next's, less its trial function
+    starts = [t.timestamp() for t in runs["start_time"]]
+    between = [b - a - t for a, b, t in zip(starts, starts[1:], runs["metrics.time/trial_seconds"])]
+    return elapsed, float(runs["metrics.time/trial_seconds"].sum()), statistics.median(between or [float("nan")])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--trials", type=int, default=6, help="trials of each sweep (LeNet-300-100, quick)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        figures = {**command_start(), **store_setup(Path(tmp)), **ray_start()}
+        for what, seconds in figures.items():
+            print(f"{what:55s} {seconds:6.2f} s", flush=True)
+        one, one_trials, per_trial = sweep(Path(tmp), 1, args.trials)
+        two, _, _ = sweep(Path(tmp), 2, args.trials)
+    print(f"{'sweep of %d trials, 1 worker / 2 workers (wall)' % args.trials:55s} {one:6.2f} s / {two:.2f} s")
+    print(f"{'per-trial fixed cost outside the trial function':55s} {per_trial:6.2f} s "
+          f"(median, 1 worker; trials {one_trials / args.trials:.2f} s each)")
+    print(f"{'the sweep besides its trials, 1 worker (setup, Tune, end)':55s} {one - one_trials - per_trial * (args.trials - 1):6.2f} s")
+    print(f"{'parallel efficiency (throughput 2 workers / 2 x 1 worker)':55s} {one / (2 * two):6.2f}")
+
+
+if __name__ == "__main__":
+    main()
