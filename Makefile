@@ -11,7 +11,7 @@ SUITE ?= default
 # the runs bundle: every result on the committed leaderboard, imported before a sweep or a rebuild
 BUNDLE ?= leaderboard/runs
 
-.PHONY: install bench leaderboard test ui overhead clean
+.PHONY: install bench leaderboard test ui overhead perf clean
 
 install: $(STAMP)
 
@@ -37,6 +37,11 @@ test: $(STAMP)
 
 overhead: $(STAMP)
 	$(BIN)/python -m sparsebench.benchmarks.overhead
+
+# the harness's own costs, each measured side by side in one run (about 10 minutes on 2 cores)
+perf: $(STAMP)
+	$(BIN)/python -m sparsebench.benchmarks.overhead --task lenet300-mnist resnet20-cifar10jpeg transformer-shakespeare
+	$(BIN)/python -m sparsebench.benchmarks.fixed_costs
 
 ui: $(STAMP)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --host 127.0.0.1 --port 5000 --workers 1

@@ -113,3 +113,17 @@ def test_the_chance_level_is_the_majority_class_or_the_unigram_model():
     tokens = LMSplit(torch.tensor([0, 0, 1, 2]), 2), LMSplit(torch.tensor([0, 1]), 2)
     # add-one counts (3, 2, 2) over 7: perplexity exp(-(log 3/7 + log 2/7) / 2)
     assert abs(chance_level(lm, *tokens) - math.exp(-(math.log(3 / 7) + math.log(2 / 7)) / 2)) < 1e-9
+
+
+def test_the_last_validation_stands_only_while_nothing_changed():
+    trainer = make_trainer("quick", train_examples=500)
+    trainer.train(trainer.steps_per_epoch)  # one epoch: validated at its end
+    val = trainer.validation()
+    trainer.model.eval()
+    assert val is not None and val == trainer.task.evaluate(trainer.model, trainer.val_split)
+    trainer.masks.apply()  # in place, even when it changes nothing
+    assert trainer.validation() is None
+    trainer.train(trainer.steps_per_epoch)
+    assert trainer.validation() is not None
+    trainer.masks.prune({n: torch.rand(p.shape) for n, p in trainer.masks.params.items()}, 0.5)
+    assert trainer.validation() is None

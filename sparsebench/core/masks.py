@@ -124,6 +124,11 @@ class Masks:
         torch._foreach_mul_(list(self.params.values()), list(self.masks.values()))
 
     @torch.no_grad()
+    def held(self) -> bool:
+        """Whether every masked weight is zero."""
+        return all(not self.params[n][m == 0].any() for n, m in self.masks.items())
+
+    @torch.no_grad()
     def mask_grads(self) -> None:
         """Zero the gradients of masked weights, so momentum and decay cannot revive them."""
         names = [n for n, p in self.params.items() if p.grad is not None]

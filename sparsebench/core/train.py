@@ -93,6 +93,7 @@ class Trainer:
         self.total_steps = self.recipe.total_steps(self.steps_per_epoch)
         self.cost = Cost()
         self.epoch = 0
+        self._validated: tuple | None = None  # the last epoch's validation and the state it saw
         self.optimizer: torch.optim.Optimizer | None = None
         # trainings without a callback are looked up here first; ``identity`` names what the state does
         # not hold (task, version, profile, recipe, the harness's and the task's code)
@@ -242,6 +243,20 @@ class Trainer:
                            f"validation {self.task.metric.name} is {val} after epoch {self.epoch}")
         self.log({"train/loss": last_loss, f"val/{self.task.metric.name}": val,
                   "train/density": self.masks.density(), "cost/steps": self.cost.steps}, self.epoch)
+        self._validated = (val, self._state_versions()) if self.recipe.autocast is None else None
+
+    def _state_versions(self) -> list:
+        return [(t, t._version) for t in self.model.state_dict(keep_vars=True).values()]
+
+    def validation(self) -> float | None:
+        """The last epoch's validation metric while the model is what it measured (no parameter or
+        buffer replaced or changed in place since; in float32), else None."""
+        if self._validated is None:
+            return None
+        val, seen = self._validated
+        now = list(self.model.state_dict(keep_vars=True).values())
+        same = len(seen) == len(now) and all(a is b and v == b._version for (a, v), b in zip(seen, now))
+        return val if same else None
 
     @torch.no_grad()
     def _masks_changed(self, masks: Masks) -> None:

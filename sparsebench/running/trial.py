@@ -152,6 +152,8 @@ def run_trial(spec: TrialSpec, data_root: Path | None = None,
         return _failed(result, f"method {spec.method!r} raised {type(exc).__name__}: {exc}",
                        traceback.format_exc())
 
+    # the last epoch's validation stands for the final one if nothing changed since (a pass saved)
+    validated = trainer.validation() if masks.held() else None
     masks.apply()
     if bad := nonfinite_parameter(model):  # before counting zeros: a NaN is not one
         return _failed(result, f"diverged: non-finite weights in {bad}")
@@ -159,7 +161,7 @@ def run_trial(spec: TrialSpec, data_root: Path | None = None,
     achieved, per_layer = sparsity_report(weights)
     paths = trace_connectivity(task, model, masks, train_split)
     model.eval()
-    val = task.evaluate(model, splits.val)
+    val = validated if validated is not None else task.evaluate(model, splits.val)
     metric = val if spec.track == "tuning" else task.evaluate(model, splits.test)  # tuning never sees test
     densities = {n: 1.0 - s for n, s in per_layer.items()}
     total_params = sum(p.numel() for p in model.parameters())
