@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from sparsebench.report import board, tables
 from sparsebench.running import bundle, tracking
-from sparsebench.running.sweep import execute, pending, plan, trial_config
+from sparsebench.running.sweep import execute, longest_first, pending, plan, trial_config
 
 from conftest import TEST_PLUGINS
 
@@ -81,6 +81,26 @@ def test_importing_into_the_origin_store_adds_nothing_and_a_resumed_sweep_skips_
     assert pending(store["specs"], fresh) == ([], 0)
     more = plan(["tiny-mlp"], ["random"], [0.8], [0])
     assert pending(store["specs"] + more, fresh) == (more, 0)
+
+
+def test_a_resumed_sweep_starts_its_longest_trials_first(store, tmp_path):
+    """By the seconds the store holds for the same trial (any seed), else for the method on the task;
+    trials it holds no time for start first, in the suite's order (blocks listed most expensive first)."""
+    seconds = {"dense": 1.0, "random": 5.0, "magnitude": 20.0}
+
+    def timed(records):
+        for r in records:
+            if r["tags"]["sb.status"] == "completed":
+                scale = 2 if r["tags"]["sb.sparsity"] == "0.9" else 1
+                r["metrics"]["time/trial_seconds"] = seconds[r["tags"]["sb.method"]] * scale
+    fresh = f"sqlite:///{tmp_path / 'timed.db'}"
+    bundle.import_bundle(tampered(store, tmp_path, timed), fresh)
+    later = plan(["tiny-mlp"], ["dense", "random", "magnitude", "test-raises"], [0.5, 0.9, 0.8], [2])
+    order = [(s.method, s.sparsity) for s in longest_first(later, tracking.runs_frame(fresh, ["tiny-mlp"]))]
+    assert order == [("test-raises", 0.5), ("test-raises", 0.9), ("test-raises", 0.8),  # no time: first
+                     ("magnitude", 0.9), ("magnitude", 0.8), ("magnitude", 0.5),  # 40 s, median 30 s, 20 s
+                     ("random", 0.9), ("random", 0.8), ("random", 0.5), ("dense", 0.0)]
+    assert longest_first(later, tracking.runs_frame(f"sqlite:///{tmp_path / 'empty.db'}")) == later
 
 
 def tampered(store, tmp_path, change) -> str:

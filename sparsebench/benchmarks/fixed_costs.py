@@ -9,8 +9,10 @@ Measured in one run, on this machine:
 - Ray: starting a local instance and shutting it down;
 - a sweep of N short trials through Ray Tune with 1 and with 2 workers (``--trials``): the
   per-trial fixed cost outside the trial function (scheduling, the MLflow run, the result),
-  ``(wall × workers − Σ trial seconds) / N`` with one worker, and the parallel efficiency,
-  throughput with 2 workers over twice that with 1 (trials of one thread each).
+  the gap between one trial and the next on a worker; the parallel efficiency, throughput with 2
+  workers over twice that with 1 (trials of one thread each), of the trials (first start to last
+  end) and of the whole sweep; and whether Tune started the trials in the sweep's order (the order
+  :func:`sparsebench.running.sweep.longest_first` chose).
 """
 from __future__ import annotations
 
@@ -67,8 +69,11 @@ def ray_start() -> dict[str, float]:
     return {"Ray: start a local instance": up, "Ray: shut it down": time.perf_counter() - start}
 
 
-def sweep(folder: Path, workers: int, trials: int) -> tuple[float, float]:
-    """Wall time of a sweep of ``trials`` short trials on ``workers`` CPUs, and their trial seconds."""
+def sweep(folder: Path, workers: int, trials: int) -> dict[str, float]:
+    """A sweep of ``trials`` short trials on ``workers`` CPUs: its wall time, the trials' seconds,
+    the median gap between one trial's end and the next one's start on a worker (1 worker), the
+    span from the first trial's start to the last one's end, and whether trials started in the
+    sweep's order."""
     import ray
 
     from sparsebench.core import registry
@@ -88,27 +93,32 @@ def sweep(folder: Path, workers: int, trials: int) -> tuple[float, float]:
     finally:
         ray.shutdown()
     runs = tracking.runs_frame(uri).sort_values("start_time")
+    seconds = runs["metrics.time/trial_seconds"]
+    starts, ends = [t.timestamp() for t in runs["start_time"]], [t.timestamp() for t in runs["end_time"]]
     # one worker runs them one after another: from a trial's start to the next's, less its trial function
-    starts = [t.timestamp() for t in runs["start_time"]]
-    between = [b - a - t for a, b, t in zip(starts, starts[1:], runs["metrics.time/trial_seconds"])]
-    return elapsed, float(runs["metrics.time/trial_seconds"].sum()), statistics.median(between or [float("nan")])
+    between = [b - a - t for a, b, t in zip(starts, starts[1:], seconds)]
+    return {"wall": elapsed, "trial_seconds": float(seconds.sum()), "span": max(ends) - min(starts),
+            "gap": statistics.median(between or [float("nan")]),
+            "in_order": list(runs["tags.sb.sparsity"]) == [str(s.sparsity) for s in specs]}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--trials", type=int, default=6, help="trials of each sweep (LeNet-300-100, quick)")
+    parser.add_argument("--trials", type=int, default=8, help="trials of each sweep (LeNet-300-100, quick)")
     args = parser.parse_args(argv)
+    n = args.trials
     with tempfile.TemporaryDirectory() as tmp:
         figures = {**command_start(), **store_setup(Path(tmp)), **ray_start()}
         for what, seconds in figures.items():
             print(f"{what:55s} {seconds:6.2f} s", flush=True)
-        one, one_trials, per_trial = sweep(Path(tmp), 1, args.trials)
-        two, _, _ = sweep(Path(tmp), 2, args.trials)
-    print(f"{'sweep of %d trials, 1 worker / 2 workers (wall)' % args.trials:55s} {one:6.2f} s / {two:.2f} s")
-    print(f"{'per-trial fixed cost outside the trial function':55s} {per_trial:6.2f} s "
-          f"(median, 1 worker; trials {one_trials / args.trials:.2f} s each)")
-    print(f"{'the sweep besides its trials, 1 worker (setup, Tune, end)':55s} {one - one_trials - per_trial * (args.trials - 1):6.2f} s")
-    print(f"{'parallel efficiency (throughput 2 workers / 2 x 1 worker)':55s} {one / (2 * two):6.2f}")
+        one, two = sweep(Path(tmp), 1, n), sweep(Path(tmp), 2, n)
+    print(f"{'sweep of %d trials, 1 worker / 2 workers (wall)' % n:55s} {one['wall']:6.2f} s / {two['wall']:.2f} s")
+    print(f"{'per-trial fixed cost outside the trial function':55s} {one['gap']:6.2f} s "
+          f"(median, 1 worker; trials {one['trial_seconds'] / n:.2f} s each)")
+    print(f"{'the sweep besides its trials, 1 worker (setup, Tune, end)':55s} {one['wall'] - one['span']:6.2f} s")
+    print(f"{'parallel efficiency of the trials (span 1 worker / 2 x span 2)':55s} {one['span'] / (2 * two['span']):6.2f}")
+    print(f"{'parallel efficiency of the whole sweep (wall)':55s} {one['wall'] / (2 * two['wall']):6.2f}")
+    print(f"{'trials started in the sweep order (1 worker / 2 workers)':55s} {one['in_order']} / {two['in_order']}")
 
 
 if __name__ == "__main__":

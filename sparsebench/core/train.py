@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import random
+import time
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
@@ -94,6 +95,7 @@ class Trainer:
         self.cost = Cost()
         self.epoch = 0
         self._validated: tuple | None = None  # the last epoch's validation and the state it saw
+        self.validation_seconds = 0.0  # wall time of the per-epoch validations (a report, not a cost)
         self.optimizer: torch.optim.Optimizer | None = None
         # trainings without a callback are looked up here first; ``identity`` names what the state does
         # not hold (task, version, profile, recipe, the harness's and the task's code)
@@ -170,15 +172,20 @@ class Trainer:
         base_lrs = [g["lr"] * lr_scale for g in opt.param_groups]
         autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if recipe.autocast \
             else contextlib.nullcontext
-        i = 0
+        move = self.device.type != "cpu"  # to the CPU: nothing to do
+        i, factor = 0, None
         while i < steps:
             model.train()
             for batch in self.train_split.batches(recipe.batch_size, shuffle=True, generator=self.generator):
                 if i >= steps:
                     break
-                for group, base in zip(opt.param_groups, base_lrs):
-                    group["lr"] = base * (lr_factor(recipe, from_step + i, from_step + steps) if lr_schedule else 1.0)
-                batch = to_device(batch, self.device)
+                now = lr_factor(recipe, from_step + i, from_step + steps) if lr_schedule else 1.0
+                if now != factor:  # set only when it changes (a constant or step schedule)
+                    factor = now
+                    for group, base in zip(opt.param_groups, base_lrs):
+                        group["lr"] = base * factor
+                if move:
+                    batch = to_device(batch, self.device)
                 with autocast():
                     loss = self.task.loss(model, batch)
                 if not math.isfinite(value := loss.item()):
@@ -235,8 +242,10 @@ class Trainer:
     def _end_epoch(self, last_loss: float) -> None:
         self.epoch += 1
         self.model.eval()
+        began = time.perf_counter()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.recipe.autocast is not None):
             val = self.task.evaluate(self.model, self.val_split)  # monitoring: the final evaluations are float32
+        self.validation_seconds += time.perf_counter() - began
         bad = nonfinite_parameter(self.model)
         if bad or not math.isfinite(val):  # NaN outputs can score a finite accuracy: the weights tell
             raise Diverged(f"non-finite weights in {bad}" if bad else

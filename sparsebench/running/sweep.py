@@ -92,11 +92,13 @@ def describe(spec: TrialSpec) -> dict:
             "exact_sparsity": method_cls.exact_sparsity}
 
 
-def pending(specs: list[TrialSpec], uri: str, retry_failed: bool = False) -> tuple[list[TrialSpec], int]:
+def pending(specs: list[TrialSpec], uri: str, retry_failed: bool = False,
+            runs: pd.DataFrame | None = None) -> tuple[list[TrialSpec], int]:
     """Specs without a finished run, and how many others a live sweep is running. A failure is
     finished unless ``retry_failed`` or its worker died (re-run up to ``INFRA_ATTEMPTS`` runs);
-    ``running`` runs whose heartbeat stopped are marked interrupted and their trials re-run."""
-    runs = tracking.runs_frame(uri, sorted({s.task for s in specs}))
+    ``running`` runs whose heartbeat stopped are marked interrupted and their trials re-run.
+    ``runs``: the store's runs of the specs' tasks, where already read."""
+    runs = tracking.runs_frame(uri, sorted({s.task for s in specs})) if runs is None else runs
     if runs.empty:
         return specs, 0
     tags = runs.filter(like="tags.").rename(columns=lambda c: c[len("tags."):]).to_dict("records")
@@ -119,6 +121,28 @@ def pending(specs: list[TrialSpec], uri: str, retry_failed: bool = False) -> tup
     return todo, sum(s.config_id() in live - done for s in specs)
 
 
+COST_KEYS = ("task", "profile", "method", "sparsity", "track")
+
+
+def longest_first(specs: list[TrialSpec], runs: pd.DataFrame) -> list[TrialSpec]:
+    """The order to start ``specs`` in, so that a sweep does not end on a tail of long trials: first
+    those the store has no time for, in the suite's order (its blocks are listed most expensive
+    first), then the others longest first, by the median seconds of the same trial's completed runs
+    (any seed), else of the method's on the same task and profile."""
+    column = "metrics.time/trial_seconds"
+    if runs.empty or column not in runs:
+        return specs
+    done = runs[runs["tags.sb.status"] == "completed"]
+    by_cell = done[column].groupby([done[f"tags.sb.{k}"] for k in COST_KEYS]).median().dropna().to_dict()
+    by_method = done[column].groupby([done[f"tags.sb.{k}"] for k in COST_KEYS[:3]]).median().dropna().to_dict()
+
+    def seconds(spec: TrialSpec) -> float | None:
+        cell = (spec.task, spec.profile, spec.method, str(spec.sparsity), spec.track)
+        return by_cell.get(cell, by_method.get(cell[:3]))
+    known = sorted((s for s in specs if seconds(s) is not None), key=seconds, reverse=True)
+    return [s for s in specs if seconds(s) is None] + known
+
+
 def run_sweep(specs: list[TrialSpec], *, data_root=None, uri=None, address=None, name="sweep",
               retry_failed=False, device="cpu", plugin_roots=None, notes: dict | None = None,
               checkpoints: bool = True) -> SweepSummary:
@@ -129,7 +153,9 @@ def run_sweep(specs: list[TrialSpec], *, data_root=None, uri=None, address=None,
     root = resolve_data_root(data_root)
     validate(specs, root)
     tracking.open_store(uri)
-    todo, elsewhere = pending(specs, uri, retry_failed)
+    runs = tracking.runs_frame(uri, sorted({s.task for s in specs}))
+    todo, elsewhere = pending(specs, uri, retry_failed, runs)
+    todo = longest_first(todo, runs)
     summary = SweepSummary(len(specs), len(specs) - len(todo) - elsewhere, 0, 0, elsewhere)
     print(f"sparsebench: {len(specs)} trials, {len(todo)} to run, {summary.skipped} already done"
           + (f", {elsewhere} running in another sweep" if elsewhere else "") + f"; tracking at {uri}", flush=True)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import platform
 import random
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,6 +145,7 @@ def run_trial(spec: TrialSpec, data_root: Path | None = None,
         trainer.cache, trainer.identity = checkpoints, identity(task)
     result = {"status": "completed", "reason": "", "collapse": "", "info": {**splits.info, **system(task)},
               "hparams": method.hparams(), "metrics": {}, "layers": {}}
+    began = time.perf_counter()
     try:
         method.run(ctx)
     except Diverged as exc:
@@ -152,6 +154,7 @@ def run_trial(spec: TrialSpec, data_root: Path | None = None,
         return _failed(result, f"method {spec.method!r} raised {type(exc).__name__}: {exc}",
                        traceback.format_exc())
 
+    trained = time.perf_counter()
     # the last epoch's validation stands for the final one if nothing changed since (a pass saved)
     validated = trainer.validation() if masks.held() else None
     masks.apply()
@@ -206,6 +209,10 @@ def run_trial(spec: TrialSpec, data_root: Path | None = None,
     measured, form = measure_inference(task, model, masks, splits.val, groups if units_removed > 0 else [])
     result["metrics"].update(measured)
     result["info"]["inference_form"] = form
+    # where the trial's time went: the method (its trainings, their validations among them), the report
+    result["metrics"].update({"time/method_seconds": trained - began,
+                              "time/validation_seconds": trainer.validation_seconds,
+                              "time/report_seconds": time.perf_counter() - trained})
     return result
 
 
