@@ -129,8 +129,8 @@ def longest_first(specs: list[TrialSpec], runs: pd.DataFrame) -> list[TrialSpec]
     those the store has no time for, in the suite's order (its blocks are listed most expensive
     first), then the others longest first, by the median seconds of the same trial's completed runs
     (any seed), else of the method's on the same task and profile."""
-    column = "metrics.time/trial_seconds"
-    if runs.empty or column not in runs:
+    column, keys = "metrics.time/trial_seconds", [f"tags.sb.{k}" for k in ("status", *COST_KEYS)]
+    if runs.empty or not {column, *keys} <= set(runs.columns):  # no times (or runs older than these tags)
         return specs
     done = runs[runs["tags.sb.status"] == "completed"]
     by_cell = done[column].groupby([done[f"tags.sb.{k}"] for k in COST_KEYS]).median().dropna().to_dict()
