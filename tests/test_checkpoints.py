@@ -108,3 +108,17 @@ def test_models_with_batchnorm_buffers_are_keyed_and_restored(tmp_path, one_thre
     key = trainer._state_key({"steps": 1})
     ctx.model.bn.num_batches_tracked += 1
     assert trainer._state_key({"steps": 1}) != key
+
+
+def test_a_training_has_the_same_key_in_every_process(tmp_path):
+    """Workers are separate processes: a checkpoint one of them wrote must be found by the others
+    (plugins are loaded from files, under a module name that must not differ between processes)."""
+    import subprocess
+    import sys
+
+    code = ("from sparsebench.core import registry; from sparsebench.running.checkpoints import identity; "
+            "from sparsebench.running.trial import make_task; registry.discover(); "
+            "print(identity(make_task('lenet300-mnist', 'quick')))")
+    keys = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+            for _ in range(3)}
+    assert len(keys) == 1 and "lenet300" in next(iter(keys)).lower(), keys

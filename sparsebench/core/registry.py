@@ -8,6 +8,7 @@ broken (with its error) instead of breaking the run.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib.util
 import os
 import sys
@@ -93,7 +94,8 @@ def discover(extra_roots: list[str] | None = None) -> None:
 
 def load_file(registry: Registry, path: Path) -> None:
     """Import the plugin file at ``path`` once; an error is kept in ``registry.broken``."""
-    module_name = f"sparsebench_plugins.{registry.folder}.{path.stem}_{abs(hash(str(path))):x}"
+    # one name per file in every process (``hash`` of a str is salted per process)
+    module_name = f"sparsebench_plugins.{registry.folder}.{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:12]}"
     if module_name in sys.modules:
         return
     spec = importlib.util.spec_from_file_location(module_name, path)

@@ -46,8 +46,9 @@ def code_digest(*files: str) -> str:
 
 def identity(task) -> str:
     """What a training's outcome depends on beyond the state it starts from."""
-    task_file = inspect.getsourcefile(type(task))
-    return (f"{type(task).__module__}.{type(task).__name__} v{task.version} {task.profile} {task.recipe!r} "
+    task_file = inspect.getsourcefile(type(task))  # its code is in the digest: not its module's name,
+    # which names the file's place on this machine (plugins are loaded from files)
+    return (f"{type(task).__qualname__} v{task.version} {task.profile} {task.recipe!r} "
             f"code {code_digest(task_file)} torch {torch.__version__} {task.device}")
 
 
