@@ -22,15 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sparsebench import Method, Uniform, magnitude_scores, register_method
-
-
-def cubic_sparsity(t: int, s_i: float, s_f: float, t0: int, n: int, dt: int) -> float:
-    """Zhu & Gupta's s_t: s_i before t0, s_f from t0 + n dt on, the cubic in between."""
-    if t <= t0:
-        return s_i
-    if t >= t0 + n * dt:
-        return s_f
-    return s_f + (s_i - s_f) * (1.0 - (t - t0) / (n * dt)) ** 3
+from sparsebench.library.schedules import cubic_sparsity
 
 
 @register_method("gmp", rule="uniform")

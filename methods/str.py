@@ -28,7 +28,6 @@ zeros are real; the masks are then set from those zeros (and hold from there on)
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +35,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from sparsebench import Method, Uniform, register_method
+from sparsebench.library.calibration import from_table
 
 # target sparsity -> λ (approximate; see the module docstring). Measured with s_init = -8 on
 # lenet300-mnist, profile quick (Adam 1.2e-3, 2 epochs), seed 0: λ = 1e-5, 1e-4, 1e-3, 3e-3, 1e-2,
@@ -47,16 +47,7 @@ LAMBDA_FOR_SPARSITY = ((0.2, 1e-5), (0.35, 1e-4), (0.5, 3e-4), (0.7, 1e-3), (0.8
 
 def lambda_for(sparsity: float) -> float:
     """λ for a target sparsity: the table, log-linear in (1 - sparsity) between its rows."""
-    rows = LAMBDA_FOR_SPARSITY
-    if sparsity <= rows[0][0]:
-        return rows[0][1]
-    if sparsity >= rows[-1][0]:
-        return rows[-1][1]
-    for (s0, l0), (s1, l1) in zip(rows, rows[1:]):
-        if s0 <= sparsity <= s1:
-            x = (math.log(1 - sparsity) - math.log(1 - s0)) / (math.log(1 - s1) - math.log(1 - s0))
-            return math.exp(math.log(l0) + x * (math.log(l1) - math.log(l0)))
-    raise AssertionError("unreachable")
+    return from_table(LAMBDA_FOR_SPARSITY, sparsity)
 
 
 class SoftThreshold(nn.Module):

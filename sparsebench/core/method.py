@@ -83,6 +83,11 @@ class Context:
         return lr_factor(self._trainer.recipe, self.total_steps - 1, self.total_steps)
 
     @property
+    def train_examples(self) -> int:
+        """Examples in one epoch of the training split (the N of a per-example penalty)."""
+        return self._trainer.train_split.epoch_examples(self._trainer.recipe.batch_size)
+
+    @property
     def batch_size(self) -> int:
         """Examples per training step under the task's recipe."""
         return self._trainer.recipe.batch_size

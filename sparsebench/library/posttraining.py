@@ -60,8 +60,12 @@ class PruneAfterTraining(Method):
         """Masks chosen from ``scores`` in another comparison group than ``rule``'s, else None."""
         return None
 
-    def run(self, ctx):
+    def train_dense(self, ctx) -> None:
+        """The training before pruning: the recipe's (the dense training that trials share)."""
         ctx.train()
+
+    def run(self, ctx):
+        self.train_dense(ctx)
         scores = self.score(ctx)
         chosen = self.masks(ctx, scores)
         if chosen is None:

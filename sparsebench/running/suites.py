@@ -42,6 +42,12 @@ COVERAGE = [
     # the one full recipe a CPU runs in minutes (Frankle & Carbin 2019's LeNet-300-100)
     {"tasks": ["lenet300-mnist"], "methods": ["dense", "random-erk", "magnitude", "snip", "gmp", "rigl"],
      "sparsities": [0.9, 0.98], "seeds": [0], "profile": "full"},
+    # selection by regularization and variational schemes (Hoefler et al. 2021, §3.6-3.7) beside the
+    # default suite's STR and GMP cells, and movement pruning on a transformer (about 10 minutes on 2 cores)
+    {"tasks": ["lenet300-mnist"], "methods": ["l0", "sparse-vd", "l1-threshold", "movement", "soft-movement"],
+     "sparsities": [0.9, 0.98], "seeds": [0, 1, 2], "profile": "quick"},
+    {"tasks": ["transformer-shakespeare"], "methods": ["movement", "soft-movement"], "sparsities": [0.9],
+     "seeds": [0], "profile": "quick"},
 ]
 
 # a CNN row a CPU can produce: ResNet-20 on the JPEG variant of CIFAR-10 under the ``medium`` profile
