@@ -36,6 +36,18 @@ def tiny_log():
     return module.ACCESS_LOG
 
 
+@pytest.fixture(scope="session")
+def shared_ray():
+    """One local Ray for the sweeps run in this process: ``run_sweep`` uses a running Ray as it is
+    (a sweep started from the command line starts and stops its own, tested through the CLI)."""
+    import ray
+
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    yield
+    ray.shutdown()
+
+
 @pytest.fixture
 def tracking_uri(tmp_path):
     return f"sqlite:///{tmp_path / 'mlflow.db'}"

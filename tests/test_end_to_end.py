@@ -11,7 +11,7 @@ from sparsebench.running.trial import TrialSpec
 
 from conftest import TEST_PLUGINS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("shared_ray")]
 
 
 def sweep(specs, uri, **kw):

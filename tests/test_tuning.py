@@ -65,7 +65,7 @@ def test_a_tuning_trial_never_touches_the_test_split(tiny_log, one_thread):
 
 
 @pytest.mark.slow
-def test_tuning_through_ray_and_mlflow_resumes_and_tests_only_the_choice(tracking_uri, tmp_path):
+def test_tuning_through_ray_and_mlflow_resumes_and_tests_only_the_choice(tracking_uri, tmp_path, shared_ray):
     options = dict(uri=tracking_uri, plugin_roots=[str(TEST_PLUGINS)])
     studies = [Study("tiny-mlp", "quick", "test-tunable", 0.5, 5, seeds=(0, 1)),
                Study("tiny-mlp", "quick", "magnitude", 0.5, 3, seeds=(0, 1))]
