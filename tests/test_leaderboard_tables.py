@@ -94,3 +94,25 @@ def test_at_chance_follows_the_metrics_direction():
         trials[column] = ""
     out = tables.aggregate(trials).set_index("method")["at_chance"]
     assert out.to_dict() == {"a": True, "b": False}  # a unigram model's 700 beats a's 900
+
+
+def test_a_long_legend_takes_columns_instead_of_leaving_the_figure():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from sparsebench.report.plots import legend_beside
+
+    def drawn(lines):
+        fig = Figure(figsize=(7.2, 4.2), layout="constrained")
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        for i in range(lines):
+            ax.plot([0, 1], [i, i], label=f"method-{i}")
+        legend_beside(fig, ax)
+        fig.canvas.draw()
+        box = ax.get_legend().get_window_extent()
+        return ax.get_legend()._ncols, fig.get_figwidth(), box.y0 >= 0 and box.y1 <= fig.bbox.height
+
+    assert drawn(5) == (1, 7.2, True)
+    columns, width, inside = drawn(30)
+    assert columns == 2 and width > 7.2 and inside

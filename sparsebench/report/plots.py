@@ -10,6 +10,7 @@ they do not squash the differences between the others; the tables have their val
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +25,20 @@ from sparsebench.report.tables import mean_std
 MARKERS = "osDP*Xh<>p"  # no triangles: ▲▼ mark results off the scale
 COLORS = [colormaps["tab10"](i) for i in (0, 1, 2, 3, 4, 6)]  # the best methods' colours
 GREY = "0.7"  # the others'
+
+
+LEGEND_ROW_INCHES = 0.19  # one entry of a "small" legend
+
+
+def legend_beside(fig: Figure, ax) -> None:
+    """The legend right of the axes, in as many columns as its entries need to fit the figure's
+    height (the figure widened for each column beyond the first)."""
+    handles = ax.get_legend_handles_labels()[0]
+    if not handles:
+        return
+    columns = math.ceil(len(handles) / max(1, int(fig.get_figheight() / LEGEND_ROW_INCHES) - 1))
+    fig.set_figwidth(fig.get_figwidth() + 1.8 * (columns - 1))
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, ncols=columns)
 
 
 def styles(methods: list[str]):
@@ -103,8 +118,7 @@ def section_plot(section, path: Path) -> Path | None:
     ax.set_ylabel(f"test {section.metric} ({section.direction})")
     ax.set_title(section.title.replace("`", ""), fontsize="medium")
     ax.grid(True, which="major", alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    legend_beside(fig, ax)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
     return path
@@ -149,7 +163,7 @@ def speedup_plot(section, path: Path) -> Path:
     ax.set_ylabel(f"test {section.metric} ({section.direction})")
     ax.set_title(section.title.replace("`", ""), fontsize="medium")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    legend_beside(fig, ax)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
     return path
@@ -188,7 +202,7 @@ def pareto_plot(section, path: Path) -> Path:
     ax.set_ylabel(f"test {section.metric} ({section.direction})")
     ax.set_title(section.title.replace("`", "") + " — cost", fontsize="medium")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    legend_beside(fig, ax)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
     return path
@@ -230,7 +244,7 @@ def layers_plot(section, layers: dict[str, dict], path: Path) -> Path:
     sparsity = section.rows["sparsity"].max()
     ax.set_title(f"{section.title.replace('`', '')} — layers at {_percent(sparsity)}", fontsize="medium")
     ax.grid(True, axis="y", which="both", alpha=0.3)
-    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    legend_beside(fig, ax)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
     return path
