@@ -31,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--retry-failed", action="store_true", help="run failed trials again")
     run.add_argument("--no-checkpoints", action="store_true",
                      help="train everything in its trial instead of reusing trainings from the checkpoint store")
+    run.add_argument("--bundle", metavar="DIR",
+                     help="without Ray or MLflow: run the trials in plain processes and append each result to the "
+                          "runs bundle DIR (skipping what it holds); load it with `sparsebench import DIR`")
+    run.add_argument("--workers", type=int, default=1, help="with --bundle: trials at once (default: 1)")
+    run.add_argument("--threads", type=int, default=1, help="with --bundle: torch threads per trial (default: 1)")
     run.add_argument("--tune", type=int, metavar="N",
                      help="the tuned track: search N configurations per method and sparsity on validation "
                           "(the method's search space), then run the best on the seeds (a suite's blocks may set it)")
@@ -70,11 +75,16 @@ def _run(args, argv: list[str] | None = None) -> int:
     from sparsebench.core import catalog
 
     blocks = _blocks(args, catalog.load(args.plugins))  # bad names and values are told before torch loads
+    if args.bundle and (args.tune or args.address or args.tracking_uri or any(b.get("tune") for b in blocks)):
+        raise ValueError("--bundle runs plain processes without Ray or MLflow: it takes no --tune, --address "
+                         "or --tracking-uri")
+    registry.discover(args.plugins)
+    specs, studies = _specs(args, blocks)
+    if args.bundle:
+        return _run_bundle(args, specs)
     from sparsebench.running.sweep import run_sweep
     from sparsebench.running.tuning import run_tuning
 
-    registry.discover(args.plugins)
-    specs, studies = _specs(args, blocks)
     options = dict(data_root=args.data_root, uri=args.tracking_uri, address=args.address,
                    retry_failed=args.retry_failed, device=args.device, plugin_roots=args.plugins,
                    checkpoints=not args.no_checkpoints)
@@ -89,6 +99,21 @@ def _run(args, argv: list[str] | None = None) -> int:
     if any(s is None or s.interrupted > 0 for s in summaries.values()):
         print(f"sparsebench: interrupted; to resume, run again: sparsebench {shlex.join(argv or sys.argv[1:])}")
         return 130
+    return 0
+
+
+def _run_bundle(args, specs: list) -> int:
+    from sparsebench.running.standalone import run_bundle
+
+    try:
+        counts = run_bundle(specs, args.bundle, args.workers, args.data_root, args.device, args.threads, args.plugins)
+    except KeyboardInterrupt:
+        print(f"sparsebench: interrupted; the trials that finished are in {args.bundle}, the running ones are not: "
+              "run again to resume")
+        return 130
+    print(f"sparsebench: {len(specs)} trials planned, {counts['skipped']} already in {args.bundle} and skipped, "
+          f"{counts['completed']} completed, {counts['failed']} failed; load them with: "
+          f"sparsebench import {shlex.quote(args.bundle)}")
     return 0
 
 
@@ -122,14 +147,15 @@ def _blocks(args, listed) -> list[dict]:
 def _specs(args, blocks: list[dict]) -> tuple[list, list]:
     """The trials of ``blocks``. Blocks with a tuning budget (``tune``, or ``--tune``) become
     studies of the tuned track; their dense reference runs on the default track."""
-    from sparsebench.running.sweep import plan
-    from sparsebench.running.tuning import plan_studies
+    from sparsebench.running.trial import plan
 
     overrides = _overrides(args.set)
     specs, studies = [], []
     for block in blocks:
         methods, budget = block["methods"], args.tune or block.get("tune")
         if budget:
+            from sparsebench.running.tuning import plan_studies  # Ray Tune's search spaces
+
             studies += plan_studies(block["tasks"], methods, block["sparsities"], block["seeds"], block["profile"],
                                     budget, overrides)
             methods = [m for m in methods if not registry.METHODS.get(m)[0].prunes]

@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from sparsebench.report.board import build
 
-from sparsebench.running import tracking
+from sparsebench.running import records, tracking
 from sparsebench.running.trial import TrialSpec
 
 pytestmark = pytest.mark.slow
@@ -267,7 +267,8 @@ def board(tmp_path_factory):
     root = tmp_path_factory.mktemp("board")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as patch:  # skip `git describe` per run; and mark the runs as test data
-        patch.setattr(tracking, "code_version", lambda: "made-up-test-data")
+        for module in (records, tracking):
+            patch.setattr(module, "code_version", lambda: "made-up-test-data")
         written = write_test_runs(uri)
     build(uri, root / "leaderboard", ui=UI)
     return {"dir": root / "leaderboard", "uri": uri, "runs": written}

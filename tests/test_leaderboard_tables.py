@@ -1,5 +1,7 @@
 """The leaderboard's tables from a made-up aggregate (TEST DATA): collapsed cells are marked and not
 ranked; runs of older plugin versions are left out."""
+import dataclasses
+
 import pandas as pd
 
 from sparsebench.core import registry
@@ -29,6 +31,26 @@ def test_runs_of_another_plugin_version_are_superseded():
                          "tags.sb.method_version": [current, "0", "7"],
                          "tags.sb.task_version": [registry.TASKS.get("lenet300-mnist")[0].version] * 3})
     assert tables.superseded(runs).tolist() == [False, True, False]
+
+
+def test_a_recipe_version_supersedes_and_re_identifies_its_profile_only():
+    from sparsebench.running.trial import TrialSpec
+
+    tiny = registry.TASKS.get("tiny-mlp")[0]
+    assert (tiny.version_of("quick"), tiny.version_of("compiled")) == (tiny.version, f"{tiny.version}+compiled.2")
+    quick, compiled = (TrialSpec("tiny-mlp", "dense", 0.0, profile=p) for p in ("quick", "compiled"))
+    runs = pd.DataFrame({"params.method": ["dense"] * 3, "params.task": ["tiny-mlp"] * 3,
+                         "params.profile": ["quick", "compiled", "compiled"],
+                         "tags.sb.method_version": [registry.METHODS.get("dense")[0].version] * 3,
+                         "tags.sb.task_version": [tiny.version, tiny.version, tiny.version_of("compiled")]})
+    assert tables.superseded(runs).tolist() == [False, True, False]
+    old = dict(tiny.profiles)
+    try:  # the compiled profile's recipe changes: its trials get new ids, the quick profile's keep theirs
+        ids = quick.config_id(), compiled.config_id()
+        tiny.profiles = {**old, "compiled": dataclasses.replace(old["compiled"], version="3")}
+        assert quick.config_id() == ids[0] and compiled.config_id() != ids[1]
+    finally:
+        tiny.profiles = old
 
 
 def test_a_one_shot_section_is_named_and_prunes_the_default_tracks_dense_model():

@@ -127,3 +127,48 @@ def test_the_last_validation_stands_only_while_nothing_changed():
     assert trainer.validation() is not None
     trainer.masks.prune({n: torch.rand(p.shape) for n, p in trainer.masks.params.items()}, 0.5)
     assert trainer.validation() is None
+
+
+def test_decay_vectors_false_decays_weight_matrices_only():
+    from sparsebench.core.train import make_optimizer
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+    recipe = Recipe(batch_size=1, lr=0.1, epochs=1, weight_decay=0.5, decay_vectors=False)
+    groups = make_optimizer(recipe, model.parameters()).param_groups
+    decay = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    assert len(decay) == len(list(model.parameters()))
+    assert all(decay[id(p)] == (0.5 if p.ndim > 1 else 0.0) for p in model.parameters())
+    plain = make_optimizer(Recipe(batch_size=1, lr=0.1, epochs=1, weight_decay=0.5), model.parameters())
+    assert [g["weight_decay"] for g in plain.param_groups] == [0.5]
+
+
+def test_a_compiled_recipe_trains_the_same_model_with_masks_held(one_thread):
+    eager, compiled = make_trainer("quick"), make_trainer("compiled")
+    for trainer in (eager, compiled):
+        torch.manual_seed(1)
+        trainer.masks.prune({n: torch.rand(p.shape) for n, p in trainer.masks.params.items()}, 0.9)
+    compiled.train(40)
+    assert compiled._compiled is not compiled.model and compiled._compiled._orig_mod is compiled.model
+    for name, p in compiled.masks.params.items():
+        assert not p[compiled.masks[name] == 0].any()
+        assert p[compiled.masks[name] == 1].ne(0).all()  # kept weights trained
+    compiled.train(5)  # a second training of the same model compiles nothing new
+    assert compiled._compiled._orig_mod is compiled.model
+
+
+def test_a_compiled_recipe_falls_back_to_eager_where_it_cannot_compile(monkeypatch, one_thread):
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    class Uncompilable(torch.nn.Module):
+        def __init__(self, module):
+            super().__init__()
+            self._orig_mod = module
+
+        def forward(self, x):
+            raise BackendCompilerFailed(lambda *a: None, RuntimeError("no C++ compiler"), None)
+
+    monkeypatch.setattr(torch, "compile", Uncompilable)
+    trainer = make_trainer("compiled")
+    with pytest.warns(UserWarning, match="training in eager mode"):
+        trainer.train(10)
+    assert trainer.cost.steps == 10 and trainer._compiled is trainer.model

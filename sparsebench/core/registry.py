@@ -47,6 +47,11 @@ class Registry:
             raise unknown(self.kind, name, self.entries, self.broken)
         return self.entries[name]
 
+    def version(self, name: str, profile: str | None = None) -> str:
+        """The current version of plugin ``name``; of a task's trials of ``profile`` where given."""
+        cls = self.get(name)[0]
+        return cls.version_of(profile) if profile is not None and hasattr(cls, "version_of") else cls.version
+
     def names(self) -> list[str]:
         return sorted(self.entries)
 

@@ -36,6 +36,9 @@ class Recipe:
     momentum: float = 0.0
     nesterov: bool = False
     weight_decay: float = 0.0
+    # weight decay on one-dimensional parameters too (biases, normalization scales and shifts); False: on
+    # the weight matrices and kernels alone ("no bias decay", He et al. 2019, Bag of Tricks, §3.1)
+    decay_vectors: bool = True
     betas: tuple[float, float] = (0.9, 0.999)
     schedule: str = "constant"
     milestones: tuple[float, ...] = ()
@@ -50,6 +53,12 @@ class Recipe:
     # label smoothing of the training loss (Szegedy et al. 2016); evaluation is unaffected
     label_smoothing: float = 0.0
     eval_batch_size: int = 1000
+    # the training steps' forward pass through ``torch.compile`` (TorchInductor: fused kernels; it needs a
+    # C++ compiler on CPUs, and trains in eager mode with a warning where it cannot compile)
+    compile: bool = False
+    # bumped when this recipe alone changes: it joins the task's ``version`` in the config id of this
+    # profile's trials only, so the other profiles' results stay current (``Task.version_of``)
+    version: str = ""
 
     def __post_init__(self):
         if (self.epochs is None) == (self.steps is None):
@@ -121,7 +130,7 @@ class Splits:
 class Task:
     """Base class of task plugins. Subclasses set the class attributes and ``model``/``load``."""
 
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "1"  # bump when a change alters results; ``Recipe.version`` for one profile's
     family: ClassVar[str]  # "mlp", "cnn", "rnn" or "transformer"
     dataset: ClassVar[str]
     paper: ClassVar[str]
@@ -136,6 +145,13 @@ class Task:
             raise ValueError(f"task {name!r} has no profile {profile!r}; profiles: {', '.join(self.profiles)}")
         self.profile = profile
         self.recipe = self.profiles[profile]
+
+    @classmethod
+    def version_of(cls, profile: str) -> str:
+        """The version that identifies this task's trials of ``profile``: the task's, and the
+        recipe's where it has one."""
+        recipe = cls.profiles.get(profile)
+        return f"{cls.version}+{profile}.{recipe.version}" if recipe and recipe.version else cls.version
 
     def model(self) -> nn.Module:
         raise NotImplementedError

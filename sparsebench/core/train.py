@@ -17,6 +17,7 @@ import json
 import math
 import random
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
@@ -58,6 +59,10 @@ class TrainingCache(Protocol):
 
 
 def make_optimizer(recipe: Recipe, params) -> torch.optim.Optimizer:
+    if not recipe.decay_vectors:
+        params = list(params)
+        params = [{"params": [p for p in params if p.ndim > 1]},
+                  {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
                                nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
@@ -97,6 +102,7 @@ class Trainer:
         self._validated: tuple | None = None  # the last epoch's validation and the state it saw
         self.validation_seconds = 0.0  # wall time of the per-epoch validations (a report, not a cost)
         self.optimizer: torch.optim.Optimizer | None = None
+        self._compiled: nn.Module | None = None  # the model as the training steps call it (``_forward``)
         # trainings without a callback are looked up here first; ``identity`` names what the state does
         # not hold (task, version, profile, recipe, the harness's and the task's code)
         self.cache: TrainingCache | None = None
@@ -173,6 +179,7 @@ class Trainer:
         autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if recipe.autocast \
             else contextlib.nullcontext
         move = self.device.type != "cpu"  # to the CPU: nothing to do
+        forward = self._forward()
         i, factor = 0, None
         while i < steps:
             model.train()
@@ -187,7 +194,12 @@ class Trainer:
                 if move:
                     batch = to_device(batch, self.device)
                 with autocast():
-                    loss = self.task.loss(model, batch)
+                    try:
+                        loss = self.task.loss(forward, batch)
+                    except torch._dynamo.exc.BackendCompilerFailed as exc:  # e.g. no C++ compiler
+                        warnings.warn(f"torch.compile failed, training in eager mode: {exc}".splitlines()[0])
+                        self._compiled, forward = model, model
+                        loss = self.task.loss(model, batch)
                 if not math.isfinite(value := loss.item()):
                     raise Diverged(f"training loss is {value} at step {self.step}")
                 opt.zero_grad(set_to_none=True)
@@ -207,6 +219,16 @@ class Trainer:
                     masks.apply()  # zero already; made certain for what is validated and kept
                     self._end_epoch(value)
                     model.train()
+
+    def _forward(self) -> nn.Module:
+        """The module the training steps call: the model, or with ``Recipe.compile`` the model
+        compiled once per model (compiled code of earlier models in this process is dropped)."""
+        if not self.recipe.compile:
+            return self.model
+        if getattr(self._compiled, "_orig_mod", self._compiled) is not self.model:
+            torch._dynamo.reset()
+            self._compiled = torch.compile(self.model)
+        return self._compiled
 
     def charge(self, examples: int, dense: bool = True) -> None:
         """Count forward and backward passes a method makes outside ``train`` (e.g. scoring)."""

@@ -28,11 +28,13 @@ SECTION_KEYS = ["task", "profile", "variant", "track"]
 def superseded(runs: pd.DataFrame) -> pd.Series:
     """Runs of a method or task whose plugin is here with another version: not current results."""
     out = pd.Series(False, index=runs.index)
+    profiles = runs["params.profile"] if "params.profile" in runs else pd.Series(None, index=runs.index)
     for reg, name_col, version_col in ((registry.METHODS, "params.method", "tags.sb.method_version"),
                                        (registry.TASKS, "params.task", "tags.sb.task_version")):
         if version_col not in runs:
             continue
-        current = runs[name_col].map(lambda n: reg.entries[n][0].version if n in reg.entries else None)
+        current = pd.Series([reg.version(n, p if isinstance(p, str) else None) if n in reg.entries else None
+                             for n, p in zip(runs[name_col], profiles)], index=runs.index, dtype=object)
         out |= current.notna() & runs[version_col].notna() & (runs[version_col] != current)
     return out
 

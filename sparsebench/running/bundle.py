@@ -146,7 +146,7 @@ def check(record: dict) -> str | None:
                                (registry.TASKS, spec.get("task"), tags["sb.task_version"])):
         if name not in reg.entries:
             return f"of unknown {reg.kind}s"
-        if reg.entries[name][0].version != version:
+        if reg.version(name, spec.get("profile")) != version:
             return f"of other {reg.kind} versions"
     return None
 

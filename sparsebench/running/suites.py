@@ -51,8 +51,8 @@ COVERAGE = [
 ]
 
 # a CNN row a CPU can produce: ResNet-20 on the JPEG variant of CIFAR-10 under the ``medium`` profile
-# (about 21 minutes a trial on one core; magnitude retrains, so twice that, less the dense training
-# it shares through the checkpoint store); 15 trials, about 3 hours on 2 cores. It resumes by
+# (about 19 minutes a trial on one core; magnitude retrains, so twice that, less the dense training
+# it shares through the checkpoint store); 15 trials, about 2.5 hours on 2 cores. It resumes by
 # config id, and its results persist in the runs bundle.
 CNN = [
     {"tasks": ["resnet20-cifar10jpeg"], "methods": ["magnitude"], "sparsities": [0.9, 0.98], "seeds": [0],
@@ -60,6 +60,14 @@ CNN = [
     {"tasks": ["resnet20-cifar10jpeg"],
      "methods": ["dense", "random-erk", "snip", "synflow", "gmp", "rigl", "grasp"],
      "sparsities": [0.9, 0.98], "seeds": [0], "profile": "medium"},
+]
+
+# the CIFAR-10 pruning-at-initialization table of Frankle et al. 2021 (ResNet-20, OpenLTH's 160-epoch recipe):
+# GPU work. On a machine with torch alone, ``scripts/device_pai_table.sh`` runs it as plain processes into
+# a runs bundle (``sparsebench run --bundle``), imported where the store is.
+PAI_GPU = [
+    {"tasks": ["resnet20-cifar10jpeg"], "methods": ["dense", "random-erk", "magnitude-init", "snip", "grasp", "synflow"],
+     "sparsities": [0.9, 0.98], "seeds": [0], "profile": "full"},
 ]
 
 # post-training ("one-shot") pruning of converged models, without retraining: its own track, beside the
@@ -113,8 +121,10 @@ SUITES = {
     "default": DEFAULT,
     # the tasks the default suite leaves out, and a full profile: about 50 minutes on 2 CPU cores
     "coverage": COVERAGE,
-    # ResNet-20 on CIFAR-10 (JPEG variant) in about 21 minutes a trial: about 3 hours on 2 CPU cores
+    # ResNet-20 on CIFAR-10 (JPEG variant) in about 19 minutes a trial: about 2.5 hours on 2 CPU cores
     "cnn": CNN,
+    # pruning at initialization on ResNet-20 under its reference recipe: 11 trials of 160 epochs, GPU work
+    "pai-gpu": PAI_GPU,
     # one-shot pruning of converged models (LSTM, transformers, MLP), no retraining: about 80 minutes
     "posttraining": POSTTRAINING,
     # structured (filters, neurons) and 2:4 pruning with measured speedups, beside unstructured pruning

@@ -12,7 +12,6 @@ by ``address`` or ``RAY_ADDRESS`` (``auto``: the cluster ``ray start`` began on 
 """
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import threading
@@ -26,11 +25,11 @@ import pandas as pd
 
 from sparsebench.core import registry
 
-from sparsebench.running import tracking
+from sparsebench.running import records, tracking
+from sparsebench.running.records import describe
 from sparsebench.data import data_root as resolve_data_root
-from sparsebench.core.masks import check_sparsity
 from sparsebench.running.checkpoints import CheckpointStore
-from sparsebench.running.trial import TrialSpec, make_method, make_task, run_trial
+from sparsebench.running.trial import TrialSpec, make_method, make_task, plan, run_trial  # noqa: F401 (plan: the grid)
 
 
 @dataclass
@@ -53,22 +52,6 @@ class SweepSummary:
                 + (f", {self.interrupted} interrupted (run again to resume)" if self.interrupted > 0 else ""))
 
 
-def plan(tasks, methods, sparsities, seeds, profile="quick", hparams=None, track="default") -> list[TrialSpec]:
-    """The grid of trials; the dense reference runs once per seed, at sparsity 0, on the default
-    track (the reference of every track)."""
-    sparsities = [check_sparsity(s) for s in sparsities]
-    specs = []
-    for task, method, seed in itertools.product(tasks, methods, seeds):
-        cls, _ = registry.METHODS.get(method)
-        levels = sparsities if cls.prunes else [0.0]
-        for s in levels:
-            if cls.prunes and float(s) == 0.0:
-                continue
-            specs.append(TrialSpec(task, method, s, seed, profile, dict(hparams or {}),
-                                   track=track if cls.prunes else "default"))
-    return list({spec.config_id(): spec for spec in specs}.values())
-
-
 def validate(specs: list[TrialSpec], data_root) -> None:
     """Fail fast, before Ray starts: unknown names, bad hyperparameters, missing or corrupt data."""
     for spec in specs:
@@ -78,18 +61,6 @@ def validate(specs: list[TrialSpec], data_root) -> None:
             make_method(spec.method, spec.hparams)
     for task, profile in dict.fromkeys((s.task, s.profile) for s in specs):
         make_task(task, profile).load(data_root)
-
-
-def describe(spec: TrialSpec) -> dict:
-    """Tags of a trial that the leaderboard needs without the plugins: taxonomy and metric."""
-    method_cls, _ = registry.METHODS.get(spec.method)
-    task_cls, _ = registry.TASKS.get(spec.task)
-    return {"when": method_cls.when, "criterion": method_cls.criterion, "structure": method_cls.structure,
-            "family": task_cls.family,
-            "method_version": method_cls.version, "task_version": task_cls.version,
-            "dataset": task_cls.dataset, "metric": task_cls.metric.name,
-            "higher_is_better": task_cls.metric.higher_is_better,
-            "exact_sparsity": method_cls.exact_sparsity}
 
 
 def pending(specs: list[TrialSpec], uri: str, retry_failed: bool = False,
@@ -231,9 +202,7 @@ def execute(config: dict) -> dict:
 
 
 def where() -> dict:
-    """Where a trial runs: the host and, under Ray, the node id (tags ``sb.host``, ``sb.node``)."""
-    import socket
-
+    """Where a trial runs: the host and, under Ray, the node id."""
     node = ""
     try:
         import ray
@@ -241,7 +210,7 @@ def where() -> dict:
             node = ray.get_runtime_context().get_node_id()
     except Exception:  # outside Ray, or an older runtime context: the host still says where
         pass
-    return {"host": socket.gethostname(), "node": node}
+    return records.where(node)
 
 
 @contextmanager

@@ -13,7 +13,6 @@ import fcntl
 import json
 import os
 import sqlite3
-import subprocess
 import tempfile
 import time
 import urllib.error
@@ -27,7 +26,8 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from sparsebench.core.registry import PROJECT_ROOT
+from sparsebench.running import records
+from sparsebench.running.records import INFRA_ATTEMPTS, code_version, is_done  # noqa: F401 (used by sweeps)
 from sparsebench.errors import StoreError
 
 EXPERIMENT_PREFIX = "sparsebench/"
@@ -103,17 +103,6 @@ def _refuse_half_migrated(path: Path) -> None:
                          f"{', '.join(leftovers)} left behind){_WAY_OUT.format(path=path)}")
 
 
-def code_version() -> str:
-    """The git commit of the harness (with ``-dirty`` for local changes), else the package version."""
-    try:
-        rev = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=PROJECT_ROOT, capture_output=True,
-                             text=True, timeout=10, check=True).stdout.strip()
-        return rev or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        from sparsebench import __version__
-        return __version__
-
-
 def _experiment(client: MlflowClient, task: str) -> str:
     name = EXPERIMENT_PREFIX + task
     exp = client.get_experiment_by_name(name)
@@ -175,23 +164,14 @@ class TrialRun:
 
     def __init__(self, uri: str, spec, config_id: str, describe: dict, parent_id: str | None = None):
         self.client = store_client(uri)
-        tags = {"sb.config_id": config_id, "sb.status": "running", "sb.code_version": code_version(),
-                "sb.heartbeat": str(int(time.time())),
-                "sb.spec": json.dumps(spec.to_json(), sort_keys=True),
-                "sb.kind": "trial", **{f"sb.{k}": str(v) for k, v in describe.items()},
-                # the spec again as tags, so that the MLflow UI shows and filters them as columns
-                "sb.task": spec.task, "sb.profile": spec.profile, "sb.method": spec.method,
-                "sb.sparsity": str(spec.sparsity), "sb.seed": str(spec.seed), "sb.track": spec.track}
-        if spec.study:
-            tags["sb.study"] = spec.study
+        tags = {**records.start_tags(spec, config_id, describe), "sb.heartbeat": str(int(time.time()))}
         if parent_id:
             tags[MLFLOW_PARENT_RUN_ID] = parent_id
         run = self.client.create_run(_experiment(self.client, spec.task), run_name=spec.run_name, tags=tags)
         self.run_id, self.uri, self.start_time = run.info.run_id, uri, run.info.start_time
         self.experiment_id, self.config_id = run.info.experiment_id, config_id
-        params = {"task": spec.task, "profile": spec.profile, "method": spec.method,
-                  "sparsity": spec.sparsity, "seed": spec.seed, "config_id": config_id}
-        self.client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        params = records.start_params(spec, config_id)
+        self.client.log_batch(self.run_id, params=[Param(k, v) for k, v in params.items()])
 
     def beat(self) -> None:
         """Say that this run's worker is alive (a run whose heartbeat stops is reclaimed)."""
@@ -222,12 +202,8 @@ class TrialRun:
 
     def finish(self, result: dict) -> None:
         """Record the result, its status and reason, and end the run."""
-        params = [Param(f"hp.{k}", str(v)) for k, v in result.get("hparams", {}).items()]
-        tags = [RunTag("sb.status", result["status"]), RunTag("sb.reason", result.get("reason", "")[:5000]),
-                RunTag("sb.failure", result.get("failure", "method") if result["status"] == "failed" else ""),
-                RunTag("sb.collapse", result.get("collapse", ""))]
-        tags += [RunTag(f"sb.{k}", str(v)) for k, v in result.get("info", {}).items()]
-        self.client.log_batch(self.run_id, params=params, tags=tags)
+        self.client.log_batch(self.run_id, params=[Param(k, v) for k, v in records.finish_params(result).items()],
+                              tags=[RunTag(k, v) for k, v in records.finish_tags(result).items()])
         self.log(result.get("metrics", {}), step=0)
         if result.get("layers"):
             self.client.log_dict(self.run_id, result["layers"], "layers.json")
@@ -262,19 +238,12 @@ def set_status(uri: str, run_id: str, status: str, reason: str, failure: str = "
 
 HEARTBEAT_S = 30     # seconds between a running trial's heartbeats
 DEAD_AFTER_S = 150   # a running trial whose last heartbeat is older is taken to have died
-INFRA_ATTEMPTS = 3   # runs of a trial whose worker died before its failure is kept as a result
 
 
 def is_alive(tags: dict, start_time_ms: int, now: float | None = None) -> bool:
     """Whether a ``running`` run's worker beat recently (runs without heartbeats: since their start)."""
     last = float(tags.get("sb.heartbeat") or start_time_ms / 1000)
     return (now or time.time()) - last < DEAD_AFTER_S
-
-
-def is_done(tags: dict) -> bool:
-    """A finished result: completed, or failed by the method (an infrastructure failure is re-run)."""
-    return tags.get("sb.status") == "completed" or (tags.get("sb.status") == "failed"
-                                                    and tags.get("sb.failure") != "infrastructure")
 
 
 # --- the runs bundle: trial runs as plain records (see :mod:`sparsebench.running.bundle`) ---------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import platform
 import random
@@ -91,15 +92,30 @@ class TrialSpec:
 
     def config_id(self) -> str:
         """Hash of what determines the result: names, plugin versions, overrides, sparsity, seed."""
-        method_cls, _ = registry.METHODS.get(self.method)
-        task_cls, _ = registry.TASKS.get(self.task)
-        return config_hash(self.to_json(), method_cls.version, task_cls.version)
+        return config_hash(self.to_json(), registry.METHODS.version(self.method),
+                           registry.TASKS.version(self.task, self.profile))
 
 
 def config_hash(spec: dict, method_version: str, task_version: str) -> str:
     """The config id of a spec (``TrialSpec.to_json()``) under the given plugin versions."""
     key = {**spec, "method_version": method_version, "task_version": task_version}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def plan(tasks, methods, sparsities, seeds, profile="quick", hparams=None, track="default") -> list[TrialSpec]:
+    """The grid of trials; the dense reference runs once per seed, at sparsity 0, on the default
+    track (the reference of every track)."""
+    sparsities = [check_sparsity(s) for s in sparsities]
+    specs = []
+    for task, method, seed in itertools.product(tasks, methods, seeds):
+        cls, _ = registry.METHODS.get(method)
+        levels = sparsities if cls.prunes else [0.0]
+        for s in levels:
+            if cls.prunes and float(s) == 0.0:
+                continue
+            specs.append(TrialSpec(task, method, s, seed, profile, dict(hparams or {}),
+                                   track=track if cls.prunes else "default"))
+    return list({spec.config_id(): spec for spec in specs}.values())
 
 
 def make_method(name: str, overrides: dict | None = None) -> Method:
@@ -263,7 +279,7 @@ def measure_inference(task: Task, model, masks: Masks, val: Split, groups: list)
 
 def system(task: Task) -> dict[str, str]:
     """What a trial ran on, for the board's system card: processor, torch threads, device, versions."""
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -271,8 +287,16 @@ def system(task: Task) -> dict[str, str]:
                    if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "threads": str(torch.get_num_threads()), "device": str(task.device),
-            "versions": f"torch {torch.__version__}, ray {version('ray')}, mlflow {version('mlflow')}"}
+    device = str(task.device)
+    if task.device.type == "cuda":
+        device += f" ({torch.cuda.get_device_name(task.device)})"
+    versions = [f"torch {torch.__version__}"]
+    for package in ("ray", "mlflow"):  # a trial run without them (``sparsebench run --bundle``) says so
+        try:
+            versions.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            versions.append(f"no {package}")
+    return {"cpu": cpu, "threads": str(torch.get_num_threads()), "device": device, "versions": ", ".join(versions)}
 
 
 def trace_connectivity(task: Task, model, masks: Masks, train: Split) -> Connectivity:

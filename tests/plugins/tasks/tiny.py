@@ -32,6 +32,9 @@ class TinyMLP(Task):
     profiles = {
         "quick": Recipe(batch_size=32, lr=0.05, epochs=2, momentum=0.9, weight_decay=5e-4),
         "adam": Recipe(batch_size=32, lr=1e-2, epochs=2, optimizer="adamw", weight_decay=0.1),
+        # the training forward compiled; and a recipe of its own version (only its trials' ids change)
+        "compiled": Recipe(batch_size=32, lr=0.05, epochs=2, momentum=0.9, weight_decay=5e-4, compile=True,
+                           decay_vectors=False, version="2"),
     }
 
     def model(self):

@@ -1,0 +1,124 @@
+"""Trials without Ray or MLflow: a grid run by plain processes, each result appended to a runs
+bundle (``sparsebench run ... --bundle DIR --workers N``; then ``sparsebench import DIR`` where the
+store is).
+
+For a machine that has torch and nothing else of the stack (a lent GPU machine where nothing can
+be installed). The trial is the function a Ray worker runs (``run_trial``) and its record the one
+an exported MLflow run has (:mod:`sparsebench.running.records`), so the bundle imports and is
+checked like any other. Each trial runs in a process of its own (``spawn``: CUDA starts in the
+children only), at most ``workers`` at once; the parent alone writes the bundle, one line per
+finished trial, so an interruption loses only the trials running at that moment. Trials the
+bundle already holds (completed, or failed by the method) are skipped; a trial whose process died
+is recorded as an infrastructure failure and run again by the next call, up to ``INFRA_ATTEMPTS``
+runs in all.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from collections import Counter, defaultdict
+from multiprocessing.connection import wait
+from pathlib import Path
+
+from sparsebench.core import registry
+from sparsebench.running import records
+from sparsebench.running.trial import TrialSpec, run_trial
+
+
+def read_records(folder: Path) -> list[dict]:
+    return [json.loads(line) for path in sorted(folder.glob("*.jsonl"))
+            for line in path.read_text().splitlines() if line.strip()]
+
+
+def pending(specs: list[TrialSpec], folder: Path) -> list[TrialSpec]:
+    """The specs without a finished record in the bundle at ``folder``."""
+    done, infra = set(), Counter()
+    for record in read_records(folder):
+        config_id = record["tags"].get("sb.config_id")
+        if records.is_done(record["tags"]):
+            done.add(config_id)
+        elif record["tags"].get("sb.failure") == "infrastructure":
+            infra[config_id] += 1
+    done |= {c for c, n in infra.items() if n >= records.INFRA_ATTEMPTS}
+    return [s for s in specs if s.config_id() not in done]
+
+
+def append(folder: Path, record: dict) -> None:
+    with open(folder / f"{record['params']['task']}.jsonl", "a") as f:
+        f.write(json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n")
+
+
+def trial_process(spec_json: dict, data_root: str | None, device: str, threads: int, plugin_roots: list[str],
+                  out: str) -> None:
+    """A child: run one trial and write its record to ``out``."""
+    import torch
+
+    registry.discover(plugin_roots)
+    torch.set_num_threads(threads)
+    spec = TrialSpec.from_json(spec_json)
+    history: dict[str, list] = defaultdict(list)
+
+    def log(metrics: dict, step: int) -> None:
+        for key, value in metrics.items():
+            history[key].append([step, float(value)])
+    started = time.time()
+    try:
+        result = run_trial(spec, Path(data_root) if data_root else None, log, device)
+    except Exception as exc:  # the task failed to load or build: still a result
+        result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "metrics": {}}
+    result["metrics"]["time/trial_seconds"] = time.time() - started
+    record = records.bundle_record(spec, result, history, int(started * 1000), int(time.time() * 1000),
+                                   {**records.describe(spec), **records.where()})
+    Path(out + ".tmp").write_text(json.dumps(record))
+    Path(out + ".tmp").replace(out)
+
+
+def died(spec: TrialSpec, exitcode: int | None) -> dict:
+    """The record of a trial whose process ended without a result."""
+    now = int(time.time() * 1000)
+    result = {"status": "failed", "failure": "infrastructure", "metrics": {},
+              "reason": f"the trial's process died (exit code {exitcode}) before it recorded a result"}
+    return records.bundle_record(spec, result, {}, now, now, {**records.describe(spec), **records.where()})
+
+
+def run_bundle(specs: list[TrialSpec], folder: str | Path, workers: int = 1, data_root: str | None = None,
+               device: str = "cpu", threads: int = 1, plugin_roots: list[str] | None = None) -> Counter:
+    """Run the ``specs`` the bundle at ``folder`` lacks, ``workers`` at a time; returns how many
+    trials ended in each status (and ``skipped``)."""
+    if workers < 1 or threads < 1:
+        raise ValueError(f"--workers and --threads are at least 1, got {workers} and {threads}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    todo = pending(specs, folder)
+    counts = Counter(skipped=len(specs) - len(todo))
+    scratch = folder / ".running"
+    scratch.mkdir(exist_ok=True)
+    spawn = multiprocessing.get_context("spawn")
+    running: dict = {}  # sentinel -> (process, spec, result file)
+    try:
+        while todo or running:
+            while todo and len(running) < workers:
+                spec = todo.pop(0)
+                out = scratch / f"{spec.config_id()}.json"
+                out.unlink(missing_ok=True)
+                process = spawn.Process(target=trial_process, args=(spec.to_json(), data_root, device, threads,
+                                                                    list(plugin_roots or []), str(out)))
+                process.start()
+                running[process.sentinel] = (process, spec, out)
+            for sentinel in wait(list(running)):
+                process, spec, out = running.pop(sentinel)
+                process.join()
+                record = json.loads(out.read_text()) if out.exists() else died(spec, process.exitcode)
+                out.unlink(missing_ok=True)
+                append(folder, record)
+                status = record["tags"]["sb.status"]
+                counts[status] += 1
+                metric = record["metrics"].get(f"final/test_{record['tags']['sb.metric']}", "")
+                print(f"sparsebench: [{sum(counts.values()) - counts['skipped']}/{len(specs) - counts['skipped']}] "
+                      f"{spec.task} {spec.run_name}: {status} {metric} {record['tags'].get('sb.reason', '')}",
+                      flush=True)
+    finally:
+        for process, _, _ in running.values():  # interrupted: the running trials are not recorded
+            process.terminate()
+    return counts

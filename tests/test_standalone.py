@@ -1,0 +1,74 @@
+"""Trials without Ray or MLflow (``sparsebench run --bundle``): plain processes write a runs bundle
+that imports into a real MLflow store like an exported one. Run with ``mlflow`` and ``ray``
+unimportable, as on a machine that has torch alone."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sparsebench.running import bundle, tracking
+from sparsebench.running.trial import TrialSpec
+
+from conftest import TEST_PLUGINS
+
+ROOT = Path(__file__).resolve().parents[1]
+NO_STACK = '''
+import sys
+class Absent:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("mlflow", "ray"):
+            raise ImportError(f"{name} is not installed here (test)")
+sys.meta_path.insert(0, Absent())
+'''
+
+
+def run_bundle(tmp_path, *args):
+    """``sparsebench run ... --bundle`` in a Python where mlflow and ray cannot be imported."""
+    (tmp_path / "nostack").mkdir(exist_ok=True)
+    (tmp_path / "nostack" / "sitecustomize.py").write_text(NO_STACK)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "nostack"), str(ROOT)])}
+    return subprocess.run([sys.executable, "-m", "sparsebench.cli", "run", *args, "--plugins", str(TEST_PLUGINS)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_a_bundle_run_without_the_stack_imports_resumes_and_records_a_dead_process(tmp_path, tracking_uri):
+    out = tmp_path / "runs"
+    grid = ["--task", "tiny-mlp", "--method", "dense", "magnitude", "test-raises", "test-kills-worker",
+            "--sparsity", "0.9", "--bundle", str(out), "--workers", "2"]
+    first = run_bundle(tmp_path, *grid)
+    assert first.returncode == 0, first.stderr
+    assert "4 trials planned, 0 already" in first.stdout and "2 completed, 2 failed" in first.stdout
+    records = {r["run_name"]: r for r in map(json.loads, (out / "tiny-mlp.jsonl").read_text().splitlines())}
+    assert set(records) == {"dense-s0.00-seed0", "magnitude-s0.90-seed0", "test-raises-s0.90-seed0",
+                            "test-kills-worker-s0.90-seed0"}
+    done = records["magnitude-s0.90-seed0"]
+    assert done["tags"]["sb.status"] == "completed" and done["history"]["val/accuracy"] and done["layers"]
+    assert done["tags"]["sb.config_id"] == TrialSpec("tiny-mlp", "magnitude", 0.9).config_id()
+    assert done["tags"]["sb.versions"].startswith("torch ") and done["tags"]["sb.device"] == "cpu"
+    assert "boom" in records["test-raises-s0.90-seed0"]["tags"]["sb.reason"]
+    dead = records["test-kills-worker-s0.90-seed0"]["tags"]
+    assert dead["sb.failure"] == "infrastructure" and "exit code 3" in dead["sb.reason"]
+    assert not list((out / ".running").iterdir())
+
+    # the way back: checked (strictly) and loaded into a real MLflow store, as an exported bundle is
+    summary = bundle.import_bundle(out, tracking_uri, strict=True)
+    assert (summary.imported, summary.skipped) == (4, 0)
+    assert len(tracking.trial_runs(tracking_uri)) == 4
+
+    # run again: finished trials are skipped, the dead process's trial runs again
+    again = run_bundle(tmp_path, *grid)
+    assert again.returncode == 0, again.stderr
+    assert "4 trials planned, 3 already" in again.stdout and "0 completed, 1 failed" in again.stdout
+    assert len((out / "tiny-mlp.jsonl").read_text().splitlines()) == 5
+
+
+def test_a_bundle_run_refuses_what_needs_ray_or_mlflow(tmp_path):
+    refused = run_bundle(tmp_path, "--task", "tiny-mlp", "--method", "dense", "--bundle", str(tmp_path / "runs"),
+                         "--tune", "2")
+    assert refused.returncode == 2 and "--bundle runs plain processes" in refused.stderr
+    bad = run_bundle(tmp_path, "--task", "tiny-mlp", "--method", "dense", "--bundle", str(tmp_path / "runs"),
+                     "--workers", "0")
+    assert bad.returncode == 2 and "--workers" in bad.stderr
