@@ -21,11 +21,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-# resume from the bundle (trials it holds are skipped), run what is missing, add it to the bundle
+# resume from the bundle (trials it holds are skipped), run what is missing, add it to the bundle (which keeps
+# the runs of this checkout's plugin versions: what the board shows)
 bench: $(STAMP)
 	$(BIN)/sparsebench import $(BUNDLE)
 	$(BIN)/sparsebench run --suite $(SUITE)
-	$(BIN)/sparsebench export --out $(BUNDLE)
+	$(BIN)/sparsebench export --current --out $(BUNDLE)
 	$(BIN)/sparsebench leaderboard
 
 leaderboard: $(STAMP)

@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     export = sub.add_parser("export", help="write the store's finished trial runs into a runs bundle (JSON lines)")
     export.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
     export.add_argument("--out", default="leaderboard/runs", help="bundle folder (default: leaderboard/runs)")
+    export.add_argument("--current", action="store_true",
+                        help="keep only runs of this checkout's plugin versions, dropping superseded ones from the "
+                             "bundle (the committed bundle holds what the board shows)")
 
     load = sub.add_parser("import", help="load a runs bundle into the store, skipping runs already there")
     load.add_argument("bundle", nargs="?", default="leaderboard/runs", help="bundle folder or .jsonl file")
@@ -195,7 +198,9 @@ def _leaderboard(args) -> int:
 def _export(args) -> int:
     from sparsebench.running.bundle import export_bundle
 
-    written = export_bundle(args.tracking_uri, args.out)
+    if args.current:
+        registry.discover([])  # to tell current plugin versions from superseded ones
+    written = export_bundle(args.tracking_uri, args.out, args.current)
     print(f"sparsebench: {sum(written.values())} runs of {len(written)} tasks in {args.out}/")
     return 0
 

@@ -5,6 +5,7 @@ stores (SQLite files); no mocks.
 """
 import filecmp
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -137,6 +138,11 @@ def test_runs_of_other_plugin_versions_are_history_not_results(store, tmp_path, 
     summary = bundle.import_bundle(store["bundle"], target)
     assert summary.stale == {"of other method versions": 4}
     assert "random" not in set(tables.trial_table(target)["method"])
+    # a current export leaves them out (the committed bundle holds what the board shows), a plain one keeps them
+    shutil.copytree(store["bundle"], tmp_path / "runs")
+    assert bundle.export_bundle(target, tmp_path / "runs", current=True) == {"tiny-mlp": len(store["specs"]) - 4}
+    assert all(r["params"]["method"] != "random" for r in bundle.read_bundle(tmp_path / "runs"))
+    assert bundle.export_bundle(target, tmp_path / "all") == {"tiny-mlp": len(store["specs"])}
 
 
 def test_a_corrupt_line_names_its_file_and_line(tmp_path):

@@ -55,9 +55,11 @@ def sort_key(record: dict) -> tuple:
     return record["tags"].get("sb.config_id", ""), record.get("start_time") or 0, record["run_id"]
 
 
-def export_bundle(uri: str | None = None, folder: str | Path = DEFAULT_FOLDER) -> dict[str, int]:
+def export_bundle(uri: str | None = None, folder: str | Path = DEFAULT_FOLDER, current: bool = False) -> dict[str, int]:
     """Write every finished trial run of the store at ``uri`` into ``folder``, one file per task
-    (merged with the records already there, by run id); returns records written per task."""
+    (merged with the records already there, by run id); returns records written per task. With
+    ``current``, only runs of this checkout's plugins and versions are kept (what the board shows):
+    a superseded run leaves the bundle when its plugin's version changes."""
     uri = tracking.open_store(tracking.tracking_uri(uri))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -68,6 +70,8 @@ def export_bundle(uri: str | None = None, folder: str | Path = DEFAULT_FOLDER) -
         by_task.setdefault(record["params"]["task"], {})[record["run_id"]] = record
     written = {}
     for task, records in sorted(by_task.items()):
+        if current:
+            records = {i: r for i, r in records.items() if check(r) is None}
         lines = [json.dumps(r, sort_keys=True, separators=(",", ":")) for r in sorted(records.values(), key=sort_key)]
         target = folder / f"{task}.jsonl"
         tmp = target.with_suffix(".jsonl.tmp")
