@@ -7,6 +7,11 @@
 #   scripts/device_pai_table.sh                      # on the GPU machine, from the repository root
 #   DEVICE=cpu PROFILE=quick WORKERS=2 METHODS="dense snip" SPARSITIES=0.9 scripts/device_pai_table.sh   # a CPU try
 #
+# On the device tool: copy the data into an ignored folder of the checkout first
+#   mkdir -p .data && cp -r ../shared/data/cifar10-jpeg .data/ && echo /.data/ >> .git/info/exclude
+# then run `scripts/device_pai_table.sh` with carry [".data"] and timeout_s 600; the bundle comes back under
+# $OUT/bundle: `sparsebench import <files_at>/bundle && sparsebench export --current && make leaderboard`.
+#
 # Resumes: trials the bundle holds are skipped, so it can be run in parts (BUDGET seconds each; the trials
 # running when the budget ends are not recorded and run again next time).
 set -euo pipefail
