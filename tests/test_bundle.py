@@ -163,3 +163,14 @@ def test_the_command_line_exports_and_imports(store, tmp_path, capsys):
     (tmp_path / "bad.jsonl").write_text("{}\n")
     assert cli.main(["import", str(tmp_path / "bad.jsonl"), "--tracking-uri", target]) == 2
     assert "the record has no 'run_id'" in capsys.readouterr().err
+
+
+def test_a_bundle_line_sorts_keys_but_keeps_the_layers_in_the_models_order():
+    from sparsebench.running.records import bundle_line
+
+    record = {"tags": {"z": "1", "a": "2"}, "layers": {"fc2.weight": {"density": 0.1}, "fc1.weight": {"density": 0.2}},
+              "run_id": "r"}
+    line = bundle_line(record)
+    assert json.loads(line) == record
+    assert line.index('"layers"') < line.index('"run_id"') < line.index('"tags"')
+    assert line.index("fc2.weight") < line.index("fc1.weight") and line.index('"a"') < line.index('"z"')

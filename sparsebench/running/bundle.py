@@ -25,6 +25,7 @@ from pathlib import Path
 
 from sparsebench.core import registry
 from sparsebench.running import tracking
+from sparsebench.running.records import bundle_line
 from sparsebench.running.trial import config_hash
 
 DEFAULT_FOLDER = Path("leaderboard/runs")
@@ -72,7 +73,7 @@ def export_bundle(uri: str | None = None, folder: str | Path = DEFAULT_FOLDER, c
     for task, records in sorted(by_task.items()):
         if current:
             records = {i: r for i, r in records.items() if check(r) is None}
-        lines = [json.dumps(r, sort_keys=True, separators=(",", ":")) for r in sorted(records.values(), key=sort_key)]
+        lines = [bundle_line(r) for r in sorted(records.values(), key=sort_key)]
         target = folder / f"{task}.jsonl"
         tmp = target.with_suffix(".jsonl.tmp")
         tmp.write_text("".join(line + "\n" for line in lines))

@@ -98,3 +98,10 @@ def bundle_record(spec, result: dict, history: dict[str, list], start_ms: int, e
     return {"run_id": uuid.uuid4().hex, "run_name": spec.run_name, "start_time": start_ms, "end_time": end_ms,
             "params": {**start_params(spec, config_id), **finish_params(result)}, "tags": tags,
             "metrics": metrics, "history": history, "layers": result.get("layers") or None}
+
+
+def bundle_line(record: dict) -> str:
+    """A record as one JSON line of a runs bundle: keys sorted, so that a diff shows what changed,
+    except the layers, which keep the order the run listed them in (the model's)."""
+    return "{" + ",".join(f"{json.dumps(k)}:{json.dumps(v, sort_keys=k != 'layers', separators=(',', ':'))}"
+                          for k, v in sorted(record.items())) + "}"

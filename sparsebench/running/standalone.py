@@ -46,7 +46,7 @@ def pending(specs: list[TrialSpec], folder: Path) -> list[TrialSpec]:
 
 def append(folder: Path, record: dict) -> None:
     with open(folder / f"{record['params']['task']}.jsonl", "a") as f:
-        f.write(json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n")
+        f.write(records.bundle_line(record) + "\n")
 
 
 def trial_process(spec_json: dict, data_root: str | None, device: str, threads: int, plugin_roots: list[str],
