@@ -130,7 +130,7 @@ class Splits:
 class Task:
     """Base class of task plugins. Subclasses set the class attributes and ``model``/``load``."""
 
-    version: ClassVar[str] = "1"  # bump when a change alters results; ``Recipe.version`` for one profile's
+    version: ClassVar[str] = "1"  # bump when a change alters results (``Recipe.version``: one profile's alone)
     family: ClassVar[str]  # "mlp", "cnn", "rnn" or "transformer"
     dataset: ClassVar[str]
     paper: ClassVar[str]
