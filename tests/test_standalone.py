@@ -72,3 +72,11 @@ def test_a_bundle_run_refuses_what_needs_ray_or_mlflow(tmp_path):
     bad = run_bundle(tmp_path, "--task", "tiny-mlp", "--method", "dense", "--bundle", str(tmp_path / "runs"),
                      "--workers", "0")
     assert bad.returncode == 2 and "--workers" in bad.stderr
+
+
+def test_a_corrupt_bundle_is_named_and_left_as_it_is(tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "tiny-mlp.jsonl").write_text("not json\n")
+    refused = run_bundle(tmp_path, "--task", "tiny-mlp", "--method", "dense", "--bundle", str(tmp_path / "runs"))
+    assert refused.returncode == 2 and "tiny-mlp.jsonl:1: not a JSON record" in refused.stderr
+    assert (tmp_path / "runs" / "tiny-mlp.jsonl").read_text() == "not json\n"

@@ -25,17 +25,13 @@ from pathlib import Path
 
 from sparsebench.core import registry
 from sparsebench.running import tracking
-from sparsebench.running.records import bundle_line
+from sparsebench.running.records import BundleError, bundle_line, read_file  # noqa: F401 (BundleError: the API)
 from sparsebench.running.trial import config_hash
 
 DEFAULT_FOLDER = Path("leaderboard/runs")
 REQUIRED_TAGS = ("sb.config_id", "sb.spec", "sb.status", "sb.code_version", "sb.method_version",
                  "sb.task_version", "sb.metric")
 COMPLETED_METRICS = ("final/sparsity", "final/effective_sparsity", "cost/train_steps", "cost/train_cost_rel")
-
-
-class BundleError(ValueError):
-    """A bundle that cannot be imported as it is; nothing of it was written."""
 
 
 @dataclass
@@ -80,21 +76,6 @@ def export_bundle(uri: str | None = None, folder: str | Path = DEFAULT_FOLDER, c
         tmp.replace(target)
         written[task] = len(lines)
     return written
-
-
-def read_file(path: Path) -> list[dict]:
-    records = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BundleError(f"{path}:{number}: not a JSON record ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise BundleError(f"{path}:{number}: a record is a JSON object")
-        records.append(record)
-    return records
 
 
 def read_bundle(source: str | Path) -> list[dict]:

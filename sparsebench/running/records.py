@@ -10,6 +10,7 @@ import json
 import socket
 import subprocess
 import uuid
+from pathlib import Path
 
 from sparsebench.core import registry
 from sparsebench.core.registry import PROJECT_ROOT
@@ -98,6 +99,26 @@ def bundle_record(spec, result: dict, history: dict[str, list], start_ms: int, e
     return {"run_id": uuid.uuid4().hex, "run_name": spec.run_name, "start_time": start_ms, "end_time": end_ms,
             "params": {**start_params(spec, config_id), **finish_params(result)}, "tags": tags,
             "metrics": metrics, "history": history, "layers": result.get("layers") or None}
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be imported as it is; nothing of it was written."""
+
+
+def read_file(path: Path) -> list[dict]:
+    """The records of one ``.jsonl`` file of a runs bundle."""
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BundleError(f"{path}:{number}: not a JSON record ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise BundleError(f"{path}:{number}: a record is a JSON object")
+        records.append(record)
+    return records
 
 
 def bundle_line(record: dict) -> str:

@@ -26,15 +26,10 @@ from sparsebench.running import records
 from sparsebench.running.trial import TrialSpec, run_trial
 
 
-def read_records(folder: Path) -> list[dict]:
-    return [json.loads(line) for path in sorted(folder.glob("*.jsonl"))
-            for line in path.read_text().splitlines() if line.strip()]
-
-
 def pending(specs: list[TrialSpec], folder: Path) -> list[TrialSpec]:
     """The specs without a finished record in the bundle at ``folder``."""
     done, infra = set(), Counter()
-    for record in read_records(folder):
+    for record in (r for path in sorted(folder.glob("*.jsonl")) for r in records.read_file(path)):
         config_id = record["tags"].get("sb.config_id")
         if records.is_done(record["tags"]):
             done.add(config_id)
