@@ -42,7 +42,7 @@ overhead: $(STAMP)
 # the harness's own costs, each measured side by side in one run (about 10 minutes on 2 cores)
 perf: $(STAMP)
 	$(BIN)/python -m sparsebench.benchmarks.overhead --task lenet300-mnist resnet20-cifar10jpeg transformer-shakespeare
-	$(BIN)/python -m sparsebench.benchmarks.fixed_costs
+	$(BIN)/python -m sparsebench.benchmarks.fixed_costs --shared
 
 ui: $(STAMP)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --host 127.0.0.1 --port 5000 --workers 1

@@ -122,3 +122,21 @@ def test_a_training_has_the_same_key_in_every_process(tmp_path):
     keys = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
             for _ in range(3)}
     assert len(keys) == 1 and "lenet300" in next(iter(keys)).lower(), keys
+
+
+def test_a_sweep_starts_trials_that_may_share_trainings_apart():
+    """Two trials of one seed started side by side would both train what they share: with two
+    workers no two neighbours share a task, profile and seed while another group is at hand, every
+    trial stays within the look-ahead window, and one worker (or one group) keeps the order."""
+    from sparsebench.running.sweep import apart_by_training as apart, plan, training_group
+
+    specs = plan(["tiny-mlp"], ["magnitude"], [0.5, 0.8, 0.9, 0.95, 0.98], [0, 1, 2])  # seed by seed
+    order = apart(specs, workers=2)
+    assert sorted(order, key=specs.index) == specs
+    groups = [training_group(s) for s in order]
+    assert all(a != b for a, b in zip(groups[:10], groups[1:11]))  # until only seed 2 is left
+    assert all(abs(order.index(s) - i) < 8 for i, s in enumerate(specs))
+    assert {s.seed for s in order[:4]} == {0, 1, 2}  # seed 2 once inside the window of 8
+    assert apart(specs, workers=1) == specs
+    one_seed = plan(["tiny-mlp"], ["magnitude", "dense"], [0.5, 0.9], [0])
+    assert apart(one_seed, workers=2) == one_seed

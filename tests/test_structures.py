@@ -167,3 +167,16 @@ def test_sr_ste_passes_the_gradient_straight_through_and_ends_exactly_n_of_m(tin
     result = run_trial(TrialSpec("tiny-mlp", "sr-ste", 0.5, 0))
     assert result["status"] == "completed", result["reason"]
     assert all(v["density"] == 0.5 for v in result["layers"].values())
+
+
+def test_a_models_units_are_traced_once_per_process_and_every_trial_reports_them(monkeypatch, one_thread):
+    """Tracing a transformer's units takes seconds; their structure is the task's, not the weights'."""
+    from sparsebench.running import trial
+
+    calls = []
+    trace = structures.find_groups
+    monkeypatch.setattr(structures, "find_groups", lambda *args: calls.append(1) or trace(*args))
+    monkeypatch.setattr(trial, "_GROUPS", {})
+    pruned = [run_trial(TrialSpec("tiny-mlp", "l1-filter", s, seed)) for s, seed in ((0.5, 0), (0.75, 1))]
+    assert [r["metrics"]["final/group_sparsity"] for r in pruned] == pytest.approx([0.5, 0.75], abs=0.02)
+    assert len(calls) == 1 + 2  # the report's tracing once; the method traces for itself in each trial

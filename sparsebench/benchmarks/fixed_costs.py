@@ -11,8 +11,12 @@ Measured in one run, on this machine:
   per-trial fixed cost outside the trial function (scheduling, the MLflow run, the result),
   the gap between one trial and the next on a worker; the parallel efficiency, throughput with 2
   workers over twice that with 1 (trials of one thread each), of the trials (first start to last
-  end) and of the whole sweep; and whether Tune started the trials in the sweep's order (the order
-  :func:`sparsebench.running.sweep.longest_first` chose).
+  end) and of the whole sweep, beside that of the same trials in two plain processes against one
+  (what the machine allows); and whether Tune started the trials in the sweep's order (the order
+  :func:`sparsebench.running.sweep.longest_first` chose);
+- with ``--shared``, trials that share trainings (the default suite's lottery block) started apart
+  (:func:`sparsebench.running.sweep.apart_by_training`) and in the suite's order: trainings run,
+  distinct among them, and wall time.
 """
 from __future__ import annotations
 
@@ -69,6 +73,44 @@ def ray_start() -> dict[str, float]:
     return {"Ray: start a local instance": up, "Ray: shut it down": time.perf_counter() - start}
 
 
+def sweep_specs(trials: int) -> list:
+    """``trials`` short trials: LeNet-300-100 quick, random pruning at as many sparsities."""
+    from sparsebench.core import registry
+    from sparsebench.running.sweep import plan
+
+    registry.discover()
+    return plan(["lenet300-mnist"], ["random"], [round(0.5 + 0.4 * i / max(1, trials - 1), 3)
+                                                 for i in range(trials)], [0], "quick")
+
+
+def trials_in_a_row(specs: list[dict]) -> tuple[float, float]:
+    """Run ``specs`` one after another in this process (one thread); their first start and last end."""
+    import torch
+
+    from sparsebench.core import registry
+    from sparsebench.running.trial import TrialSpec, run_trial
+
+    torch.set_num_threads(1)
+    registry.discover()
+    start = time.time()
+    for spec in specs:
+        run_trial(TrialSpec.from_json(spec))
+    return start, time.time()
+
+
+def plain_span(trials: int, workers: int) -> float:
+    """The same trials as :func:`sweep` in ``workers`` plain processes (no Ray, no MLflow), split
+    evenly: from the first trial's start to the last one's end. Two such processes against one
+    measure what the machine allows, as opposed to what the harness costs."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    specs = [s.to_json() for s in sweep_specs(trials)]
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        spans = list(pool.map(trials_in_a_row, [specs[i::workers] for i in range(workers)]))
+    return max(end for _, end in spans) - min(start for start, _ in spans)
+
+
 def sweep(folder: Path, workers: int, trials: int) -> dict[str, float]:
     """A sweep of ``trials`` short trials on ``workers`` CPUs: its wall time, the trials' seconds,
     the median gap between one trial's end and the next one's start on a worker (1 worker), the
@@ -76,13 +118,10 @@ def sweep(folder: Path, workers: int, trials: int) -> dict[str, float]:
     sweep's order."""
     import ray
 
-    from sparsebench.core import registry
     from sparsebench.running import tracking
-    from sparsebench.running.sweep import plan, run_sweep
+    from sparsebench.running.sweep import run_sweep
 
-    registry.discover()
-    sparsities = [round(0.5 + 0.4 * i / max(1, trials - 1), 3) for i in range(trials)]
-    specs = plan(["lenet300-mnist"], ["random"], sparsities, [0], "quick")
+    specs = sweep_specs(trials)
     uri = f"sqlite:///{folder / f'sweep-{workers}.db'}"
     ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
              configure_logging=False)
@@ -102,9 +141,43 @@ def sweep(folder: Path, workers: int, trials: int) -> dict[str, float]:
             "in_order": list(runs["tags.sb.sparsity"]) == [str(s.sparsity) for s in specs]}
 
 
+def shared_trainings(folder: Path, apart: bool) -> dict[str, float]:
+    """The default suite's lottery block (LeNet-300-100 quick, 5 targets x 3 seeds, whose trials
+    share their levels) on 2 workers through the checkpoint store, its trials started apart by
+    training group or in the suite's order: wall time, trainings run and reused, and the distinct
+    trainings among them (files of the cache)."""
+    import os
+
+    import ray
+
+    from sparsebench.core import registry
+    from sparsebench.running import tracking
+    from sparsebench.running.sweep import plan, run_sweep
+
+    registry.discover()
+    specs = plan(["lenet300-mnist"], ["lottery"], [0.5, 0.8, 0.9, 0.95, 0.98], [0, 1, 2], "quick")
+    name = "apart" if apart else "in-order"
+    uri, cache = f"sqlite:///{folder / f'shared-{name}.db'}", folder / f"cache-{name}"
+    os.environ["SPARSEBENCH_CACHE"] = str(cache)  # before Ray starts: its workers inherit it
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        start = time.perf_counter()
+        run_sweep(specs, uri=uri, name=f"shared-{name}", apart=apart)
+        elapsed = time.perf_counter() - start
+    finally:
+        ray.shutdown()
+        del os.environ["SPARSEBENCH_CACHE"]
+    runs = tracking.runs_frame(uri)
+    return {"wall": elapsed, "run": runs["metrics.checkpoints/misses"].sum(),
+            "reused": runs["metrics.checkpoints/hits"].sum(),
+            "distinct": len(list((cache / "checkpoints").glob("*.pt")))}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--trials", type=int, default=8, help="trials of each sweep (LeNet-300-100, quick)")
+    parser.add_argument("--shared", action="store_true",
+                        help="also the lottery block with its trials started apart and in order (about 6 minutes)")
     args = parser.parse_args(argv)
     n = args.trials
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,7 +191,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'the sweep besides its trials, 1 worker (setup, Tune, end)':55s} {one['wall'] - one['span']:6.2f} s")
     print(f"{'parallel efficiency of the trials (span 1 worker / 2 x span 2)':55s} {one['span'] / (2 * two['span']):6.2f}")
     print(f"{'parallel efficiency of the whole sweep (wall)':55s} {one['wall'] / (2 * two['wall']):6.2f}")
+    plain = plain_span(n, 1) / (2 * plain_span(n, 2))
+    print(f"{'the same trials in plain processes, 2 against 1 (machine)':55s} {plain:6.2f}")
     print(f"{'trials started in the sweep order (1 worker / 2 workers)':55s} {one['in_order']} / {two['in_order']}")
+    if args.shared:
+        with tempfile.TemporaryDirectory() as tmp:
+            for apart in (False, True):
+                r = shared_trainings(Path(tmp), apart)
+                print(f"{'lottery block, 2 workers, ' + ('started apart' if apart else 'in the suite order'):55s} "
+                      f"{r['wall']:6.2f} s: {r['run']:.0f} trainings run ({r['distinct']} distinct), "
+                      f"{r['reused']:.0f} reused", flush=True)
 
 
 if __name__ == "__main__":

@@ -107,11 +107,15 @@ class TensorSplit:
         return len(self)
 
     def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None):
-        order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
+        if not shuffle:  # views, not copies
+            for start in range(0, len(self), batch_size):
+                yield self.inputs[start:start + batch_size], self.targets[start:start + batch_size]
+            return
+        order = torch.randperm(len(self), generator=generator)
         for start in range(0, len(self), batch_size):
             idx = order[start:start + batch_size]
             x = self.inputs[idx]
-            if shuffle and self.augment is not None:
+            if self.augment is not None:
                 x = self.augment(x, generator)
             yield x, self.targets[idx]
 

@@ -114,12 +114,36 @@ def longest_first(specs: list[TrialSpec], runs: pd.DataFrame) -> list[TrialSpec]
     return [s for s in specs if seconds(s) is None] + known
 
 
+def training_group(spec: TrialSpec) -> tuple:
+    """Trials that may share trainings through the checkpoint store: the same task, profile and seed
+    (the same initialization; e.g. the dense training of ``dense``, ``magnitude`` and ``lottery``, or
+    the levels of lottery tickets to several targets)."""
+    return spec.task, spec.profile, spec.seed
+
+
+def apart_by_training(specs: list[TrialSpec], workers: int) -> list[TrialSpec]:
+    """``specs`` reordered so that trials of one training group rarely run side by side (two that do
+    both train what they share, since neither finds it stored): each next trial is, among the next
+    ``4 * workers`` in order, the one whose group started longest ago (a group never started first;
+    ties in order). One worker, or one group: the order unchanged."""
+    left, started, order = list(specs), {}, []
+    if workers < 2 or len({training_group(s) for s in specs}) < 2:
+        return left
+    while left:
+        window = left[:4 * workers]
+        pick = min(range(len(window)), key=lambda i: (started.get(training_group(window[i]), -1), i))
+        started[training_group(window[pick])] = len(order)
+        order.append(left.pop(pick))
+    return order
+
+
 def run_sweep(specs: list[TrialSpec], *, data_root=None, uri=None, address=None, name="sweep",
               retry_failed=False, device="cpu", plugin_roots=None, notes: dict | None = None,
-              checkpoints: bool = True) -> SweepSummary:
+              checkpoints: bool = True, apart: bool = True) -> SweepSummary:
     """Run the specs without a finished run; ``notes`` (config id -> {"tags": ..., "metrics": ...})
     are recorded with a trial's result (e.g. a tuned trial's search). With ``checkpoints``, trials
-    share their trainings through the checkpoint store (:mod:`sparsebench.running.checkpoints`)."""
+    share their trainings through the checkpoint store (:mod:`sparsebench.running.checkpoints`),
+    and, with ``apart``, those that may share one start apart (:func:`apart_by_training`)."""
     uri = tracking.tracking_uri(uri)
     root = resolve_data_root(data_root)
     validate(specs, root)
@@ -143,7 +167,7 @@ def run_sweep(specs: list[TrialSpec], *, data_root=None, uri=None, address=None,
     began = pd.Timestamp.now(tz="UTC")
     try:
         with heartbeat(lambda: tracking.beat_sweep(uri, parents)):
-            results = _tune(todo, context, address, name, notes or {})
+            results = _tune(todo, context, address, name, notes or {}, apart and checkpoints)
     finally:
         tracking.end_sweep(uri, parents, "FINISHED" if len(results) == len(todo) else "KILLED")
         # counted from the store, not from Tune's callbacks: an interrupt can stop those after a run finished
@@ -233,7 +257,7 @@ def heartbeat(beat: Callable[[], None], every: float | None = None):
         thread.join()
 
 
-def _tune(specs: list[TrialSpec], context: dict, address: str | None, name: str, notes: dict):
+def _tune(specs: list[TrialSpec], context: dict, address: str | None, name: str, notes: dict, apart: bool):
     import ray
     from ray import tune
 
@@ -281,6 +305,8 @@ def _tune(specs: list[TrialSpec], context: dict, address: str | None, name: str,
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
                  **({"num_cpus": os.cpu_count()} if address == "local" else {}))
     try:
+        if apart:
+            specs = apart_by_training(specs, int(ray.cluster_resources().get("CPU", 1)))
         tuner = tune.Tuner(
             tune.with_resources(trainable, resources),
             param_space={"trial": tune.grid_search([{"spec": s.to_json(), "note": notes.get(s.config_id(), {})}

@@ -247,14 +247,23 @@ def chance_level(task: Task, train: Split, test: Split) -> float | None:
     return None
 
 
+_GROUPS: dict[tuple, list] = {}  # traced unit groups by model structure: the same for every trial of a task
+
+
 def unit_groups(task: Task, model, masks: Masks, train: Split) -> list:
     """The model's removable units (:mod:`sparsebench.library.structures`), or none where its
-    structure cannot be traced (recurrent layers, say)."""
-    try:
-        example = to_device(next(iter(train.batches(2))), task.device)
-        return structures.find_groups(model, list(masks), example, task.loss)
-    except Exception:  # tracing is a report, never a reason for a trial to fail
-        return []
+    structure cannot be traced (recurrent layers, say). Traced once per process for each structure
+    (the task, its modules and their parameters' shapes): tracing a transformer takes seconds."""
+    key = (type(task).__qualname__, task.profile, str(task.device), tuple(masks),
+           tuple((n, type(m).__qualname__) for n, m in model.named_modules()),
+           tuple((n, tuple(p.shape)) for n, p in model.named_parameters()))
+    if key not in _GROUPS:
+        try:
+            example = to_device(next(iter(train.batches(2))), task.device)
+            _GROUPS[key] = structures.find_groups(model, list(masks), example, task.loss)
+        except Exception:  # tracing is a report, never a reason for a trial to fail
+            _GROUPS[key] = []
+    return _GROUPS[key]
 
 
 def measure_inference(task: Task, model, masks: Masks, val: Split, groups: list) -> tuple[dict, str]:
