@@ -39,7 +39,7 @@ test: $(STAMP)
 overhead: $(STAMP)
 	$(BIN)/python -m sparsebench.benchmarks.overhead
 
-# the harness's own costs, each measured side by side in one run (about 10 minutes on 2 cores)
+# the harness's own costs, each measured side by side in one run (about 15 minutes on 2 cores)
 perf: $(STAMP)
 	$(BIN)/python -m sparsebench.benchmarks.overhead --task lenet300-mnist resnet20-cifar10jpeg transformer-shakespeare
 	$(BIN)/python -m sparsebench.benchmarks.fixed_costs --shared
