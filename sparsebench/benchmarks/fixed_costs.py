@@ -116,21 +116,11 @@ def sweep(folder: Path, workers: int, trials: int) -> dict[str, float]:
     the median gap between one trial's end and the next one's start on a worker (1 worker), the
     span from the first trial's start to the last one's end, and whether trials started in the
     sweep's order."""
-    import ray
-
     from sparsebench.running import tracking
-    from sparsebench.running.sweep import run_sweep
 
     specs = sweep_specs(trials)
     uri = f"sqlite:///{folder / f'sweep-{workers}.db'}"
-    ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
-    try:
-        start = time.perf_counter()
-        run_sweep(specs, uri=uri, name=f"fixed-costs-{workers}", checkpoints=False)
-        elapsed = time.perf_counter() - start
-    finally:
-        ray.shutdown()
+    elapsed = timed_sweep(specs, uri, workers, f"fixed-costs-{workers}", checkpoints=False)
     runs = tracking.runs_frame(uri).sort_values("start_time")
     seconds = runs["metrics.time/trial_seconds"]
     starts, ends = [t.timestamp() for t in runs["start_time"]], [t.timestamp() for t in runs["end_time"]]
@@ -139,6 +129,21 @@ def sweep(folder: Path, workers: int, trials: int) -> dict[str, float]:
     return {"wall": elapsed, "trial_seconds": float(seconds.sum()), "span": max(ends) - min(starts),
             "gap": statistics.median(between or [float("nan")]),
             "in_order": in_order(list(runs["tags.sb.sparsity"]), [str(s.sparsity) for s in specs], workers)}
+
+
+def timed_sweep(specs: list, uri: str, workers: int, name: str, **options) -> float:
+    """Seconds of ``run_sweep`` on a new local Ray of ``workers`` CPUs (started and stopped outside the timing)."""
+    import ray
+
+    from sparsebench.running.sweep import run_sweep
+
+    ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        start = time.perf_counter()
+        run_sweep(specs, uri=uri, name=name, **options)
+        return time.perf_counter() - start
+    finally:
+        ray.shutdown()
 
 
 def in_order(started: list, planned: list, workers: int) -> bool:
@@ -153,24 +158,18 @@ def shared_trainings(folder: Path, apart: bool) -> dict[str, float]:
     trainings among them (files of the cache)."""
     import os
 
-    import ray
-
     from sparsebench.core import registry
     from sparsebench.running import tracking
-    from sparsebench.running.sweep import plan, run_sweep
+    from sparsebench.running.sweep import plan
 
     registry.discover()
     specs = plan(["lenet300-mnist"], ["lottery"], [0.5, 0.8, 0.9, 0.95, 0.98], [0, 1, 2], "quick")
     name = "apart" if apart else "in-order"
     uri, cache = f"sqlite:///{folder / f'shared-{name}.db'}", folder / f"cache-{name}"
     os.environ["SPARSEBENCH_CACHE"] = str(cache)  # before Ray starts: its workers inherit it
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        start = time.perf_counter()
-        run_sweep(specs, uri=uri, name=f"shared-{name}", apart=apart)
-        elapsed = time.perf_counter() - start
+        elapsed = timed_sweep(specs, uri, 2, f"shared-{name}", apart=apart)
     finally:
-        ray.shutdown()
         del os.environ["SPARSEBENCH_CACHE"]
     runs = tracking.runs_frame(uri)
     return {"wall": elapsed, "run": runs["metrics.checkpoints/misses"].sum(),
