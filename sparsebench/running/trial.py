@@ -254,7 +254,7 @@ def unit_groups(task: Task, model, masks: Masks, train: Split) -> list:
     """The model's removable units (:mod:`sparsebench.library.structures`), or none where its
     structure cannot be traced (recurrent layers, say). Traced once per process for each structure
     (the task, its modules and their parameters' shapes): tracing a transformer takes seconds."""
-    key = (type(task).__qualname__, task.profile, str(task.device), tuple(masks),
+    key = (type(task), task.profile, str(task.device), tuple(masks),
            tuple((n, type(m).__qualname__) for n, m in model.named_modules()),
            tuple((n, tuple(p.shape)) for n, p in model.named_parameters()))
     if key not in _GROUPS:
