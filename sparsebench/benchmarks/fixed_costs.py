@@ -166,11 +166,12 @@ def shared_trainings(folder: Path, apart: bool) -> dict[str, float]:
     specs = plan(["lenet300-mnist"], ["lottery"], [0.5, 0.8, 0.9, 0.95, 0.98], [0, 1, 2], "quick")
     name = "apart" if apart else "in-order"
     uri, cache = f"sqlite:///{folder / f'shared-{name}.db'}", folder / f"cache-{name}"
+    before = os.environ.get("SPARSEBENCH_CACHE")
     os.environ["SPARSEBENCH_CACHE"] = str(cache)  # before Ray starts: its workers inherit it
     try:
         elapsed = timed_sweep(specs, uri, 2, f"shared-{name}", apart=apart)
-    finally:
-        del os.environ["SPARSEBENCH_CACHE"]
+    finally:  # the user's cache setting as it was
+        os.environ.pop("SPARSEBENCH_CACHE") if before is None else os.environ.update(SPARSEBENCH_CACHE=before)
     runs = tracking.runs_frame(uri)
     return {"wall": elapsed, "run": runs["metrics.checkpoints/misses"].sum(),
             "reused": runs["metrics.checkpoints/hits"].sum(),
