@@ -211,6 +211,15 @@ def test_full_profiles_are_the_reference_recipes():
     assert (full.schedule, full.milestones) == ("step", (0.25, 0.5, 0.75))  # x0.1 every 25k steps
 
 
+def test_medium_decay_differs_from_medium_in_decaying_batchnorm_and_biases_alone():
+    profiles = registry.TASKS.get("resnet20-cifar10jpeg")[0].profiles
+    medium, other = profiles["medium"], profiles["medium-decay"]
+    assert not medium.decay_vectors and other.decay_vectors
+    assert dataclasses.replace(other, decay_vectors=False) == medium
+    assert registry.TASKS.version("resnet20-cifar10jpeg", "medium") != \
+        registry.TASKS.version("resnet20-cifar10jpeg", "medium-decay")
+
+
 @pytest.fixture
 def tiny_task():
     """A test-only ``tiny`` profile of a registered task, under a test-only name."""
