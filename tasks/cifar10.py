@@ -51,16 +51,17 @@ BatchNorm parameters and biases —, label smoothing 0.1 in the training loss, b
 augmentation), the training forward pass compiled (``torch.compile``) and, with the per-epoch
 validation, under bfloat16 autocast (weights, optimizer state, masks, and a trial's final validation
 and test in float32). Not OpenLTH's recipe, and named apart from it: results of ``medium`` and
-``full`` are never mixed. Measured (dense, seed 0, JPEG variant, two trials at once on this project's
-2-core machine, one per core): **85.51 % test, 85.94 % validation, 18.7 minutes** a trial; the same
-recipe with weight decay on every parameter 84.98 % / 85.04 % in 18.6 minutes (side by side in one
-run; that recipe is the profile ``medium-decay``, on which RigL at 98 % gets 69.7 % where ``medium``
-gives it 65.8 %: README). Recipe version 1 (16 epochs, eager, decay on every parameter): 84.79 % in 21.3 minutes; while
-choosing it: 8 epochs float32 81.3 %, 10 epochs float32 82.8 % (20.6 min), 12 epochs bfloat16 82.5 %,
-15 epochs bfloat16 84.6 % validation (21.6 min); with label smoothing 0.1: 13 epochs at peak rate 0.2
-83.8 %, at 0.4 84.3 % (18.2 min), 14 epochs at 0.8 84.1 % (18.9 min); 14 epochs at 0.4 with
-smoothing 0.2 84.4 % (18.4 min). Compiling made a training step 1.27x faster with two trials at once
-(760 against about 600 images a second per core; about 45 s to compile, once a trial).
+``full`` are never mixed. Measured (dense, seed 0, JPEG variant, two trials at once on this
+project's 2-core machine, one per core): **85.51 % test, 85.94 % validation, 18.7 minutes** a trial;
+the same recipe with weight decay on every parameter 84.98 % / 85.04 % in 18.6 minutes (side by side
+in one run; that recipe is the profile ``medium-decay``, on which RigL at 98 % gets 69.7 % where
+``medium`` gives it 65.8 %: README). Recipe version 1 (16 epochs, eager, decay on every parameter):
+84.79 % in 21.3 minutes; while choosing it: 8 epochs float32 81.3 %, 10 epochs float32 82.8 % (20.6
+min), 12 epochs bfloat16 82.5 %, 15 epochs bfloat16 84.6 % validation (21.6 min); with label
+smoothing 0.1: 13 epochs at peak rate 0.2 83.8 %, at 0.4 84.3 % (18.2 min), 14 epochs at 0.8 84.1 %
+(18.9 min); 14 epochs at 0.4 with smoothing 0.2 84.4 % (18.4 min). Compiling made a training step
+1.27x faster with two trials at once (760 against about 600 images a second per core; about 45 s to
+compile, once a trial).
 
 Quick profiles (CPU, one thread, about 2 minutes a trial; evaluation would otherwise dominate):
 ResNet-20 trains 2 epochs on 5,000 images and validates on 1,000; VGG-16 trains 1 epoch on 2,560
