@@ -181,6 +181,7 @@ class Trainer:
         move = self.device.type != "cpu"  # to the CPU: nothing to do
         forward = self._forward()
         i, factor = 0, None
+        losses = []  # this epoch's mini-batch losses: train/loss is their mean
         while i < steps:
             model.train()
             for batch in self.train_split.batches(recipe.batch_size, shuffle=True, generator=self.generator):
@@ -202,6 +203,7 @@ class Trainer:
                         loss = self.task.loss(model, batch)
                 if not math.isfinite(value := loss.item()):
                     raise Diverged(f"training loss is {value} at step {self.step}")
+                losses.append(value)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 called = callback is not None and every and i % every == 0
@@ -217,7 +219,8 @@ class Trainer:
                 i += 1
                 if self.step % self.steps_per_epoch == 0 or i == steps:
                     masks.apply()  # zero already; made certain for what is validated and kept
-                    self._end_epoch(value)
+                    self._end_epoch(sum(losses) / len(losses))
+                    losses.clear()
                     model.train()
 
     def _forward(self) -> nn.Module:
@@ -261,7 +264,7 @@ class Trainer:
         self.cost.flops += TRAIN_FORWARD_RATIO * self._sparse_per_example * examples
         self.cost.flops_dense += TRAIN_FORWARD_RATIO * self._dense_per_example * examples
 
-    def _end_epoch(self, last_loss: float) -> None:
+    def _end_epoch(self, mean_loss: float) -> None:
         self.epoch += 1
         self.model.eval()
         began = time.perf_counter()
@@ -272,7 +275,7 @@ class Trainer:
         if bad or not math.isfinite(val):  # NaN outputs can score a finite accuracy: the weights tell
             raise Diverged(f"non-finite weights in {bad}" if bad else
                            f"validation {self.task.metric.name} is {val} after epoch {self.epoch}")
-        self.log({"train/loss": last_loss, f"val/{self.task.metric.name}": val,
+        self.log({"train/loss": mean_loss, f"val/{self.task.metric.name}": val,
                   "train/density": self.masks.density(), "cost/steps": self.cost.steps}, self.epoch)
         self._validated = (val, self._state_versions()) if self.recipe.autocast is None else None
 
