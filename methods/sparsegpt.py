@@ -1,88 +1,115 @@
 """SparseGPT: layer-wise OBS reconstruction with the inverse Hessian of the layer inputs.
 
 Frantar & Alistarh 2023, "SparseGPT: Massive Language Models Can Be Accurately Pruned in
-One-Shot" (ICML); code: github.com/IST-DASLab/sparsegpt, ``sparsegpt.py`` (``fasterprune``),
-whose defaults are used: block size 128, dampening 1 % of the mean Hessian diagonal, 128
-calibration samples.
+One-Shot" (ICML); code: github.com/IST-DASLab/sparsegpt, ``sparsegpt.py`` (``add_batch``,
+``fasterprune``) and ``opt.py`` (``opt_sequential``), whose defaults are used: block size 128,
+dampening 1 % of the mean Hessian diagonal, 128 calibration sequences of 2,048 tokens.
 
 Algorithm (their Algorithm 1), for each prunable layer with weights W (rows × inputs) and
-H = XᵀX over the calibration inputs: dampen H, take the upper Cholesky factor of H⁻¹, and sweep
+H = 2/N Σ x xᵀ over the calibration inputs (N the calibration sequences, ``add_batch``'s scale):
+inputs that are never nonzero (H_jj = 0) get H_jj = 1 and their weights are zeroed; dampen H by
+1 % of its mean diagonal (those ones included), take the upper Cholesky factor of H⁻¹, and sweep
 the inputs in blocks of 128 columns. At each block's start, choose the block's mask: the
 ``int(sparsity × size)`` weights of lowest w² / [H⁻¹]²_jj in the block (all rows together, the
-code's adaptive mask selection); then, column by column, zero the masked weights and spread
-each column's error over the not yet visited columns by the OBS update
+code's adaptive mask selection; for an N:M pattern, at every M-th column, the M − N lowest of
+each row's next M); then, column by column, zero the masked weights and spread each column's
+error over the not yet visited columns by the OBS update
 W[:, j:] -= (w_j − q_j) / [H⁻¹]_jj · H⁻¹_{j, j:}; after each block, the same for the columns
-right of it. Inputs that are never nonzero (H_jj = 0) get H_jj = 1 and their weights are zeroed,
-as in the code. Every layer is pruned to the target (the paper's uniform per-layer sparsity).
+right of it. Every layer is pruned to the target (the paper's uniform per-layer sparsity).
+Order: the authors prune block by block (``opt_sequential``: a transformer block's layers all
+take their H from one pass over the block, whose inputs come from the already pruned blocks
+before it; sequential across blocks, not within one), the default here
+(:class:`~sparsebench.library.posttraining.LayerwisePruning`; a block is a ``ModuleList`` element,
+else one layer); ``sparsegpt-onepass`` takes every H from one pass over the dense network.
 
-Here: calibration data are 128 training examples (forward passes, charged); Conv2d layers are
-pruned as matrices over their receptive fields (im2col, ``weight.view(out, -1)``, as the paper
-suggests for convolutions); an LSTM's matrices multiply x_t and h_{t-1}, recomputed layer by
-layer; an embedding is the matrix Wᵀ over one-hot tokens, whose H is diagonal (each token's
-count), so that no weight's error can be moved onto another and the algorithm reduces to keeping,
-in each block of 128 tokens, the weights of largest w²·H_jj (:func:`prune_diagonal`, equal to the
-general sweep on a diagonal H; the paper prunes no embeddings). Deviation: the code zeroes
-the weights of inputs never seen in calibration (H_jj = 0); 128 windows of a language model hold
-a few thousand tokens and miss most of a vocabulary (on ``lstm-ptb``, 98 % of the embedding would
-go), so tokens unseen keep the dampening alone and are pruned first, by magnitude, to the layer's
-target (``zero_unseen_tokens=True`` follows the code). The authors collect H layer by layer on the inputs of the already pruned
-preceding layers (``opt.py``: sequential within and across blocks); here all H come from one pass
-over the dense network — a deviation that ignores the error the earlier layers' pruning adds to a
-later layer's inputs. ``sparsegpt-retrain`` retrains afterwards as ``magnitude`` does.
+Here: calibration is a random draw from the training split (262,144 tokens for a sequence model,
+the papers' 128 × 2,048, or the whole split where smaller; 128 examples for an image
+classifier: :mod:`sparsebench.library.calibration_data`), charged as forward passes; Conv2d layers
+are pruned as matrices over their receptive fields (im2col, ``weight.view(out, -1)``, as the
+paper suggests for convolutions, and as the code's ``add_batch`` unfolds them); an LSTM's matrices
+multiply x_t and h_{t-1}, recomputed layer by layer; an embedding is the matrix Wᵀ over one-hot
+tokens, whose H is diagonal (each token's count), so that no weight's error can be moved onto
+another and the algorithm reduces to keeping, in each block of 128 tokens, the weights of largest
+w²·H_jj (:func:`prune_diagonal`, equal to the general sweep on a diagonal H; the paper prunes no
+embeddings). Deviation: the code zeroes the weights of inputs never seen in calibration
+(H_jj = 0); a vocabulary's rare tokens may be missing even from 262,144 tokens, so tokens unseen
+keep the dampening alone and are pruned first, by magnitude, to the layer's target
+(``zero_unseen_tokens=True`` follows the code). ``sparsegpt-retrain`` retrains afterwards as
+``magnitude`` does; ``sparsegpt-2:4`` and ``sparsegpt-4:8`` prune to the N:M pattern (the
+code's ``prunen``/``prunem``).
 
-Calibration size. The default counts examples as the authors' ``nsamples`` does, but their 128
-samples are sequences of 2,048 tokens (262,144 tokens); 128 windows of a small language model here
-hold 128 × 35 (``lstm-ptb``) or 128 × 64 tokens. On ``lstm-ptb`` (``pretrained``, 50 %, seed 0; dense
-112.96 test perplexity) that is too few for H: SparseGPT reaches 141.0 with 128 windows, 125.3 with
-1,024 and 117.0 with 4,096, against 114.0 for per-layer magnitude; with 128 windows, dampening 0.1
-gives 130.7 and 0.9 gives 118.1 — the less the OBS update is trusted, the better, the mark of an H
-estimated from too little data (measured with ``run_trial`` and ``--set`` values in one sitting). The
-default is kept as the paper states it (the committed cells use it); set ``calibration_examples`` to
-match the paper's token count.
+Calibration size. With 128 windows (128 × 20 tokens) on ``lstm-ptb`` (``pretrained``, 50 %, seed 0;
+dense 112.96 test perplexity) SparseGPT reached 141.0, with 1,024 windows 125.3 and with 4,096
+117.0, against 114.0 for per-layer magnitude (version 2): H needs the papers' token count, not
+their sequence count. Version 3: the authors' H scale (2/N Σ x xᵀ: with dead inputs, the ones
+set on H's diagonal no longer inflate the dampening), their sequential order, and calibration by
+tokens (``calibration_tokens``) drawn at random.
 """
 from dataclasses import dataclass
 
 import torch
 
 from sparsebench import register_method
-from sparsebench.library.posttraining import PruneAfterTraining, as_matrix, input_covariances, owners, unmatrix
+from sparsebench.library.inputs import as_matrix, input_covariances, owners, unmatrix
+from sparsebench.library.posttraining import LayerwisePruning
+from sparsebench.library.structures import check_pattern, check_pattern_target, nm_mask
 
 
 @register_method("sparsegpt", retrain="none")
+@register_method("sparsegpt-onepass", retrain="none", order="one-pass")
 @register_method("sparsegpt-retrain", retrain="lr-rewind")
 @dataclass
-class SparseGPT(PruneAfterTraining):
-    version = "2"
+class SparseGPT(LayerwisePruning):
+    version = "3"
     block_size: int = 128            # columns per lazy-update block (the code's blocksize)
     dampening: float = 0.01          # of the mean Hessian diagonal (percdamp)
-    calibration_examples: int = 128  # nsamples
     zero_unseen_tokens: bool = False  # an embedding's tokens absent from calibration: zeroed (the code's rule)
-    bounds = {"block_size": "[1, inf)", "dampening": "[0, 1)", "calibration_examples": "[1, inf)"}
+    n: int = 0                       # an N:M pattern: n kept of every m inputs (0: unstructured)
+    m: int = 0
+    bounds = {"block_size": "[1, inf)", "dampening": "[0, 1)", "n": "[0, inf)", "m": "[0, inf)"}
 
     criterion = "second-order"
     paper = "Frantar & Alistarh 2023, SparseGPT: Massive Language Models Can Be Accurately Pruned in One-Shot (ICML)"
     untuned = "the paper fixes its block size, dampening and calibration size for every model"
 
-    def run(self, ctx):
-        ctx.train()
-        hessians = input_covariances(ctx, self.calibration_examples)
-        pruned, modules = {}, owners(ctx)
-        with torch.no_grad():
-            for name, weight in ctx.masks.params.items():
-                h, module = hessians[name], modules[name]
-                w = as_matrix(module, weight.detach()).double()
-                new = unmatrix(module, prune_layer(w, h, ctx.sparsity, self.block_size, self.dampening) if h.dim() == 2
-                               else prune_diagonal(w, h, ctx.sparsity, self.block_size, self.dampening,
-                                                   zero_unseen=self.zero_unseen_tokens), weight)
-                weight.copy_(new.to(weight.dtype))
-                pruned[name] = new != 0
-        ctx.masks.set(pruned)
-        self.retrain_pruned(ctx)
+    def __post_init__(self):
+        super().__post_init__()
+        if self.n or self.m:
+            check_pattern(self.n, self.m)
+
+    def check_target(self, sparsity):
+        if self.n:
+            check_pattern_target(sparsity, self.n, self.m)
+
+    def prune_block(self, ctx, calibration, names):
+        self.check_target(ctx.sparsity)
+        hessians, modules, pruned = input_covariances(ctx, calibration, names), owners(ctx), {}
+        for name in names:
+            h, module, weight = hessians[name], modules[name], ctx.masks.params[name]
+            w = as_matrix(module, weight.detach()).double()
+            if h.dim() == 2:
+                new = prune_layer(w, h, ctx.sparsity, self.block_size, self.dampening, self.n, self.m)
+            else:
+                new = prune_diagonal(w, h, ctx.sparsity, self.block_size, self.dampening, self.zero_unseen_tokens,
+                                     self.n, self.m)
+            new = unmatrix(module, new, weight)
+            weight.copy_(new.to(weight.dtype))
+            pruned[name] = new != 0
+        return pruned
+
+
+@register_method("sparsegpt-2:4", retrain="none", n=2, m=4)
+@register_method("sparsegpt-4:8", retrain="none", n=4, m=8)
+@dataclass
+class SparseGPTNM(SparseGPT):
+    """SparseGPT to an N:M pattern."""
+    structure = "n:m"
 
 
 def prune_layer(w: torch.Tensor, h: torch.Tensor, sparsity: float, block_size: int = 128,
-                dampening: float = 0.01) -> torch.Tensor:
-    """The SparseGPT reconstruction of ``w`` (rows × inputs) at ``sparsity`` given H = XᵀX."""
+                dampening: float = 0.01, n: int = 0, m: int = 0) -> torch.Tensor:
+    """The SparseGPT reconstruction of ``w`` (rows × inputs) at ``sparsity`` (or, with ``n``, the
+    pattern keeping ``n`` of every ``m``) given H = 2/N Σ x xᵀ (``fasterprune``)."""
     w, h = w.clone(), h.clone()
     dead = torch.diag(h) == 0
     h[dead, dead] = 1.0
@@ -94,8 +121,12 @@ def prune_layer(w: torch.Tensor, h: torch.Tensor, sparsity: float, block_size: i
         i2 = min(i1 + block_size, columns)
         w1, hinv1 = w[:, i1:i2].clone(), hinv[i1:i2, i1:i2]
         err1 = torch.zeros_like(w1)
-        drop = block_mask(w1 ** 2 / torch.diag(hinv1).reshape(1, -1) ** 2, sparsity)
+        ratio = w1 ** 2 / torch.diag(hinv1).reshape(1, -1) ** 2
+        drop = block_mask(ratio, sparsity) if not n else torch.zeros_like(w1, dtype=torch.bool)
         for i in range(i2 - i1):
+            if n and i % m == 0:  # the M − N lowest of each row's next M, from the updated weights
+                run = w1[:, i:i + m] ** 2 / torch.diag(hinv1)[i:i + m].reshape(1, -1) ** 2
+                drop[:, i:i + m].scatter_(1, run.topk(m - n, dim=1, largest=False).indices, True)
             col, d = w1[:, i], hinv1[i, i]
             q = torch.where(drop[:, i], torch.zeros_like(col), col)
             err = (col - q) / d
@@ -108,7 +139,7 @@ def prune_layer(w: torch.Tensor, h: torch.Tensor, sparsity: float, block_size: i
 
 
 def prune_diagonal(w: torch.Tensor, h: torch.Tensor, sparsity: float, block_size: int = 128,
-                   dampening: float = 0.01, zero_unseen: bool = True) -> torch.Tensor:
+                   dampening: float = 0.01, zero_unseen: bool = True, n: int = 0, m: int = 0) -> torch.Tensor:
     """:func:`prune_layer` for a diagonal H, given as the vector of its diagonal: the Cholesky factor
     of H⁻¹ is diag(H_jj^-½), so the mask ratio is w²·H_jj and the OBS update leaves every other
     weight as it is. ``zero_unseen``: inputs never seen (H_jj = 0) are zeroed, as the general sweep
@@ -119,6 +150,8 @@ def prune_diagonal(w: torch.Tensor, h: torch.Tensor, sparsity: float, block_size
         h[dead] = 1.0
         w[:, dead] = 0.0
     h += dampening * torch.mean(h)
+    if n:
+        return w * nm_mask(w ** 2 * h, n, m)
     for i1 in range(0, w.shape[1], block_size):
         block = w[:, i1:i1 + block_size]
         block[block_mask(block ** 2 * h[i1:i1 + block_size], sparsity)] = 0.0

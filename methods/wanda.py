@@ -11,18 +11,23 @@ group is each output row of a layer (``group="output"``: every row, hence every 
 same fraction of its weights — their Table 5 finds this better than a layer-wide group for LLMs,
 ``group="layer"`` here); no weight update and no retraining.
 
-Here: calibration data are 128 examples of the task's training split (the paper: 128 sequences
-of 2,048 tokens from C4; the authors' ``--nsamples 128``), drawn as whole batches and charged as
-forward passes, the model in eval mode. Input features of a Conv2d are its receptive fields
+Here: calibration data are drawn at random from the task's training split, 262,144 tokens for a
+sequence model (the paper's 128 sequences of 2,048 tokens from C4, the authors' ``--nsamples
+128``; the whole split where smaller) and 128 examples for an image classifier
+(:mod:`sparsebench.library.calibration_data`), charged as forward passes, the model in eval mode. Input features of a Conv2d are its receptive fields
 (im2col), ordered as ``weight.view(out, -1)``, so a filter is an output row — the paper prunes
 Linear layers of LLMs only, and this is its natural reading for convolutions. An LSTM's matrices
 multiply x_t and h_{t-1} (recomputed layer by layer from its input); an embedding is the matrix
 Wᵀ over one-hot tokens, so ‖X_j‖ is the square root of token j's count and a row is one embedding
 dimension. Other layers (fused attention projections) make the method raise, which the harness
-records as a failed trial with that reason. The authors compute
-the norms layer by layer on the already pruned network's activations (``prune_wanda`` prunes
-block by block, feeding pruned outputs forward); one pass over the dense network is used here,
-as in their analysis of the score itself — a deviation for networks deeper than one block.
+records as a failed trial with that reason. Order: as the authors' ``prune_wanda``, block by block,
+each block's norms read from the outputs of the already pruned blocks before it (a block is a
+``ModuleList`` element, a transformer block, else one layer:
+:class:`~sparsebench.library.posttraining.LayerwisePruning`); ``wanda-onepass`` reads every norm
+from one pass over the dense network (version 2's order). ``group="layer"`` with ``rule="global"``
+ranks all layers together, which needs the one-pass order. ``wanda-2:4`` and ``wanda-4:8`` keep
+the top N of every M inputs of a row (the authors' ``prune_n``/``prune_m``). Version 3: the
+sequential order and calibration by tokens, drawn at random.
 Ties, which the authors' ``torch.sort`` leaves in no defined order, are broken by |W|: they are
 the zero scores of inputs never seen in calibration — a language model's 128 windows hold a few
 thousand tokens and miss most of its vocabulary, so an embedding's unseen tokens are pruned
@@ -34,20 +39,25 @@ from dataclasses import dataclass
 import torch
 
 from sparsebench import register_method
-from sparsebench.library.posttraining import PruneAfterTraining, as_matrix, input_norms, owners, unmatrix
+from sparsebench.core.masks import top_k_masks
+from sparsebench.library.inputs import as_matrix, input_norms, owners, unmatrix
+from sparsebench.library.posttraining import LayerwisePruning
+from sparsebench.library.structures import check_pattern, check_pattern_target, nm_mask
 
 GROUPS = ("output", "layer")
 
 
 @register_method("wanda", retrain="none")
+@register_method("wanda-onepass", retrain="none", order="one-pass")
 @register_method("wanda-retrain", retrain="lr-rewind")
 @dataclass
-class Wanda(PruneAfterTraining):
-    version = "2"
+class Wanda(LayerwisePruning):
+    version = "3"
     group: str = "output"            # comparison group: each output row (the paper) | each layer
-    calibration_examples: int = 128  # the authors' nsamples
     rule: str = "uniform"            # with group="layer": every layer at the target, as the paper
-    bounds = {"calibration_examples": "[1, inf)"}
+    n: int = 0                       # an N:M pattern: n kept of every m inputs (0: unstructured)
+    m: int = 0
+    bounds = {"group": GROUPS, "n": "[0, inf)", "m": "[0, inf)"}
 
     criterion = "magnitude × activation"
     paper = "Sun et al. 2024, A Simple and Effective Pruning Approach for Large Language Models (ICLR)"
@@ -57,19 +67,43 @@ class Wanda(PruneAfterTraining):
         super().__post_init__()
         if self.group not in GROUPS:
             raise ValueError(f"unknown group {self.group!r}; choose one of {', '.join(GROUPS)}")
+        if self.group == "layer" and self.rule == "global" and self.order == "sequential":
+            raise ValueError("a global ranking of all layers needs order='one-pass'")
+        if self.n or self.m:
+            check_pattern(self.n, self.m)
 
-    def score(self, ctx):
-        norms, modules = input_norms(ctx, self.calibration_examples), owners(ctx)
-        return {n: unmatrix(modules[n], as_matrix(modules[n], p.detach().abs()) * norms[n], p)
-                for n, p in ctx.masks.params.items()}
+    def check_target(self, sparsity):
+        if self.n:
+            check_pattern_target(sparsity, self.n, self.m)
 
-    def masks(self, ctx, scores):
+    def scores(self, ctx, calibration, names) -> dict[str, torch.Tensor]:
+        """|W_ij| · ‖X_j‖ of the weights ``names``, as matrices."""
+        norms, modules = input_norms(ctx, calibration, names), owners(ctx)
+        return {n: as_matrix(modules[n], ctx.masks.params[n].detach().abs()) * norms[n] for n in names}
+
+    def prune_block(self, ctx, calibration, names):
+        self.check_target(ctx.sparsity)
+        scores, modules, params = self.scores(ctx, calibration, names), owners(ctx), ctx.masks.params
         if self.group == "layer":
-            return None
-        modules, weights = owners(ctx), ctx.masks.params
-        return {n: unmatrix(modules[n], per_row_top_k(as_matrix(modules[n], s), 1.0 - ctx.sparsity,
-                                                      tiebreak=as_matrix(modules[n], weights[n].detach().abs())), s)
+            shaped = {n: unmatrix(modules[n], s, params[n]) for n, s in scores.items()}
+            return top_k_masks(shaped, 1.0 - ctx.sparsity, self.rule)
+        return {n: unmatrix(modules[n], row_masks(s, ctx.sparsity, self.n, self.m,
+                                                  as_matrix(modules[n], params[n].detach().abs())), params[n])
                 for n, s in scores.items()}
+
+
+@register_method("wanda-2:4", retrain="none", n=2, m=4)
+@register_method("wanda-4:8", retrain="none", n=4, m=8)
+@dataclass
+class WandaNM(Wanda):
+    """Wanda to an N:M pattern."""
+    structure = "n:m"
+
+
+def row_masks(scores: torch.Tensor, sparsity: float, n: int = 0, m: int = 0, tiebreak=None) -> torch.Tensor:
+    """Wanda's mask of a matrix of scores: per row (:func:`per_row_top_k`), or the top ``n`` of
+    every ``m`` of a row."""
+    return nm_mask(scores, n, m) if n else per_row_top_k(scores, 1.0 - sparsity, tiebreak=tiebreak)
 
 
 def per_row_top_k(scores: torch.Tensor, density: float, tiebreak: torch.Tensor | None = None) -> torch.Tensor:

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from sparsebench.library.posttraining import input_norms, layer_inputs
+from sparsebench.library import calibration_data
+from sparsebench.library.inputs import input_norms, layer_inputs
 from sparsebench.running.trial import TrialSpec, make_context, make_task, run_trial
 
 import importlib
@@ -46,14 +47,16 @@ def test_input_norms_are_the_calibration_inputs_norms_charged_as_forward_passes(
     task = make_task("tiny-mlp", "quick")
     splits = task.load(None)
     ctx = make_context(task, splits.train, splits.val, 0.5, torch.Generator().manual_seed(0))
+    calibration = calibration_data.draw(ctx, examples=50)  # a random draw, counted exactly
+    assert calibration.examples == 50 and calibration.tokens is None
+    assert sum(len(b[-1]) for b in calibration.batches) == 50
     before = ctx._trainer.cost.flops
-    norms = input_norms(ctx, examples=64)  # two batches of 32
+    norms = input_norms(ctx, calibration)
     charged = ctx._trainer.cost.flops - before
-    assert charged == pytest.approx(64 * ctx._trainer.flops.per_example())  # forward only: not 3x
-    # the first layer's inputs are the data: the norms over the two batches drawn
-    g = torch.Generator().manual_seed(0)
-    x = torch.cat([b[0] for _, b in zip(range(2), splits.train.batches(32, shuffle=True, generator=g))])
-    assert torch.allclose(norms["0.weight"], x.pow(2).sum(0).sqrt(), rtol=1e-5)
+    assert charged == pytest.approx(50 * ctx._trainer.flops.per_example())  # forward only: not 3x
+    # the first layer's inputs are the data: the norms over the examples drawn, drawn without replacement
+    order = torch.randperm(len(splits.train), generator=torch.Generator().manual_seed(0))[:50]
+    assert torch.allclose(norms["0.weight"], splits.train.inputs[order].pow(2).sum(0).sqrt(), rtol=1e-5)
 
 
 @pytest.mark.parametrize("method", ["wanda", "magnitude-oneshot"])
@@ -67,7 +70,7 @@ def test_post_training_methods_prune_once_without_retraining(method, one_thread)
 def test_input_weighted_scores_refuse_layers_whose_inputs_they_cannot_read():
     ctx = type("Ctx", (), {"model": nn.Sequential(nn.MultiheadAttention(4, 2)), "masks": ["0.in_proj_weight"]})()
     with pytest.raises(ValueError, match="0.in_proj_weight"):  # the harness records it as the trial's reason
-        input_norms(ctx, 1)
+        input_norms(ctx, None)
 
 
 def test_hutchinson_recovers_a_known_hessian_diagonal():
@@ -133,7 +136,7 @@ def test_sparsegpt_reconstructs_a_pruned_input_from_the_inputs_it_depends_on():
     rest = torch.randn(512, 2, generator=g, dtype=torch.float64)
     x = torch.cat([rest.sum(1, keepdim=True), rest], 1)
     w = torch.tensor([[0.1, 1.0, 2.0], [-0.2, 0.5, -1.0]], dtype=torch.float64)
-    new = prune_layer(w, x.T @ x / len(x), sparsity=0.2, dampening=1e-8)  # the code's count: int(6 * 0.2) + 1
+    new = prune_layer(w, 2 * x.T @ x / len(x), sparsity=0.2, dampening=1e-8)  # the code's count: int(6 * 0.2) + 1
     assert (new[:, 0] == 0).all() and (new[:, 1:] != 0).all()
     assert torch.allclose(new[:, 1:], w[:, 1:] + w[:, :1], atol=1e-4)  # the pruned weight, moved
     assert (x @ (w - new).T).norm() / (x @ w.T).norm() < 1e-4  # where magnitude pruning loses x0 · w0
@@ -157,7 +160,7 @@ def test_sparsegpt_runs_on_conv_and_linear_layers_without_retraining(one_thread)
 
 
 def test_lstm_matrices_see_their_layer_inputs_and_previous_hidden_states():
-    from sparsebench.library.posttraining import lstm_inputs
+    from sparsebench.library.inputs import lstm_inputs
     torch.manual_seed(0)
     lstm = nn.LSTM(3, 4, 2, batch_first=True).eval()
     x = torch.randn(2, 5, 3)
@@ -178,18 +181,15 @@ def test_post_training_methods_on_a_language_model(method, one_thread):
     train = splits.train.subset(20 * 35 * 8)
     ctx = make_context(task, train, splits.val, 0.5, torch.Generator().manual_seed(0))
     cls, defaults = registry.METHODS.get(method)
-    m = cls(**{**defaults, "calibration_examples": 20})
+    m = cls(**{**defaults, "calibration_tokens": 390})  # 20 windows of 20 tokens, the fewest that hold them
     if method == "sparsegpt":
-        from sparsebench.library.posttraining import input_covariances
-        hessians = input_covariances(ctx, 20)
-        counts = torch.bincount(next(iter(ctx.batches(1)))[0].flatten(), minlength=task.vocab_size)
+        from sparsebench.library.inputs import input_covariances
+        calibration = calibration_data.draw(ctx, tokens=390)
+        hessians = input_covariances(ctx, calibration)
+        counts = torch.bincount(torch.cat([b[0].flatten() for b in calibration.batches]), minlength=task.vocab_size)
         assert hessians["embedding.weight"].shape == (task.vocab_size,)  # one-hot inputs: a diagonal
-        assert torch.equal(hessians["embedding.weight"] > 0, counts > 0)
-        m.run(ctx)
-        for name, p in ctx.masks.params.items():
-            assert (p == 0).double().mean().item() == pytest.approx(0.5, abs=0.01), name
-        return
-    scores = m.score(ctx)
-    masks = m.masks(ctx, scores)
+        assert torch.equal(hessians["embedding.weight"], 2 * counts.double() / 20)  # the authors' 2/N Σ x xᵀ
+    m.run(ctx)
+    assert m.metrics == {"calibration/examples": 20, "calibration/tokens": 400}
     for name, p in ctx.masks.params.items():
-        assert masks[name].shape == p.shape and masks[name].mean().item() == pytest.approx(0.5, abs=0.01)
+        assert (p == 0).double().mean().item() == pytest.approx(0.5, abs=0.01), name
