@@ -225,6 +225,7 @@ def run_trial(spec: TrialSpec, data_root: Path | None = None,
     measured, form = measure_inference(task, model, masks, splits.val, groups if units_removed > 0 else [])
     result["metrics"].update(measured)
     result["info"]["inference_form"] = form
+    result["metrics"].update(getattr(method, "metrics", {}))  # what the method drew (calibration/examples, ...)
     # where the trial's time went: the method (its trainings, their validations among them), the report
     result["metrics"].update({"time/method_seconds": trained - began,
                               "time/validation_seconds": trainer.validation_seconds,
