@@ -91,7 +91,7 @@ def test_hutchinson_recovers_a_known_hessian_diagonal():
     assert torch.allclose(estimate, a, atol=0.05)
 
 
-@pytest.mark.parametrize("curvature", ["fisher", "hutchinson"])
+@pytest.mark.parametrize("curvature", ["gauss-newton", "fisher", "hutchinson"])
 def test_obd_prunes_once_and_charges_its_calibration(curvature, one_thread):
     result = run_trial(TrialSpec("tiny-mlp", "obd", 0.9, 0, "quick", {"curvature": curvature}))
     assert result["status"] == "completed", result["reason"]
