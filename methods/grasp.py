@@ -28,6 +28,11 @@ Mode: training mode while scoring (BatchNorm on batch statistics), as the author
 ``pruner/GraSP.py`` scores a deep copy with ``.eval()`` commented out
 (``net = copy.deepcopy(net)  # .eval()``). ``score_mode="eval"`` is the other choice.
 
+Count: the authors' threshold is the ``int(sN)``-th highest score and ``keep_masks = scores <=
+threshold`` keeps it, so their masks hold N − int(sN) + 1 of N weights; here exactly round((1 − s)N),
+the count every method of the harness is held to (P1: one weight more than the target is no part
+of the method, and would break the equal-count comparison). Otherwise the masks are the same.
+
 Not followed: the authors' code re-initializes the copy's linear layers with Xavier normal
 before scoring (``reinit=True``), which the paper does not describe; the score here is that of
 the model the harness will train.

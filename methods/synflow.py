@@ -17,8 +17,9 @@ made absolute too; ``score_mode="train"`` for batch statistics) and biases and b
 linearised with the weights. Each round k < n keeps N - int((1 - d_k) N) of the N prunable
 weights, the count of the authors' ``Pruners/pruners.py`` (``k = int((1.0 - sparsity) *
 global_scores.numel())`` weights at or below the k-th score are pruned, ``sparsity`` being the
-density d_k there); the last round keeps exactly round(d N), the target. (Version 1 kept
-round(d_k N) in every round.) R is computed in double
+density d_k there); the last round keeps exactly round(d N), the target, where the code would keep
+N - int((1 - d) N) (at most one weight more): the harness holds every method to the same count
+(P1), so the final count is its, not the code's. (Version 1 kept round(d_k N) in every round.) R is computed in double
 precision, which the paper recommends against overflow (the public code has ``model.double()``
 commented out); the linearised copy is built with ``torch.func.functional_call``, so the model's
 weights are never touched and nothing needs restoring. Data-free: one training batch is read
