@@ -1,7 +1,8 @@
-"""Command line: ``sparsebench run | leaderboard | export | import | list``."""
+"""Command line: ``sparsebench run | leaderboard | export | import | verify | compare | check | list``."""
 from __future__ import annotations
 
 import argparse
+import errno
 import shlex
 import sys
 
@@ -29,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--device", default="cpu", help="torch device of each trial (cpu, cuda)")
     run.add_argument("--plugins", nargs="*", default=[], help="extra plugin roots holding methods/ and tasks/")
     run.add_argument("--retry-failed", action="store_true", help="run failed trials again")
+    run.add_argument("--trial-timeout", type=float, metavar="SECONDS",
+                     help="wall-clock limit of each trial, past which it is ended and recorded as failed (kind "
+                          "timeout); default: each task profile's budget (`Task.trial_budget`)")
     run.add_argument("--no-checkpoints", action="store_true",
                      help="train everything in its trial instead of reusing trainings from the checkpoint store")
     run.add_argument("--bundle", metavar="DIR",
@@ -51,6 +55,30 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep only runs of this checkout's plugin versions, dropping superseded ones from the "
                              "bundle (the committed bundle holds what the board shows)")
 
+    export.add_argument("--method", nargs="+", help="only these methods' runs (and their tasks' dense references): "
+                                                    "a method author's submission")
+    export.add_argument("--task", nargs="+", help="only these tasks' runs")
+
+    verify = sub.add_parser("verify", help="re-run a seeded random sample of a bundle's runs on this machine and "
+                                           "compare every result with its record; exits 1 on any mismatch")
+    verify.add_argument("bundle", nargs="*", default=["leaderboard/runs"], help="bundle folders or .jsonl files "
+                                                                               "(default: leaderboard/runs)")
+    how_many = verify.add_mutually_exclusive_group()
+    how_many.add_argument("--sample", type=int, default=5, metavar="N", help="runs re-run (default: 5)")
+    how_many.add_argument("--all", action="store_true", help="re-run every matching run")
+    verify.add_argument("--task", nargs="+", help="only runs of these tasks")
+    verify.add_argument("--method", nargs="+", help="only runs of these methods")
+    verify.add_argument("--seed", nargs="+", type=int, help="only runs of these seeds")
+    verify.add_argument("--draw", type=int, default=0, help="seed of the random sample (default: 0)")
+    verify.add_argument("--workers", type=int, default=1, help="trials re-run at once (default: 1)")
+    verify.add_argument("--data-root", help="folder with the datasets (default: $SPARSEBENCH_DATA_ROOT)")
+    verify.add_argument("--plugins", nargs="*", default=[], help="extra plugin roots holding methods/ and tasks/")
+
+    compare = sub.add_parser("compare", help="set the results of a store (e.g. make bench's) beside a bundle's: "
+                                             "equal, within noise, or outside it")
+    compare.add_argument("bundle", nargs="?", default="leaderboard/runs", help="the bundle compared with")
+    compare.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
+
     load = sub.add_parser("import", help="load a runs bundle into the store, skipping runs already there")
     load.add_argument("bundle", nargs="?", default="leaderboard/runs", help="bundle folder or .jsonl file")
     load.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
@@ -68,9 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return {"run": lambda a: _run(a, argv), "leaderboard": _leaderboard, "list": _list, "export": _export,
-                "import": _import, "check": _check}[args.command](args)
+                "import": _import, "check": _check, "verify": _verify,
+                "compare": _compare}[args.command](args)
     except (SparsebenchError, ValueError) as exc:
         print(f"sparsebench: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a read-only or full disk met past the checks at the start: still one line
+        if exc.errno not in (errno.EROFS, errno.ENOSPC, errno.EACCES, errno.EDQUOT):
+            raise
+        print(f"sparsebench: error: cannot write {exc.filename or 'a file'}: {exc.strerror}", file=sys.stderr)
         return 2
 
 
@@ -90,7 +124,7 @@ def _run(args, argv: list[str] | None = None) -> int:
 
     options = dict(data_root=args.data_root, uri=args.tracking_uri, address=args.address,
                    retry_failed=args.retry_failed, device=args.device, plugin_roots=args.plugins,
-                   checkpoints=not args.no_checkpoints)
+                   checkpoints=not args.no_checkpoints, trial_timeout=args.trial_timeout)
     name = args.suite or "sweep"
     summaries = {}
     if specs:
@@ -102,6 +136,13 @@ def _run(args, argv: list[str] | None = None) -> int:
     if any(s is None or s.interrupted > 0 for s in summaries.values()):
         print(f"sparsebench: interrupted; to resume, run again: sparsebench {shlex.join(argv or sys.argv[1:])}")
         return 130
+    if any(s.elsewhere for s in summaries.values()):
+        print("sparsebench: trials were left to another sweep (above: which, and when its claim expires); once it "
+              f"ends or expires, run again to check that each has its result: sparsebench {shlex.join(argv or sys.argv[1:])}")
+    ran = [s for s in summaries.values() if s.completed + s.failed]
+    if ran and not any(s.completed for s in ran):
+        print("sparsebench: every trial that ran failed (their reasons are above and in the store)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -200,8 +241,36 @@ def _export(args) -> int:
 
     if args.current:
         registry.discover([])  # to tell current plugin versions from superseded ones
-    written = export_bundle(args.tracking_uri, args.out, args.current)
+    written = export_bundle(args.tracking_uri, args.out, args.current, args.method, args.task)
     print(f"sparsebench: {sum(written.values())} runs of {len(written)} tasks in {args.out}/")
+    return 0
+
+
+def _verify(args) -> int:
+    from sparsebench.running import verify
+    from sparsebench.running.bundle import read_bundle
+
+    registry.discover(args.plugins)
+    everything = [r for source in args.bundle for r in read_bundle(source)]
+    chosen = verify.select(everything, None if args.all else args.sample, args.task, args.method, args.seed, args.draw)
+    if not chosen:
+        raise ValueError("no completed run of current plugins in the bundle matches the options given")
+    recorded = sum(r["metrics"].get("time/trial_seconds", 0.0) for r in chosen)
+    print(f"sparsebench: verify: re-running {len(chosen)} of {len(everything)} runs (recorded trial time "
+          f"{recorded:.0f} s) in a scratch folder", flush=True)
+    comparisons, seconds = verify.timed(verify.verify, chosen, everything, args.workers, args.data_root, args.plugins)
+    print(f"sparsebench: verify: {verify.summary(comparisons, cpu=verify.cpu_name(), seconds=seconds)}")
+    return 0 if verify.passed(comparisons) else 1
+
+
+def _compare(args) -> int:
+    from sparsebench.running import tracking, verify
+    from sparsebench.running.bundle import read_bundle
+
+    registry.discover([])
+    local = tracking.trial_records(tracking.open_store(tracking.tracking_uri(args.tracking_uri)))
+    comparisons, text = verify.store_report(local, read_bundle(args.bundle))
+    print(f"sparsebench: reproduction report against {args.bundle}: {text}")
     return 0
 
 

@@ -8,13 +8,13 @@ loads a bundle into any MLflow store (SQLite or a tracking server); a run alread
 origin run id) is skipped, so importing twice changes nothing. The leaderboard is built from the
 store after the import, and a sweep skips every config id the bundle already holds.
 
-A bundle is checked before anything is written (a submitted bundle from a method author is
-checked the same way): each record has a run id, a status, its spec, config id, plugin versions
-and code version; the config id is the hash of its spec and versions; a completed record carries
-its test metric together with the run that produced it (sparsity counted, cost counted,
-per-epoch validation, layers), and a failed one its reason. Records of plugins this checkout does
-not have, or of older plugin versions, are imported as history but never shown on the board
-(``strict=True`` rejects them instead).
+An import is all or nothing: every record is checked first (:mod:`sparsebench.running.bundle_checks`:
+well-formed, consistent, values in range, no conflict with another record or with the store's
+runs), then the records are written under a lock on the store (two imports at once write each run
+once), and a write that fails deletes what the import had written. Records of plugins this
+checkout does not have, or of older plugin versions, are imported as history but never shown on
+the board (``strict=True`` rejects them instead). A submitted bundle from a method author is
+checked the same way, then re-run in part by ``sparsebench verify``.
 """
 from __future__ import annotations
 
@@ -25,13 +25,11 @@ from pathlib import Path
 
 from sparsebench.core import registry
 from sparsebench.running import tracking
+from sparsebench.running import provenance
+from sparsebench.running.bundle_checks import COMPLETED_METRICS, check, conflicts  # noqa: F401 (COMPLETED_METRICS: the API)
 from sparsebench.running.records import BundleError, bundle_line, read_file  # noqa: F401 (BundleError: the API)
-from sparsebench.running.trial import config_hash
 
 DEFAULT_FOLDER = Path("leaderboard/runs")
-REQUIRED_TAGS = ("sb.config_id", "sb.spec", "sb.status", "sb.code_version", "sb.method_version",
-                 "sb.task_version", "sb.metric")
-COMPLETED_METRICS = ("final/sparsity", "final/effective_sparsity", "cost/train_steps", "cost/train_cost_rel")
 
 
 @dataclass
@@ -52,11 +50,14 @@ def sort_key(record: dict) -> tuple:
     return record["tags"].get("sb.config_id", ""), record.get("start_time") or 0, record["run_id"]
 
 
-def export_bundle(uri: str | None = None, folder: str | Path = DEFAULT_FOLDER, current: bool = False) -> dict[str, int]:
+def export_bundle(uri: str | None = None, folder: str | Path = DEFAULT_FOLDER, current: bool = False,
+                  methods: list[str] | None = None, tasks: list[str] | None = None) -> dict[str, int]:
     """Write every finished trial run of the store at ``uri`` into ``folder``, one file per task
     (merged with the records already there, by run id); returns records written per task. With
-    ``current``, only runs of this checkout's plugins and versions are kept (what the board shows):
-    a superseded run leaves the bundle when its plugin's version changes."""
+    ``current``, only runs of this checkout's code are kept (plugin versions and code digests: what
+    the board shows without a stale mark), so a superseded run leaves the bundle. ``methods`` and
+    ``tasks`` keep only those runs (a method author's submission: ``--method mine``); the dense
+    references of the tasks come along, as the submission's cells are read against them."""
     uri = tracking.open_store(tracking.tracking_uri(uri))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -64,11 +65,14 @@ def export_bundle(uri: str | None = None, folder: str | Path = DEFAULT_FOLDER, c
     for path in sorted(folder.glob("*.jsonl")):
         by_task[path.stem] = {r["run_id"]: r for r in read_file(path)}
     for record in tracking.export_records(uri):
-        by_task.setdefault(record["params"]["task"], {})[record["run_id"]] = record
+        task, method = record["params"]["task"], record["params"]["method"]
+        if (tasks and task not in tasks) or (methods and method not in methods and method != "dense"):
+            continue
+        by_task.setdefault(task, {})[record["run_id"]] = record
     written = {}
     for task, records in sorted(by_task.items()):
         if current:
-            records = {i: r for i, r in records.items() if check(r) is None}
+            records = {i: r for i, r in records.items() if check(r) is None and not provenance.staleness(r["tags"])}
         lines = [bundle_line(r) for r in sorted(records.values(), key=sort_key)]
         target = folder / f"{task}.jsonl"
         tmp = target.with_suffix(".jsonl.tmp")
@@ -90,55 +94,9 @@ def read_bundle(source: str | Path) -> list[dict]:
     return [r for path in files for r in read_file(path)]
 
 
-def check(record: dict) -> str | None:
-    """Raise ``BundleError`` if ``record`` is malformed or inconsistent; return why it is not
-    current in this checkout (unknown plugin, other version), or None if it is."""
-    where = f"run {record.get('run_id', '?')}"
-    for key in ("run_id", "run_name", "start_time", "params", "tags", "metrics", "history"):
-        if key not in record:
-            raise BundleError(f"{where}: the record has no {key!r}")
-    tags, metrics = record["tags"], record["metrics"]
-    missing = [t for t in REQUIRED_TAGS if t not in tags]
-    if missing:
-        raise BundleError(f"{where}: the record has no tag {', '.join(missing)}")
-    try:
-        spec = json.loads(tags["sb.spec"])
-    except json.JSONDecodeError:
-        raise BundleError(f"{where}: sb.spec is not JSON") from None
-    if config_hash(spec, tags["sb.method_version"], tags["sb.task_version"]) != tags["sb.config_id"]:
-        raise BundleError(f"{where}: config id {tags['sb.config_id']} is not the hash of its spec and versions")
-    if record["params"].get("task") != spec.get("task"):
-        raise BundleError(f"{where}: params and spec name different tasks")
-    status, test = tags["sb.status"], f"final/test_{tags['sb.metric']}"
-    tuning = spec.get("track") == "tuning"
-    if tuning and test in metrics:
-        raise BundleError(f"{where}: a tuning run with a test {tags['sb.metric']} (tuning sees validation only)")
-    if status == "completed":
-        result = f"final/val_{tags['sb.metric']}" if tuning else test
-        absent = [m for m in (result, *COMPLETED_METRICS) if m not in metrics]
-        if absent:
-            raise BundleError(f"{where}: a completed run without {', '.join(absent)}")
-        if not record["history"].get(f"val/{tags['sb.metric']}") or not record.get("layers"):
-            raise BundleError(f"{where}: a test {tags['sb.metric']} without the run that produced it "
-                              "(per-epoch validation and layers.json)")
-    elif status == "failed":
-        if not tags.get("sb.reason"):
-            raise BundleError(f"{where}: a failed run without its reason")
-        if test in metrics:
-            raise BundleError(f"{where}: a failed run with a test {tags['sb.metric']}")
-    else:
-        raise BundleError(f"{where}: status {status!r} is not a result (completed or failed)")
-    for reg, name, version in ((registry.METHODS, spec.get("method"), tags["sb.method_version"]),
-                               (registry.TASKS, spec.get("task"), tags["sb.task_version"])):
-        if name not in reg.entries:
-            return f"of unknown {reg.kind}s"
-        if reg.version(name, spec.get("profile")) != version:
-            return f"of other {reg.kind} versions"
-    return None
-
-
 def import_bundle(source: str | Path = DEFAULT_FOLDER, uri: str | None = None, strict: bool = False) -> ImportSummary:
-    """Check every record of the bundle at ``source``, then write those the store at ``uri`` lacks."""
+    """Check every record of the bundle at ``source``, then write those the store at ``uri`` lacks,
+    all or none."""
     uri = tracking.open_store(tracking.tracking_uri(uri))
     records = read_bundle(source)
     summary = ImportSummary(records=len(records))
@@ -150,13 +108,28 @@ def import_bundle(source: str | Path = DEFAULT_FOLDER, uri: str | None = None, s
         why = check(record)
         if why:
             if strict:
-                raise BundleError(f"run {record['run_id']} is {why} than this checkout has")
+                spec = json.loads(record["tags"]["sb.spec"])
+                what = f"run {record['run_id']} ({spec.get('method')} on {spec.get('task')})"
+                raise BundleError(f"{what} is {why} than this checkout has" if "unknown" not in why else
+                                  f"{what}: {why[len('of unknown '):-1]} {spec.get(why[len('of unknown '):-1])!r} is "
+                                  "not in this checkout (a plugin of yours? pass its folder: --plugins DIR)")
             summary.stale[why] += 1
-    known = tracking.known_run_ids(uri)
-    for record in sorted(records, key=lambda r: (r["params"]["task"], *sort_key(r))):
-        if record["run_id"] in known:
-            summary.skipped += 1
-            continue
-        tracking.import_record(uri, record)
-        summary.imported += 1
+    with tracking.store_lock(uri, "import"):
+        existing = tracking.trial_records(uri)
+        clashes = conflicts([*existing, *records])
+        if clashes:
+            raise BundleError(f"{len(clashes)} conflicting results, nothing imported (two runs of one config by "
+                              f"the same code and processor carry different results): " + "; ".join(clashes[:3]))
+        known = {r["run_id"] for r in existing}
+        written = []
+        try:
+            for record in sorted(records, key=lambda r: (r["params"]["task"], *sort_key(r))):
+                if record["run_id"] in known:
+                    summary.skipped += 1
+                    continue
+                written.append(tracking.import_record(uri, record))
+                summary.imported += 1
+        except BaseException:
+            tracking.delete_runs(uri, written)
+            raise
     return summary

@@ -7,6 +7,7 @@ exported, and one run by plain processes and imported, are the same record. No M
 from __future__ import annotations
 
 import json
+import platform
 import socket
 import subprocess
 import uuid
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from sparsebench.core import registry
 from sparsebench.core.registry import PROJECT_ROOT
+from sparsebench.running import provenance
 
 
 INFRA_ATTEMPTS = 3   # runs of a trial whose worker died before its failure is kept as a result
@@ -34,6 +36,15 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         from sparsebench import __version__
         return __version__
+
+
+def cpu_name() -> str:
+    """The kind of processor this runs on (``model name`` of ``/proc/cpuinfo``, else what Python knows)."""
+    try:
+        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def describe(spec) -> dict:
@@ -60,7 +71,8 @@ def start_tags(spec, config_id: str, described: dict) -> dict[str, str]:
             "sb.kind": "trial", **{f"sb.{k}": str(v) for k, v in described.items()},
             # the spec again as tags, so that the MLflow UI shows and filters them as columns
             "sb.task": spec.task, "sb.profile": spec.profile, "sb.method": spec.method,
-            "sb.sparsity": str(spec.sparsity), "sb.seed": str(spec.seed), "sb.track": spec.track}
+            "sb.sparsity": str(spec.sparsity), "sb.seed": str(spec.seed), "sb.track": spec.track,
+            **provenance.tags(spec.method, spec.task)}
     if spec.study:
         tags["sb.study"] = spec.study
     return tags

@@ -1,0 +1,207 @@
+"""Results anyone can verify: provenance in every record, an import that admits only what can be
+true (all or nothing), and ``verify``, which re-runs what only a re-run can check.
+
+Real trials of the tiny test task in real MLflow stores (SQLite files); no mocks.
+"""
+import json
+import multiprocessing
+import shutil
+
+import pytest
+
+from sparsebench.cli import main
+from sparsebench.running import bundle, provenance, tracking, verify
+from sparsebench.running.bundle_checks import conflicts
+from sparsebench.running.sweep import execute, plan, trial_config
+
+from conftest import TEST_PLUGINS
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A store with 6 completed trials (two seeds of three cells) and its exported bundle."""
+    root = tmp_path_factory.mktemp("origin")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    context = {"uri": uri, "data_root": None, "parents": {}, "device": "cpu", "plugin_roots": [str(TEST_PLUGINS)]}
+    for spec in plan(["tiny-mlp"], ["dense", "magnitude"], [0.5, 0.9], [0, 1]):
+        execute(trial_config(spec, context))
+    bundle.export_bundle(uri, root / "runs")
+    return {"uri": uri, "bundle": root / "runs"}
+
+
+def lines(folder):
+    return [json.loads(line) for line in (folder / "tiny-mlp.jsonl").read_text().splitlines()]
+
+
+def write(folder, records):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tiny-mlp.jsonl").write_text("".join(bundle.bundle_line(r) + "\n" for r in records))
+    return folder
+
+
+def magnitude(records):
+    return next(r for r in records if r["params"]["method"] == "magnitude")
+
+
+# --- provenance --------------------------------------------------------------------------------
+
+def test_a_digest_ignores_comments_docstrings_and_layout_but_not_code(tmp_path):
+    a, b, c = tmp_path / "a" / "m.py", tmp_path / "b" / "m.py", tmp_path / "c" / "m.py"
+    for path in (a, b, c):
+        path.parent.mkdir()
+    a.write_text('"""Doc."""\ndef f(x):\n    return x + 1\n')
+    b.write_text('"""Other doc."""\n\ndef f(x):  # a comment\n    """f."""\n    return (x\n            + 1)\n')
+    c.write_text('"""Doc."""\ndef f(x):\n    return x + 2\n')
+    assert provenance.source_digest([a]) == provenance.source_digest([b])
+    assert provenance.source_digest([a]) != provenance.source_digest([c])
+
+
+def test_every_record_names_its_code_and_a_changed_file_makes_it_stale(store):
+    record = magnitude(lines(store["bundle"]))
+    tags = record["tags"]
+    now = provenance.digests("magnitude", "tiny-mlp")
+    assert {tags[f"sb.code.{k}"] for k in provenance.KEYS} == set(now.values())
+    assert tags["sb.commit"] and tags["sb.dirty"] in ("true", "false")
+    assert provenance.staleness(tags) == ""
+    assert provenance.staleness({**tags, "sb.code.harness": "0" * 16}) == "code changed since (harness)"
+    legacy = {k: v for k, v in tags.items() if not k.startswith("sb.code.")}
+    assert "before provenance" in provenance.staleness(legacy)
+
+
+def test_export_current_keeps_only_runs_of_this_code(store, tmp_path):
+    records = lines(store["bundle"])
+    old = {**magnitude(records), "run_id": "0" * 32}
+    old["tags"] = {**old["tags"], "sb.code.method": "f" * 16}
+    shutil.copytree(store["bundle"], tmp_path / "runs")
+    write(tmp_path / "runs", [r for r in records if r["run_id"] != magnitude(records)["run_id"]] + [old])
+    bundle.export_bundle(store["uri"], tmp_path / "runs", current=True)
+    kept = {r["run_id"] for r in lines(tmp_path / "runs")}
+    assert old["run_id"] not in kept and magnitude(records)["run_id"] in kept
+
+
+def test_export_of_one_method_keeps_its_runs_and_the_dense_references(store, tmp_path):
+    bundle.export_bundle(store["uri"], tmp_path / "mine", methods=["magnitude"])
+    assert {r["params"]["method"] for r in lines(tmp_path / "mine")} == {"magnitude", "dense"}
+
+
+# --- import: all or nothing, what cannot be true refused ----------------------------------------
+
+def tampered(records, change):
+    out = [json.loads(json.dumps(r)) for r in records]
+    change(magnitude(out))
+    return out
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r["metrics"].update({"final/test_accuracy": 250.0}), r"outside \[0.0, 100.0\]"),
+    (lambda r: r["metrics"].update({"final/sparsity": 1.7}), r"outside \[0.0, 1.0\]"),
+    (lambda r: r["metrics"].update({"final/sparsity": 0.99}), "its layers count"),
+    (lambda r: r["metrics"].update({"final/test_accuracy": "99.5"}), "not a finite number"),
+    (lambda r: r["metrics"].update({"cost/train_flops": float("nan")}), "not a finite number"),
+    (lambda r: r["history"]["val/accuracy"].append([99, "x"]), "not a finite number"),
+    (lambda r: r["params"].update({"seed": "7"}), "different seeds"),
+])
+def test_an_impossible_record_is_refused_and_the_store_is_unchanged(store, tmp_path, change, message):
+    bad = write(tmp_path / "bad", tampered(lines(store["bundle"]), change))
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    with pytest.raises(bundle.BundleError, match=message):
+        bundle.import_bundle(bad, fresh)
+    assert tracking.trial_runs(fresh) == []
+
+
+def test_a_second_run_of_one_config_with_other_results_is_a_conflict_not_a_seed(store, tmp_path):
+    records = lines(store["bundle"])
+    copy = json.loads(json.dumps(magnitude(records)))
+    copy["run_id"], copy["metrics"]["final/test_accuracy"] = "1" * 32, 99.5
+    assert conflicts(records + [copy])
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    with pytest.raises(bundle.BundleError, match="conflicting"):
+        bundle.import_bundle(write(tmp_path / "dup", records + [copy]), fresh)
+    assert tracking.trial_runs(fresh) == []
+    # nor against what the store already holds
+    bundle.import_bundle(store["bundle"], fresh)
+    with pytest.raises(bundle.BundleError, match="conflicting"):
+        bundle.import_bundle(write(tmp_path / "late", [copy]), fresh)
+    assert len(tracking.trial_runs(fresh)) == len(records)
+    # the same config by other code supersedes, it does not conflict
+    newer = {**copy, "tags": {**copy["tags"], "sb.code.harness": "e" * 16}}
+    assert not conflicts(records + [newer])
+
+
+def test_a_write_that_fails_part_way_takes_back_what_it_wrote(store, tmp_path, monkeypatch):
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    real, calls = tracking.import_record, []
+
+    def failing(uri, record):  # the third write fails, as a full disk or a lost server would
+        calls.append(record["run_id"])
+        if len(calls) == 3:
+            raise OSError("No space left on device")
+        return real(uri, record)
+    monkeypatch.setattr(tracking, "import_record", failing)
+    with pytest.raises(OSError):
+        bundle.import_bundle(store["bundle"], fresh)
+    assert tracking.trial_runs(fresh) == []
+
+
+def _import(source, uri, plugins):
+    from sparsebench.core import registry
+    registry.discover([plugins])
+    bundle.import_bundle(source, uri)
+
+
+def test_two_imports_at_once_write_each_run_once(store, tmp_path):
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    tracking.open_store(fresh)
+    spawn = multiprocessing.get_context("spawn")
+    workers = [spawn.Process(target=_import, args=(str(store["bundle"]), fresh, str(TEST_PLUGINS))) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+        assert w.exitcode == 0
+    ids = [tracking.origin_id(r) for r in tracking.trial_runs(fresh)]
+    assert len(ids) == len(set(ids)) == len(lines(store["bundle"]))
+
+
+def test_strict_import_names_an_unknown_method_and_suggests_its_folder(store, tmp_path):
+    records = tampered(lines(store["bundle"]), lambda r: None)
+    other = magnitude(records)
+    spec = {**json.loads(other["tags"]["sb.spec"]), "method": "mine"}
+    other["tags"]["sb.spec"] = json.dumps(spec, sort_keys=True)
+    other["params"]["method"] = other["tags"]["sb.method"] = "mine"
+    from sparsebench.running.trial import config_hash
+    other["tags"]["sb.config_id"] = config_hash(spec, other["tags"]["sb.method_version"], other["tags"]["sb.task_version"])
+    with pytest.raises(bundle.BundleError, match=r"\(mine on tiny-mlp\).*--plugins DIR"):
+        bundle.import_bundle(write(tmp_path / "sub", records), f"sqlite:///{tmp_path / 'f.db'}", strict=True)
+
+
+# --- verify: what only a re-run can tell ---------------------------------------------------------
+
+def test_verify_reruns_a_sample_and_catches_a_changed_result(store, tmp_path, capsys):
+    records = lines(store["bundle"])
+    for r in records:  # the record names this machine's processor: equality to the bit is required
+        r["tags"]["sb.cpu"] = verify.cpu_name()
+    honest = write(tmp_path / "honest", records)
+    plugins = ["--plugins", str(TEST_PLUGINS)]
+    assert main(["verify", str(honest), "--method", "magnitude", "--sample", "2", *plugins]) == 0
+    out = capsys.readouterr().out
+    assert out.count(": equal") == 2 and "2 equal" in out
+    forged = write(tmp_path / "forged", tampered(records, lambda r: r["metrics"].update(
+        {"final/test_accuracy": r["metrics"]["final/test_accuracy"] - 0.01})))
+    assert main(["verify", str(forged), "--all", "--method", "magnitude", "--seed", "0", *plugins]) == 1
+    assert "MISMATCH" in capsys.readouterr().out
+
+
+def test_on_another_processor_a_difference_is_judged_by_the_seeds_spread(store):
+    records = lines(store["bundle"])
+    record = magnitude(records)
+    assert "final/test_accuracy" in verify.spreads(records)[verify.cell_key(record)]  # two seeds: a spread
+    spread = {"final/test_accuracy": 0.5}  # tolerance 2 x 0.5
+    moved = json.loads(json.dumps(record))
+    moved["tags"]["sb.cpu"] = "another processor"
+    for delta, verdict in ((0.0, "equal"), (-0.8, "within noise"), (-2.0, "MISMATCH")):
+        rerun = json.loads(json.dumps(record))
+        rerun["metrics"]["final/test_accuracy"] += delta
+        assert verify.compare(moved, rerun, "this processor", spread).verdict == verdict
+    assert verify.compare(moved, rerun, "this processor", {}).verdict == "unverifiable"
+    assert verify.compare(moved, rerun, "another processor", spread).verdict == "MISMATCH"  # the same: to the bit
