@@ -33,8 +33,10 @@ SPARSITY_SLACK = {"final/sparsity": ("density", 1e-6), "final/effective_sparsity
 
 def deterministic(key: str) -> bool:
     """Whether a metric is a pure function of the trial's code and spec on one kind of processor
-    (times, latencies, speedups and the checkpoint cache's hits are not)."""
-    return not key.startswith(("time/", "checkpoints/")) and "latency" not in key and "speedup" not in key
+    (times, latencies, speedups and the checkpoint cache's hits are not; a tuned run's ``tuning/`` notes
+    come from its search, not from the trial)."""
+    return (not key.startswith(("time/", "checkpoints/", "tuning/")) and "latency" not in key
+            and "speedup" not in key)
 
 
 def check(record: dict) -> str | None:

@@ -99,7 +99,8 @@ def compare(recorded: dict, rerun: dict, cpu: str, spread: dict[str, float], his
         return Comparison(recorded, "failed", notes=[rerun["tags"].get("sb.reason", "")])
     same_cpu = bool(recorded["tags"].get("sb.cpu")) and recorded["tags"]["sb.cpu"] == cpu
     old, new = values(recorded), values(rerun)
-    metric = f"final/test_{recorded['tags']['sb.metric']}"
+    name = recorded["tags"]["sb.metric"]
+    metric = f"final/test_{name}" if f"final/test_{name}" in old else f"final/val_{name}"  # tuning: validation
     verdict, worst = "equal", (metric, old.get(metric, math.nan), new.get(metric, math.nan), 0.0)
     for key, a in old.items():
         b = new.get(key, math.nan)
