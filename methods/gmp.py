@@ -34,7 +34,7 @@ class GradualMagnitude(Method):
     end: float = 0.8               # t0 + n Δt, as a fraction of training
     frequency: int = 100           # Δt in steps
     rule: str = "uniform"          # uniform: every layer at s_t (the paper) | global
-    bounds = {"initial_sparsity": "[0, 1)", "begin": "[0, 1]", "end": "[0, 1]", "frequency": "[1, inf)"}
+    bounds = {"rule": ("uniform", "global"), "initial_sparsity": "[0, 1)", "begin": "[0, 1]", "end": "[0, 1]", "frequency": "[1, inf)"}
 
     # the schedule's begin and end (Zhu & Gupta 2017 §3 leave them to the user; Gale et al. 2019 tune them)
     search_space = {"begin": Uniform(0.0, 0.4), "end": Uniform(0.5, 0.9)}

@@ -70,7 +70,7 @@ class IterativeMagnitude(Method):
     rewind: str = "weights"          # weights (lottery tickets) | lr (learning-rate rewinding)
     rewind_fraction: float = 0.0     # k as a fraction of one training (0: the original init / full schedule)
     rewind_steps: int | None = None  # k in iterations; overrides ``rewind_fraction``
-    bounds = {"rate": "(0, 1)", "output_rate": "[0, 1)", "rewind_fraction": "[0, 1]", "rewind_steps": "[0, inf)"}
+    bounds = {"rule": ("layerwise", "global"), "rewind": ("weights", "lr"), "rate": "(0, 1)", "output_rate": "[0, 1)", "rewind_fraction": "[0, 1]", "rewind_steps": "[0, inf)"}
 
     when = "after"
     criterion = "magnitude"

@@ -82,7 +82,7 @@ class Movement(Method):
     mask_init: str = "constant"     # constant | uniform | kaiming
     mask_scale: float = 0.0
     rule: str = "uniform"           # Top_v in each layer (the authors' default) | global
-    bounds = {"finetune_fraction": "(0, 10]", "begin": "[0, 1]", "end": "[0, 1]", "score_lr": "(0, inf)",
+    bounds = {"mask_init": INITS, "rule": ("uniform", "global"), "finetune_fraction": "(0, 10]", "begin": "[0, 1]", "end": "[0, 1]", "score_lr": "(0, inf)",
               "mask_scale": "[0, inf)"}
 
     # the score learning rate around the authors' 1e-2, and the schedule's end (Sanh et al. keep 2 of 10 epochs)

@@ -20,6 +20,7 @@ from sparsebench.library.structures import structured_masks
 @dataclass
 class RandomPruning(Method):
     rule: str = "uniform"  # uniform | er | erk
+    bounds = {"rule": ("uniform", "er", "erk")}
 
     when = "init"
     criterion = "random"

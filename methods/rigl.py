@@ -29,7 +29,7 @@ class RigL(Method):
     alpha: float = 0.3        # initial drop fraction
     end: float = 0.75         # T_end as a fraction of training
     rule: str = "erk"         # erk | uniform | er
-    bounds = {"delta_t": "[1, inf)", "alpha": "(0, 1]", "end": "(0, 1]"}
+    bounds = {"rule": ("erk", "uniform", "er"), "delta_t": "[1, inf)", "alpha": "(0, 1]", "end": "(0, 1]"}
 
     # Evci et al. 2020 (Fig. 5 and Appendix) sweep the drop fraction α and the update interval ΔT
     search_space = {"alpha": Uniform(0.1, 0.5), "delta_t": Choice(50, 100, 200)}

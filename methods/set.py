@@ -36,7 +36,7 @@ class SET(Method):
     delta_t: int = 0           # steps between updates; 0: one epoch (the paper)
     anneal: str = "constant"   # constant (the paper) | cosine
     end: float = 1.0           # last update, as a fraction of training
-    bounds = {"zeta": "(0, 1]", "delta_t": "[0, inf)", "end": "(0, 1]"}
+    bounds = {"anneal": ("constant", "cosine"), "zeta": "(0, 1]", "delta_t": "[0, inf)", "end": "(0, 1]"}
 
     # ζ, the fraction rewired at each update (Mocanu et al. 2018 use 0.3)
     search_space = {"zeta": Uniform(0.1, 0.5)}

@@ -46,7 +46,7 @@ class SparseMomentum(Method):
     prune_rate: float = 0.5   # p, decayed with a cosine to zero at the end of training
     beta: float = 0.9         # momentum smoothing
     rule: str = "uniform"
-    bounds = {"prune_rate": "(0, 1]", "beta": "[0, 1)"}
+    bounds = {"rule": ("uniform", "er", "erk"), "prune_rate": "(0, 1]", "beta": "[0, 1)"}
 
     # the prune rate p (Dettmers & Zettlemoyer 2019 §4: 0.5; they report it robust in 0.2-0.7)
     search_space = {"prune_rate": Uniform(0.2, 0.7)}

@@ -5,7 +5,9 @@ arguments (names, profiles, ``--set`` values) need only names, files, hyperparam
 profiles. The catalog holds those. It is built by importing every plugin once
 (:func:`registry.discover`) and kept in the cache (``catalog/<key>.json``) under a key made of
 the content of every plugin file and of the sparsebench package, and of the entry points (name,
-target, distribution version): a change to any of them builds it again.
+target, distribution version): a change to any of them builds it again. A file whose import hung
+is listed as broken, and not imported again by this process (:data:`registry.HUNG`). A cache that
+cannot be written (read-only, full) is told in one line, before anything else is done.
 """
 from __future__ import annotations
 
@@ -19,9 +21,11 @@ from pathlib import Path
 from sparsebench.core import registry
 from sparsebench.core.hparams import check_hparams, check_sparsity
 from sparsebench.data import cache_dir
+from sparsebench.errors import SparsebenchError
 
 FORMAT = "1"
 KEEP = 16  # catalogs kept in the cache (one per set of plugin roots and code state)
+MIN_FREE_MB = 8  # the cache's disk must have this much free for a command to start
 
 
 class Catalog:
@@ -60,19 +64,50 @@ class Catalog:
 def load(extra_roots: list[str] | None = None) -> Catalog:
     """The catalog of the plugin roots (:func:`registry.plugin_roots`), from the cache or built."""
     roots = registry.plugin_roots(extra_roots)
-    folder = cache_dir("catalog")
+    folder = writable_cache()
     path = folder / f"{key(roots)}.json"
     try:
-        return Catalog(json.loads(path.read_text()))
+        return hung(Catalog(json.loads(path.read_text())))
     except (OSError, ValueError, KeyError):
         pass
     data = build(extra_roots)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))  # field order kept: `list` shows it
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(data, indent=1))  # field order kept: `list` shows it
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise SparsebenchError(f"cannot write the cache {folder}: {exc.strerror or exc}") from None
     for old in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)[KEEP:]:
         old.unlink(missing_ok=True)
     return Catalog(data)
+
+
+def writable_cache() -> Path:
+    """The catalog's folder of the cache, once the cache is known writable with ``MIN_FREE_MB`` free;
+    else the one-line error that says so (every command reads the catalog first)."""
+    import shutil
+    import tempfile
+
+    way_out = "set SPARSEBENCH_CACHE to a writable folder with free space"
+    try:
+        folder = cache_dir("catalog")
+        tempfile.TemporaryFile(dir=folder).close()
+        free = shutil.disk_usage(folder).free
+    except OSError as exc:
+        raise SparsebenchError(f"cannot write the cache {exc.filename or os.environ.get('SPARSEBENCH_CACHE', '')}: "
+                               f"{exc.strerror or exc}; {way_out}") from None
+    if free < MIN_FREE_MB * 2**20:
+        raise SparsebenchError(f"the cache {folder.parent} has {free / 2**20:.1f} MB free on its disk, "
+                               f"under the {MIN_FREE_MB} MB a command needs; free space or {way_out}")
+    return folder
+
+
+def hung(listed: Catalog) -> Catalog:
+    """``listed``, its plugin files that hung when it was built kept from being imported again."""
+    registry.HUNG.update(where for broken in listed.broken.values() for where, error in broken.items()
+                         if error.startswith(registry.HANGS))
+    return listed
 
 
 def key(roots: list[Path]) -> str:

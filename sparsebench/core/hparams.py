@@ -1,8 +1,11 @@
 """Checks of what a trial is given: the target sparsity, and a method's fields (their types and
 declared bounds) as a schema.
 
-The schema is plain data (``{"delta_t": {"kinds": ["int"], "bounds": "[1, inf)"}}``), so that the
-plugin catalog can keep it and ``--set`` values are checked before any plugin is imported.
+A method declares its fields' bounds in a class attribute ``bounds``: an interval for a number
+(``{"delta_t": "[1, inf)"}``), or the tuple of the values a string field takes
+(``{"rule": ("uniform", "global")}``). The schema is plain data (``{"delta_t": {"kinds": ["int"],
+"bounds": "[1, inf)"}}``; a choice's bounds are a list), so that the plugin catalog can keep it and
+``--set`` values are checked before any plugin is imported.
 """
 from __future__ import annotations
 
@@ -39,14 +42,16 @@ def check_sparsity(sparsity: float) -> float:
 
 
 def schema(cls: type) -> dict[str, dict]:
-    """Field name -> {"kinds": the plain types it takes (others: unchecked), "bounds": interval or None}
-    of the method dataclass ``cls``; bounds are merged from ``cls`` and its bases."""
+    """Field name -> {"kinds": the plain types it takes (others: unchecked), "bounds": interval, list of
+    choices, or None} of the method dataclass ``cls``; bounds are merged from ``cls`` and its bases."""
     hints = typing.get_type_hints(cls)
     bounds = {k: v for klass in reversed(cls.__mro__) for k, v in vars(klass).get("bounds", {}).items()}
     out = {}
     for field in dataclasses.fields(cls):
         kinds = typing.get_args(hints[field.name]) or (hints[field.name],)
-        out[field.name] = {"kinds": [n for n, k in KINDS.items() if k in kinds], "bounds": bounds.get(field.name)}
+        bound = bounds.get(field.name)
+        out[field.name] = {"kinds": [n for n, k in KINDS.items() if k in kinds],
+                           "bounds": list(bound) if isinstance(bound, (tuple, list, set, frozenset)) else bound}
     return out
 
 
@@ -71,7 +76,10 @@ def check_hparams(name: str, fields: dict[str, dict], values: dict) -> dict:
         if plain and not any(type(value) is KINDS[k] for k in plain) or isinstance(value, float) and math.isnan(value):
             raise ValueError(f"method {name!r}: {key} must be {' or '.join(KIND_NAMES[k] for k in plain)}, "
                              f"got {value!r}")
-        if bounds and not in_interval(value, bounds):
+        if isinstance(bounds, list):
+            if value not in bounds:
+                raise ValueError(f"method {name!r}: {key} must be one of {', '.join(map(repr, bounds))}, got {value!r}")
+        elif bounds and not in_interval(value, bounds):
             raise ValueError(f"method {name!r}: {key} must be in {bounds}, got {value!r}")
         checked[key] = value
     return checked

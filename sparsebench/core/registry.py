@@ -3,7 +3,10 @@
 A plugin file registers its classes with a decorator. Discovery imports every ``*.py`` in the
 ``methods/`` and ``tasks/`` folders of each plugin root and every entry point of the groups
 ``sparsebench.methods`` and ``sparsebench.tasks``. A file that fails to import is listed as
-broken (with its error) instead of breaking the run.
+broken (with its error) instead of breaking the run; so is a file whose import does not finish
+within ``SPARSEBENCH_IMPORT_TIMEOUT`` seconds (default 120; bounded where discovery runs in a
+process's main thread, as every command's does), which is not imported again by this process or
+the sweep's workers (``HUNG``).
 """
 from __future__ import annotations
 
@@ -11,8 +14,12 @@ import difflib
 import hashlib
 import importlib.util
 import os
+import signal
 import sys
+import threading
+import time
 import traceback
+from contextlib import contextmanager
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -81,8 +88,43 @@ def plugin_roots(extra: list[str] | None = None) -> list[Path]:
     return list(dict.fromkeys(r.resolve() for r in roots))
 
 
+HUNG: set[str] = set()  # plugin files whose import did not finish in time: never imported again here
+HANGS = "hangs:"  # how a hung file's error begins
+
+
+class ImportTimeout(BaseException):  # not an Exception: a plugin's ``except Exception`` does not hide it
+    """A plugin file's import ran past ``import_timeout()``."""
+
+
+def import_timeout() -> float:
+    return float(os.environ.get("SPARSEBENCH_IMPORT_TIMEOUT") or 120)
+
+
+@contextmanager
+def time_limit(seconds: float):
+    """Raise ``ImportTimeout`` in the block past ``seconds`` (by SIGALRM: in the main thread only; a
+    timer already set, e.g. a test's, is set again afterwards)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signum, frame):
+        raise ImportTimeout()
+    began = time.monotonic()
+    handler = signal.signal(signal.SIGALRM, expire)
+    outer, interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, handler)
+        if outer:
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - began), 1e-3), interval)
+
+
 def discover(extra_roots: list[str] | None = None) -> None:
     """Import every plugin file and entry point; idempotent."""
+    import sparsebench.core.method, sparsebench.core.task  # noqa: E401,F401 (torch: not in a file's time limit)
     for registry in (METHODS, TASKS):
         for root in plugin_roots(extra_roots):
             for path in sorted((root / registry.folder).glob("*.py")):
@@ -103,10 +145,20 @@ def load_file(registry: Registry, path: Path) -> None:
     module_name = f"sparsebench_plugins.{registry.folder}.{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:12]}"
     if module_name in sys.modules:
         return
+    if str(path) in HUNG:
+        registry.broken[str(path)] = f"{HANGS} its import did not finish in time before (not imported again)"
+        return
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
+    seconds = import_timeout()
     try:
-        spec.loader.exec_module(module)
+        with time_limit(seconds):
+            spec.loader.exec_module(module)
+    except ImportTimeout:
+        HUNG.add(str(path))
+        registry.broken[str(path)] = f"{HANGS} its import did not finish within {seconds:g} s (SPARSEBENCH_IMPORT_TIMEOUT)"
+        print(f"sparsebench: warning: plugin {path} {registry.broken[str(path)]}; listed as broken", file=sys.stderr,
+              flush=True)
     except Exception:
         registry.broken[str(path)] = traceback.format_exc(limit=3)

@@ -59,6 +59,10 @@ class Recipe:
     # bumped when this recipe alone changes: it joins the task's ``version`` in the config id of this
     # profile's trials only, so the other profiles' results stay current (``Task.version_of``)
     version: str = ""
+    # wall-clock seconds a trial of this profile may run, whatever its method, before it is ended and recorded
+    # as failed (kind "timeout"; ``sparsebench run --trial-timeout`` overrides); None: ``Task.trial_budget``'s
+    # default. No part of a result: left out of the recipe's repr, which keys stored trainings
+    budget_s: float | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         if (self.epochs is None) == (self.steps is None):
@@ -67,6 +71,8 @@ class Recipe:
             raise ValueError(f"autocast is None or 'bfloat16', got {self.autocast!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing is in [0, 1), got {self.label_smoothing!r}")
+        if self.budget_s is not None and not self.budget_s > 0:
+            raise ValueError(f"budget_s is a number of seconds above 0, got {self.budget_s!r}")
 
     def total_steps(self, steps_per_epoch: int) -> int:
         return self.steps if self.steps is not None else max(1, round(self.epochs * steps_per_epoch))
@@ -131,6 +137,13 @@ class Splits:
     info: dict = field(default_factory=dict)  # e.g. {"dataset_variant": "cifar10-jpeg"}
 
 
+# the default trial budgets (``Task.trial_budget``): ``quick`` profiles train for seconds to a couple of minutes
+# a training on a CPU (a 98 % lottery ticket, 18 trainings, under half an hour: README's task table); the
+# others (``medium``, ``full``: up to hours a training) get days
+DEFAULT_BUDGETS_S = {"quick": 2 * 3600.0}
+DEFAULT_BUDGET_S = 72 * 3600.0
+
+
 class Task:
     """Base class of task plugins. Subclasses set the class attributes and ``model``/``load``."""
 
@@ -149,6 +162,14 @@ class Task:
             raise ValueError(f"task {name!r} has no profile {profile!r}; profiles: {', '.join(self.profiles)}")
         self.profile = profile
         self.recipe = self.profiles[profile]
+
+    @classmethod
+    def trial_budget(cls, profile: str) -> float:
+        """Wall-clock seconds a trial of ``profile`` may run: its recipe's ``budget_s``, else
+        ``DEFAULT_BUDGETS_S`` of the profile's name (a bound on hangs, several times the longest
+        trial measured: lottery tickets to 98 %, 17 rounds of training), else ``DEFAULT_BUDGET_S``."""
+        recipe = cls.profiles[profile]
+        return recipe.budget_s if recipe.budget_s is not None else DEFAULT_BUDGETS_S.get(profile, DEFAULT_BUDGET_S)
 
     @classmethod
     def version_of(cls, profile: str) -> str:

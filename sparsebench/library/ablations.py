@@ -86,6 +86,7 @@ class PruneAtInit(Method):
     # the model's mode while scoring: "train" (BatchNorm on batch statistics) or "eval" (running
     # statistics); each method defaults to its authors' code
     score_mode: str = "train"
+    bounds = {"ablation": ABLATIONS, "rule": ("global", "uniform", "er", "erk"), "score_mode": SCORE_MODES}
 
     when = "init"
     revive: ClassVar[bool] = False  # may weights pruned in an earlier round come back (FORCE)?

@@ -44,7 +44,7 @@ class PruneAfterTraining(Method):
     retrain: str = "lr-rewind"      # lr-rewind | finetune | none (Renda et al. 2020)
     retrain_fraction: float = 1.0   # t, retraining steps as a fraction of one training
     lr_scale: float = 1.0           # the retraining's learning rate relative to the rule's (1: as published)
-    bounds = {"retrain_fraction": "(0, 10]", "lr_scale": "(0, inf)"}
+    bounds = {"rule": ("global", "uniform", "er", "erk"), "retrain": RETRAIN, "retrain_fraction": "(0, 10]", "lr_scale": "(0, inf)"}
 
     when = "after"
 

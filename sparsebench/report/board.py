@@ -1,8 +1,17 @@
 """Writes the leaderboard: ``results.csv``, ``README.md``, ``index.html`` and ``plots/``, from the runs of an
-MLflow store (after ``sparsebench import`` of the committed bundle, the committed board exactly)."""
+MLflow store (after ``sparsebench import`` of the committed bundle, the committed board exactly).
+
+The board is written into a temporary folder beside its own and swapped in by renames, under a lock
+on a file beside the folder: of two builds into one folder at once, the folder holds one whole board
+(the last swapped in), never a mix; what else the folder holds (the runs bundle) stays.
+"""
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -41,8 +50,43 @@ def build(uri: str | None = None, out_dir: str | Path = "leaderboard", ui: str |
     they point into the runs bundle).
     """
     uri = tracking.open_store(tracking.tracking_uri(uri))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    target = Path(out_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{target.name}.", dir=target.parent) as tmp:
+        table = _write(uri, Path(tmp), ui)
+        with locked(target):
+            swap_in(Path(tmp), target)
+    return table
+
+
+@contextmanager
+def locked(target: Path):
+    """Hold the lock of the board folder ``target`` (a file beside it) while the block runs."""
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def swap_in(new: Path, target: Path) -> None:
+    """Make ``target`` hold the board written in ``new``: a new folder is renamed into place; into an
+    existing one, each entry of ``new`` is renamed over its old copy (an old folder is moved into ``new``
+    first, and deleted with it); the folder's other entries stay."""
+    if not target.exists():
+        whole = new.with_name(new.name + ".whole")
+        shutil.copytree(new, whole)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(whole, 0o777 & ~umask)  # not the temporary folder's 0700
+        os.rename(whole, target)
+        return
+    for entry in sorted(new.iterdir()):
+        if (target / entry.name).is_dir() and not (target / entry.name).is_symlink():
+            os.rename(target / entry.name, new / f"{entry.name}.old")
+        os.replace(entry, target / entry.name)
+
+
+def _write(uri: str, out: Path, ui: str | None) -> pd.DataFrame:
+    """Write the board of the store at ``uri`` into the folder ``out``; returns the aggregated table."""
     trials = trial_table(uri)
     table = aggregate(trials) if not trials.empty else pd.DataFrame(columns=KEYS)
     # experiment ids and first_run are the store's own; run ids are those of every store (origin ids)
