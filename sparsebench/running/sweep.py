@@ -12,6 +12,7 @@ by ``address`` or ``RAY_ADDRESS`` (``auto``: the cluster ``ray start`` began on 
 """
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import threading
@@ -25,7 +26,7 @@ import pandas as pd
 
 from sparsebench.core import registry
 
-from sparsebench.running import records, tracking
+from sparsebench.running import guard, records, tracking
 from sparsebench.running.records import describe
 from sparsebench.data import data_root as resolve_data_root
 from sparsebench.running.checkpoints import CheckpointStore
@@ -64,11 +65,12 @@ def validate(specs: list[TrialSpec], data_root) -> None:
 
 
 def pending(specs: list[TrialSpec], uri: str, retry_failed: bool = False,
-            runs: pd.DataFrame | None = None) -> tuple[list[TrialSpec], int]:
+            runs: pd.DataFrame | None = None, holders: dict | None = None) -> tuple[list[TrialSpec], int]:
     """Specs without a finished run, and how many others a live sweep is running. A failure is
     finished unless ``retry_failed`` or its worker died (re-run up to ``INFRA_ATTEMPTS`` runs);
     ``running`` runs whose heartbeat stopped are marked interrupted and their trials re-run.
-    ``runs``: the store's runs of the specs' tasks, where already read."""
+    ``runs``: the store's runs of the specs' tasks, where already read; ``holders``, where given, gets
+    config id -> who holds a trial left to another sweep (:func:`tracking.claim_holder`)."""
     runs = tracking.runs_frame(uri, sorted({s.task for s in specs})) if runs is None else runs
     if runs.empty:
         return specs, 0
@@ -83,6 +85,8 @@ def pending(specs: list[TrialSpec], uri: str, retry_failed: bool = False,
             infra[config_id] = infra.get(config_id, 0) + 1
         elif status == "running":
             (live.add(config_id) if tracking.is_alive(tag, start) else dead.append((config_id, run_id)))
+            if config_id in live and holders is not None:
+                holders.setdefault(config_id, tracking.claim_holder(tag, start))
     done |= {c for c, n in infra.items() if n >= tracking.INFRA_ATTEMPTS}
     todo = [s for s in specs if s.config_id() not in done | live]
     todo_ids = {s.config_id() for s in todo}
@@ -139,17 +143,23 @@ def apart_by_training(specs: list[TrialSpec], workers: int) -> list[TrialSpec]:
 
 def run_sweep(specs: list[TrialSpec], *, data_root=None, uri=None, address=None, name="sweep",
               retry_failed=False, device="cpu", plugin_roots=None, notes: dict | None = None,
-              checkpoints: bool = True, apart: bool = True) -> SweepSummary:
+              checkpoints: bool = True, apart: bool = True, trial_timeout: float | None = None) -> SweepSummary:
     """Run the specs without a finished run; ``notes`` (config id -> {"tags": ..., "metrics": ...})
     are recorded with a trial's result (e.g. a tuned trial's search). With ``checkpoints``, trials
     share their trainings through the checkpoint store (:mod:`sparsebench.running.checkpoints`),
-    and, with ``apart``, those that may share one start apart (:func:`apart_by_training`)."""
+    and, with ``apart``, those that may share one start apart (:func:`apart_by_training`).
+    ``trial_timeout``: each trial's wall-clock limit in seconds (default: its task profile's budget)."""
+    if trial_timeout is not None and not trial_timeout > 0:
+        raise ValueError(f"--trial-timeout takes a number of seconds above 0, got {trial_timeout}")
     uri = tracking.tracking_uri(uri)
     root = resolve_data_root(data_root)
     validate(specs, root)
     tracking.open_store(uri)
     runs = tracking.runs_frame(uri, sorted({s.task for s in specs}))
-    todo, elsewhere = pending(specs, uri, retry_failed, runs)
+    holders: dict[str, str] = {}
+    todo, elsewhere = pending(specs, uri, retry_failed, runs, holders)
+    for holder, count in collections.Counter(holders.values()).items():
+        print(f"sparsebench: {count} trial{'s' * (count > 1)} left to {holder}", flush=True)
     todo = longest_first(todo, runs)
     summary = SweepSummary(len(specs), len(specs) - len(todo) - elsewhere, 0, 0, elsewhere)
     print(f"sparsebench: {len(specs)} trials, {len(todo)} to run, {summary.skipped} already done"
@@ -161,30 +171,31 @@ def run_sweep(specs: list[TrialSpec], *, data_root=None, uri=None, address=None,
     parents = tracking.start_sweep(uri, tasks, f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
                                    {"trials": len(todo), "address": address or "local"})
     context = {"uri": uri, "data_root": str(root) if root else None, "parents": parents, "device": device,
-               "checkpoints": checkpoints,
+               "checkpoints": checkpoints, "trial_timeout": trial_timeout, "owner": tracking.owner(),
+               "hung_plugins": sorted(registry.HUNG),
                "plugin_roots": [str(p) for p in registry.plugin_roots(plugin_roots)]}
     results: list = []
-    began = pd.Timestamp.now(tz="UTC")
     try:
         with heartbeat(lambda: tracking.beat_sweep(uri, parents)):
             results = _tune(todo, context, address, name, notes or {}, apart and checkpoints)
     finally:
         tracking.end_sweep(uri, parents, "FINISHED" if len(results) == len(todo) else "KILLED")
         # counted from the store, not from Tune's callbacks: an interrupt can stop those after a run finished
-        outcomes = finished_since(todo, uri, began)
+        outcomes = finished_since(todo, uri, parents)
         summary.completed = sum(o == "completed" for o in outcomes.values())
         summary.failed = sum(o == "failed" for o in outcomes.values())
         summary.elsewhere += sum(outcome == "elsewhere" for _, outcome in results)
     return summary
 
 
-def finished_since(specs: list[TrialSpec], uri: str, began: pd.Timestamp) -> dict[str, str]:
-    """Config id -> "completed" or "failed" for the runs of ``specs`` that started at ``began`` or later."""
+def finished_since(specs: list[TrialSpec], uri: str, parents: dict[str, str]) -> dict[str, str]:
+    """Config id -> "completed" or "failed" for the runs of ``specs`` under this sweep's ``parents``
+    (task -> parent run id): another sweep's runs of the same trials are its own to count."""
     runs = tracking.runs_frame(uri, sorted({s.task for s in specs}))
-    if runs.empty:
+    if runs.empty or "tags.mlflow.parentRunId" not in runs:
         return {}
     ids = {s.config_id() for s in specs}
-    mine = runs[(runs["start_time"] >= began.floor("s")) & runs["tags.sb.config_id"].isin(ids)
+    mine = runs[runs["tags.mlflow.parentRunId"].isin(set(parents.values())) & runs["tags.sb.config_id"].isin(ids)
                 & runs["tags.sb.status"].isin(["completed", "failed"])].sort_values("start_time")
     return dict(zip(mine["tags.sb.config_id"], mine["tags.sb.status"]))
 
@@ -201,21 +212,27 @@ def execute(config: dict) -> dict:
     registry.discover(context["plugin_roots"])
     spec = TrialSpec.from_json(config["spec"])
     torch.set_num_threads(max(1, int(os.environ.get("SPARSEBENCH_THREADS", "1"))))
-    run = tracking.TrialRun(context["uri"], spec, spec.config_id(), {**describe(spec), **where()},
+    registry.HUNG.update(context.get("hung_plugins", []))  # files whose import hung in the driver: not again
+    run = tracking.TrialRun(context["uri"], spec, spec.config_id(), {**describe(spec), **where(),
+                                                                       **context.get("owner", {})},
                             context["parents"].get(spec.task))
     if rival := run.rival():
         run.withdraw()
         return {"status": "elsewhere", "reason": f"run {rival} of another sweep holds this trial", "run_id": rival}
     started = time.time()
-    try:
-        store = CheckpointStore(context["uri"], spec.task) if context.get("checkpoints") else None
-        with heartbeat(run.beat):
-            result = run_trial(spec, Path(context["data_root"]) if context["data_root"] else None, run.log,
-                               context["device"], store)
-        if store is not None:
-            result["metrics"].update({"checkpoints/hits": store.hits, "checkpoints/misses": store.misses})
-    except Exception as exc:  # the task failed to load or build: still a result
-        result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "metrics": {}}
+    budget = context.get("trial_timeout") or registry.TASKS.get(spec.task)[0].trial_budget(spec.profile)
+    owner = {f"sb.{k}": v for k, v in context.get("owner", {}).items()}
+    with guard.Guard(budget, lambda elapsed: run.finish(guard.timeout_result(budget, elapsed)),  # a hung trial
+                     lambda: tracking.owner_dead(owner), every=min(5.0, budget / 4)):  # its driver killed
+        try:
+            store = CheckpointStore(context["uri"], spec.task) if context.get("checkpoints") else None
+            with heartbeat(run.beat):
+                result = run_trial(spec, Path(context["data_root"]) if context["data_root"] else None, run.log,
+                                   context["device"], store)
+            if store is not None:
+                result["metrics"].update({"checkpoints/hits": store.hits, "checkpoints/misses": store.misses})
+        except Exception as exc:  # the task failed to load or build: still a result
+            result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "metrics": {}}
     result["metrics"]["time/trial_seconds"] = time.time() - started
     note = config.get("note") or {}
     result["metrics"].update(note.get("metrics", {}))
@@ -295,9 +312,12 @@ def _tune(specs: list[TrialSpec], context: dict, address: str | None, name: str,
         def on_trial_error(self, iteration, trials, trial, **info):
             spec = TrialSpec.from_json(trial.config["trial"]["spec"])
             error = trial.error_file and Path(trial.error_file).read_text().strip().splitlines()[-1]
-            _record_crash(context, spec, f"worker died: {error or 'no error message'}"[:1000])
+            try:
+                recorded = _record_crash(context, spec, f"worker died: {error or 'no error message'}"[:1000])
+            except Exception as exc:  # a store that takes no write (a full disk): the next sweep runs it again
+                recorded = f"worker died: {error}; not recorded ({tracking.first_line(exc)}): run the sweep again"
             outcomes.append((spec, "failed"))
-            _progress(len(outcomes), len(specs), spec, f"failed: worker died: {error}")
+            _progress(len(outcomes), len(specs), spec, f"failed: {recorded}")
 
     owns_ray = not ray.is_initialized()
     if owns_ray:  # a cluster only when asked for (--address, RAY_ADDRESS; "auto": the one `ray start` began)
@@ -364,14 +384,20 @@ def _progress(done: int, total: int, spec: TrialSpec, what: str) -> None:
           flush=True)
 
 
-def _record_crash(context: dict, spec: TrialSpec, reason: str) -> None:
+def _record_crash(context: dict, spec: TrialSpec, reason: str) -> str:
+    """Record the trial of a worker that died as an infrastructure failure, unless it recorded its own
+    end first; returns the reason recorded."""
     runs = tracking.runs_frame(context["uri"], [spec.task])
     if not runs.empty:
-        mine = runs[(runs["tags.sb.config_id"] == spec.config_id()) & (runs["tags.sb.status"] == "running")
+        ours = runs[(runs["tags.sb.config_id"] == spec.config_id())
                     & (runs.get("tags.mlflow.parentRunId") == context["parents"].get(spec.task))]  # not another sweep's
         if not mine.empty:
             for run_id in mine["run_id"]:
                 tracking.set_status(context["uri"], run_id, "failed", reason, failure="infrastructure")
-            return
+        mine = ours[ours["tags.sb.status"] == "running"]
+            return reason
+        if not ours.empty:  # the trial recorded its end before its worker ended (its guard: a timeout)
+            return str(ours["tags.sb.reason"].iloc[-1])
     run = tracking.TrialRun(context["uri"], spec, spec.config_id(), describe(spec), context["parents"].get(spec.task))
     run.finish({"status": "failed", "reason": reason, "failure": "infrastructure"})
+    return reason

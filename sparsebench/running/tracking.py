@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import sqlite3
 import tempfile
 import time
@@ -40,6 +41,7 @@ def tracking_uri(uri: str | None = None) -> str:
 
 
 REACH_TIMEOUT_S = 5
+STORE_MIN_FREE_MB = 8  # a local store's disk must have this much free for a command to start
 
 
 def open_store(uri: str) -> str:
@@ -47,13 +49,24 @@ def open_store(uri: str) -> str:
 
     A SQLite file is created and migrated by one process at a time, under a lock beside it (two
     sweeps starting on a fresh file otherwise race in MLflow's schema migration and leave it
-    half-migrated), and a half-migrated file is refused with the way out. A tracking server must
-    answer within seconds (MLflow's client would retry for minutes)."""
+    half-migrated), and a half-migrated file is refused with the way out; so is a folder that cannot be
+    written or whose disk is nearly full (``STORE_MIN_FREE_MB``). A tracking server must answer within
+    seconds (MLflow's client would retry for minutes), and answer as MLflow does."""
     if uri.startswith("sqlite:///"):
         path = Path(uri[len("sqlite:///"):])
         if not path.parent.is_dir():
             raise StoreError(f"cannot create the MLflow store {path}: folder {path.parent} does not exist")
-        with open(path.with_name(path.name + ".lock"), "w") as lock:
+        try:
+            lock = open(path.with_name(path.name + ".lock"), "w")
+            free = shutil.disk_usage(path.parent).free
+        except OSError as exc:
+            raise StoreError(f"cannot write the MLflow store's folder {path.parent}: {exc.strerror or exc}") from None
+        if free < STORE_MIN_FREE_MB * 2**20:
+            lock.close()
+            raise StoreError(f"the MLflow store's folder {path.parent} has {free / 2**20:.1f} MB free on its disk, "
+                             f"under the {STORE_MIN_FREE_MB} MB a command needs: free space, or give another "
+                             "store (--tracking-uri)")
+        with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             _refuse_half_migrated(path)
             try:
@@ -65,11 +78,19 @@ def open_store(uri: str) -> str:
         probe = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1"  # /health skips the Host check
         try:
             with urllib.request.urlopen(probe, timeout=REACH_TIMEOUT_S) as answer:
-                answer.read()
+                body = answer.read()
+            if not isinstance(json.loads(body), dict):
+                raise ValueError("not a JSON object")
         except urllib.error.HTTPError as exc:  # it answers; 401 and the like are MLflow's to handle
             if exc.code == 403 and "Host header" in exc.read().decode(errors="replace"):
                 raise StoreError(f"MLflow at {uri} refuses requests addressed to {urllib.parse.urlsplit(uri).netloc}: "
                                  "start it with --allowed-hosts listing that address, or use its IP address") from None
+            if exc.code in (404, 405, 501):
+                raise StoreError(f"{uri} is not an MLflow tracking server: it answered HTTP {exc.code} to MLflow's "
+                                 "REST API (is the address or port right?)") from None
+        except ValueError:  # 200, but no MLflow answer (an HTML page, say)
+            raise StoreError(f"{uri} is not an MLflow tracking server: it answered MLflow's REST API with something "
+                             "other than MLflow's JSON (is the address or port right?)") from None
         except (OSError, urllib.error.URLError) as exc:
             raise StoreError(f"cannot reach MLflow at {uri}: {getattr(exc, 'reason', exc)}. Is the tracking "
                              "server running, and is the address right (--tracking-uri or MLFLOW_TRACKING_URI)?") \
@@ -125,7 +146,8 @@ def start_sweep(uri: str, tasks: list[str], name: str, params: dict) -> dict[str
     for task in tasks:
         run = client.create_run(_experiment(client, task), run_name=name,
                                 tags={"sb.kind": "sweep", "sb.code_version": code_version(),
-                                      "sb.heartbeat": str(int(time.time()))})
+                                      "sb.heartbeat": str(int(time.time())),
+                                      **{f"sb.{k}": v for k, v in owner().items()}})
         client.log_batch(run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
         parents[task] = run.info.run_id
     return parents
@@ -241,9 +263,53 @@ DEAD_AFTER_S = 150   # a running trial whose last heartbeat is older is taken to
 
 
 def is_alive(tags: dict, start_time_ms: int, now: float | None = None) -> bool:
-    """Whether a ``running`` run's worker beat recently (runs without heartbeats: since their start)."""
-    last = float(tags.get("sb.heartbeat") or start_time_ms / 1000)
-    return (now or time.time()) - last < DEAD_AFTER_S
+    """Whether a ``running`` run's worker beat recently (runs without heartbeats: since their start)
+    and its owner, the sweep's driver, is not known dead (:func:`owner_dead`)."""
+    return (now or time.time()) < expires(tags, start_time_ms) and not owner_dead(tags)
+
+
+def expires(tags: dict, start_time_ms: int) -> float:
+    """When a ``running`` run's claim lapses unless its worker beats again (seconds since the epoch)."""
+    return float(tags.get("sb.heartbeat") or start_time_ms / 1000) + DEAD_AFTER_S
+
+
+def owner() -> dict[str, str]:
+    """This process as the owner of claims (a sweep's parent runs and trial runs; tags ``sb.owner_*``):
+    its pid and host, and its start (a later process given the same pid is not the owner)."""
+    return {"owner_pid": str(os.getpid()), "owner_host": records.where()["host"], "owner_start": _started(os.getpid())}
+
+
+def owner_dead(tags: dict) -> bool:
+    """Whether a claim's owner is known to be dead: a process of this host that runs no more (or whose
+    pid a later process holds). An owner on another host is known by its heartbeats alone."""
+    pid, host = tags.get("sb.owner_pid"), tags.get("sb.owner_host")
+    if not pid or host != records.where()["host"]:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):  # a process of another user holds it; or a bad tag
+        return False
+    started = _started(int(pid))
+    return bool(tags.get("sb.owner_start")) and bool(started) and started != tags["sb.owner_start"]
+
+
+def claim_holder(tags: dict, start_time_ms: int) -> str:
+    """Who holds a live claim, and until when: "sweep pid P on host H; it expires at HH:MM:SS if that
+    sweep is dead"."""
+    who = (f"sweep pid {tags['sb.owner_pid']} on host {tags.get('sb.owner_host', '?')}" if tags.get("sb.owner_pid")
+           else f"a sweep on host {tags.get('sb.host') or '?'}")
+    return f"{who}; it expires at {time.strftime('%H:%M:%S', time.localtime(expires(tags, start_time_ms)))} " \
+           "if that sweep is dead"
+
+
+def _started(pid: int) -> str:
+    """The start of process ``pid`` (clock ticks since boot, from /proc), or "" where unknown."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
 
 
 # --- the runs bundle: trial runs as plain records (see :mod:`sparsebench.running.bundle`) ---------

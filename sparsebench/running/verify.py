@@ -102,7 +102,7 @@ def compare(recorded: dict, rerun: dict, cpu: str, spread: dict[str, float], his
     name = recorded["tags"]["sb.metric"]
     metric = f"final/test_{name}" if f"final/test_{name}" in old else f"final/val_{name}"  # tuning: validation
     verdict, worst = "equal", (metric, old.get(metric, math.nan), new.get(metric, math.nan), 0.0)
-    for key, a in old.items():
+    for key, a in sorted(old.items(), key=lambda kv: kv[0] != metric):  # on a tie, the result itself is shown
         b = new.get(key, math.nan)
         if a == b or (not history and "@" in key):
             continue
