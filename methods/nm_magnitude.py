@@ -6,7 +6,8 @@ mask calculator). Algorithm (their §3): train the dense network; in every run o
 consecutive weights along each layer's input dimension keep the N = 2 of largest magnitude (the
 2:4 pattern of Ampere's sparse tensor cores); retrain with the masks fixed, the same
 hyperparameters and schedule as the dense training (``retrain="lr-rewind"``, the whole schedule).
-``nm-magnitude-4:8`` keeps 4 of every 8. Convolutions are masked along their flattened inputs
+``nm-magnitude-4:8`` keeps 4 of every 8; ``nm-magnitude-oneshot`` and ``nm-magnitude-oneshot-4:8``
+do not retrain (the one-shot track's magnitude rows of the N:M tables). Convolutions are masked along their flattened inputs
 (``weight.view(out, -1)``: the code's ``m4n2_1d`` on the permuted 2-d view groups input channels
 for a kernel position instead — a deviation in which weights share a run, not in the pattern's
 density). The target sparsity must be 1 − N/M (50 % for both variants); another is refused.
@@ -24,6 +25,7 @@ from sparsebench.library.structures import check_pattern, check_pattern_target, 
 @register_method("nm-magnitude", n=2, m=4)
 @register_method("nm-magnitude-4:8", n=4, m=8)
 @register_method("nm-magnitude-oneshot", n=2, m=4, retrain="none")
+@register_method("nm-magnitude-oneshot-4:8", n=4, m=8, retrain="none")
 @dataclass
 class NMMagnitude(PruneAfterTraining):
     n: int = 2  # weights kept in every run of m

@@ -81,16 +81,16 @@ class SparseGPT(LayerwisePruning):
         if self.n:
             check_pattern_target(sparsity, self.n, self.m)
 
-    def prune_block(self, ctx, calibration, names):
+    def prune_block(self, ctx, calibration, names, sparsity):
         self.check_target(ctx.sparsity)
         hessians, modules, pruned = input_covariances(ctx, calibration, names), owners(ctx), {}
         for name in names:
             h, module, weight = hessians[name], modules[name], ctx.masks.params[name]
             w = as_matrix(module, weight.detach()).double()
             if h.dim() == 2:
-                new = prune_layer(w, h, ctx.sparsity, self.block_size, self.dampening, self.n, self.m)
+                new = prune_layer(w, h, sparsity[name], self.block_size, self.dampening, self.n, self.m)
             else:
-                new = prune_diagonal(w, h, ctx.sparsity, self.block_size, self.dampening, self.zero_unseen_tokens,
+                new = prune_diagonal(w, h, sparsity[name], self.block_size, self.dampening, self.zero_unseen_tokens,
                                      self.n, self.m)
             new = unmatrix(module, new, weight)
             weight.copy_(new.to(weight.dtype))

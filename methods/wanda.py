@@ -81,13 +81,13 @@ class Wanda(LayerwisePruning):
         norms, modules = input_norms(ctx, calibration, names), owners(ctx)
         return {n: as_matrix(modules[n], ctx.masks.params[n].detach().abs()) * norms[n] for n in names}
 
-    def prune_block(self, ctx, calibration, names):
+    def prune_block(self, ctx, calibration, names, sparsity):
         self.check_target(ctx.sparsity)
         scores, modules, params = self.scores(ctx, calibration, names), owners(ctx), ctx.masks.params
         if self.group == "layer":
             shaped = {n: unmatrix(modules[n], s, params[n]) for n, s in scores.items()}
             return top_k_masks(shaped, 1.0 - ctx.sparsity, self.rule)
-        return {n: unmatrix(modules[n], row_masks(s, ctx.sparsity, self.n, self.m,
+        return {n: unmatrix(modules[n], row_masks(s, sparsity[n], self.n, self.m,
                                                   as_matrix(modules[n], params[n].detach().abs())), params[n])
                 for n, s in scores.items()}
 

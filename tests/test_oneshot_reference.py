@@ -52,8 +52,8 @@ def authors_add_batch(state, inp):
     state["H"] += inp.matmul(inp.t())
 
 
-def authors_fasterprune(W, H, sparsity, blocksize=128, percdamp=0.01):
-    """``SparseGPT.fasterprune`` (unstructured, no quantizer)."""
+def authors_fasterprune(W, H, sparsity, blocksize=128, percdamp=0.01, prunen=0, prunem=0):
+    """``SparseGPT.fasterprune`` (no quantizer)."""
     W, H = W.clone(), H.clone()
     columns = W.shape[1]
     dead = torch.diag(H) == 0
@@ -72,12 +72,18 @@ def authors_fasterprune(W, H, sparsity, blocksize=128, percdamp=0.01):
         Q1 = torch.zeros_like(W1)
         Err1 = torch.zeros_like(W1)
         Hinv1 = Hinv[i1:i2, i1:i2]
-        tmp = W1 ** 2 / (torch.diag(Hinv1).reshape((1, -1))) ** 2
-        thresh = torch.sort(tmp.flatten())[0][int(tmp.numel() * sparsity)]
-        mask1 = tmp <= thresh
+        if prunen == 0:
+            tmp = W1 ** 2 / (torch.diag(Hinv1).reshape((1, -1))) ** 2
+            thresh = torch.sort(tmp.flatten())[0][int(tmp.numel() * sparsity)]
+            mask1 = tmp <= thresh
+        else:
+            mask1 = torch.zeros_like(W1) == 1
         for i in range(count):
             w = W1[:, i]
             d = Hinv1[i, i]
+            if prunen != 0 and i % prunem == 0:
+                tmp = W1[:, i:(i + prunem)] ** 2 / (torch.diag(Hinv1)[i:(i + prunem)].reshape((1, -1))) ** 2
+                mask1.scatter_(1, i + torch.topk(tmp, prunen, dim=1, largest=False)[1], True)
             q = w.clone()
             q[mask1[:, i]] = 0
             Q1[:, i] = q
@@ -111,6 +117,20 @@ def test_sparsegpt_equals_the_authors_update_on_a_layer_with_dead_inputs(sparsit
     theirs = authors_fasterprune(w, state["H"], sparsity)
     assert torch.equal(ours == 0, theirs == 0)  # the same mask
     assert torch.allclose(ours, theirs, rtol=1e-9, atol=1e-12)  # the same weights, to float rounding
+
+
+@pytest.mark.parametrize("n, m", [(2, 4), (4, 8)])
+def test_sparsegpt_nm_equals_the_authors_update(n, m):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(300, 160, generator=g, dtype=torch.float64)
+    x[:, :7] = 0.0  # dead inputs
+    h = 2 * x.T @ x / 300
+    w = torch.randn(16, 160, generator=g, dtype=torch.float64)
+    ours = module_of("sparsegpt").prune_layer(w, h, 0.5, n=n, m=m)
+    theirs = authors_fasterprune(w, h, 0.5, prunen=m - n, prunem=m)  # their prunen: the weights zeroed
+    assert torch.equal(ours == 0, theirs == 0)
+    assert torch.allclose(ours, theirs, rtol=1e-9, atol=1e-12)
+    assert ((ours != 0).view(16, -1, m).sum(-1) <= n).all()
 
 
 def two_block_model():

@@ -44,7 +44,7 @@ class PruneAfterTraining(Method):
     retrain: str = "lr-rewind"      # lr-rewind | finetune | none (Renda et al. 2020)
     retrain_fraction: float = 1.0   # t, retraining steps as a fraction of one training
     lr_scale: float = 1.0           # the retraining's learning rate relative to the rule's (1: as published)
-    bounds = {"rule": ("global", "uniform", "er", "erk"), "retrain": RETRAIN, "retrain_fraction": "(0, 10]", "lr_scale": "(0, inf)"}
+    bounds = {"retrain_fraction": "(0, 10]", "lr_scale": "(0, inf)"}
 
     when = "after"
 
@@ -103,9 +103,13 @@ class LayerwisePruning(PruneAfterTraining):
         if self.order not in ORDERS:
             raise ValueError(f"unknown order {self.order!r}; choose one of {', '.join(ORDERS)}")
 
-    def prune_block(self, ctx, calibration, names: list[str]) -> dict[str, torch.Tensor]:
-        """The masks of the weights ``names`` (one block), whose new values it writes in place."""
+    def prune_block(self, ctx, calibration, names: list[str], sparsity: dict[str, float]) -> dict[str, torch.Tensor]:
+        """The masks of the weights ``names`` (one block) at their ``sparsity``; new values are written in place."""
         raise NotImplementedError
+
+    def sparsities(self, ctx, calibration) -> dict[str, float]:
+        """Each layer's sparsity: the target, uniform (the papers'; OWL's are not)."""
+        return {n: ctx.sparsity for n in ctx.masks}
 
     def run(self, ctx):
         self.train_dense(ctx)
@@ -116,6 +120,7 @@ class LayerwisePruning(PruneAfterTraining):
 
     def prune(self, ctx, calibration) -> None:
         """Prune every block in ``order``, each from the inputs of the network pruned so far."""
+        sparsity = self.sparsities(ctx, calibration)
         for names in blocks(ctx) if self.order == "sequential" else [list(ctx.masks)]:
             with torch.no_grad():
-                ctx.masks.set(self.prune_block(ctx, calibration, names))
+                ctx.masks.set(self.prune_block(ctx, calibration, names, {n: sparsity[n] for n in names}))
