@@ -209,10 +209,10 @@ def execute(config: dict) -> dict:
     import torch
 
     context = config["context"]
+    registry.HUNG.update(context.get("hung_plugins", []))  # files whose import hung in the driver: not again
     registry.discover(context["plugin_roots"])
     spec = TrialSpec.from_json(config["spec"])
     torch.set_num_threads(max(1, int(os.environ.get("SPARSEBENCH_THREADS", "1"))))
-    registry.HUNG.update(context.get("hung_plugins", []))  # files whose import hung in the driver: not again
     run = tracking.TrialRun(context["uri"], spec, spec.config_id(), {**describe(spec), **where(),
                                                                        **context.get("owner", {})},
                             context["parents"].get(spec.task))
@@ -391,10 +391,10 @@ def _record_crash(context: dict, spec: TrialSpec, reason: str) -> str:
     if not runs.empty:
         ours = runs[(runs["tags.sb.config_id"] == spec.config_id())
                     & (runs.get("tags.mlflow.parentRunId") == context["parents"].get(spec.task))]  # not another sweep's
+        mine = ours[ours["tags.sb.status"] == "running"]
         if not mine.empty:
             for run_id in mine["run_id"]:
                 tracking.set_status(context["uri"], run_id, "failed", reason, failure="infrastructure")
-        mine = ours[ours["tags.sb.status"] == "running"]
             return reason
         if not ours.empty:  # the trial recorded its end before its worker ended (its guard: a timeout)
             return str(ours["tags.sb.reason"].iloc[-1])
