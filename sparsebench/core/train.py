@@ -33,10 +33,15 @@ class Diverged(RuntimeError):
     """The training loss, a validation metric or a weight became NaN or infinite."""
 
 
-def nonfinite_parameter(model: nn.Module) -> str | None:
-    """The name of the first parameter of ``model`` holding a NaN or an infinity, if any."""
+def nonfinite_state(model: nn.Module) -> str | None:
+    """Where ``model``'s state first holds a NaN or an infinity, if anywhere: every floating-point
+    tensor of its state dict, parameters (``"weights in <name>"``) and buffers (``"buffer values in
+    <name>"``, e.g. BatchNorm's running variance, which makes every output NaN)."""
+    params = {n for n, _ in model.named_parameters()}
     with torch.no_grad():
-        return next((n for n, p in model.named_parameters() if not torch.isfinite(p).all()), None)
+        bad = next((n for n, t in model.state_dict().items()
+                    if t.is_floating_point() and not torch.isfinite(t).all()), None)
+    return None if bad is None else f"{'weights' if bad in params else 'buffer values'} in {bad}"
 
 
 @dataclass
@@ -271,9 +276,9 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.recipe.autocast is not None):
             val = self.task.evaluate(self.model, self.val_split)  # monitoring: the final evaluations are float32
         self.validation_seconds += time.perf_counter() - began
-        bad = nonfinite_parameter(self.model)
+        bad = nonfinite_state(self.model)
         if bad or not math.isfinite(val):  # NaN outputs can score a finite accuracy: the weights tell
-            raise Diverged(f"non-finite weights in {bad}" if bad else
+            raise Diverged(f"non-finite {bad}" if bad else
                            f"validation {self.task.metric.name} is {val} after epoch {self.epoch}")
         self.log({"train/loss": mean_loss, f"val/{self.task.metric.name}": val,
                   "train/density": self.masks.density(), "cost/steps": self.cost.steps}, self.epoch)

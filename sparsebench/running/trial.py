@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import platform
 import random
 import time
 import traceback
@@ -22,6 +21,7 @@ from typing import Callable
 import torch
 
 from sparsebench.core import registry
+from sparsebench.running import records
 from sparsebench.data import data_root as resolve_data_root
 from sparsebench.core import inference
 from sparsebench.core.flops import count_forward_flops
@@ -29,7 +29,7 @@ from sparsebench.core.masks import Masks, check_sparsity, sparsity_report
 from sparsebench.core.hparams import check_hparams, schema
 from sparsebench.core.method import Context, Method
 from sparsebench.core.task import Split, Task, to_device
-from sparsebench.core.train import Diverged, Trainer, TrainingCache, nonfinite_parameter
+from sparsebench.core.train import Diverged, Trainer, TrainingCache, nonfinite_state
 from sparsebench.library import structures
 from sparsebench.library.connectivity import Connectivity, connectivity
 
@@ -174,8 +174,8 @@ def run_trial(spec: TrialSpec, data_root: Path | None = None,
     # the last epoch's validation stands for the final one if nothing changed since (a pass saved)
     validated = trainer.validation() if masks.held() else None
     masks.apply()
-    if bad := nonfinite_parameter(model):  # before counting zeros: a NaN is not one
-        return _failed(result, f"diverged: non-finite weights in {bad}")
+    if bad := nonfinite_state(model):  # before counting zeros (a NaN is not one); buffers too: a model
+        return _failed(result, f"diverged: non-finite {bad}")  # with a NaN running variance scores chance
     weights = {n: p.detach() for n, p in masks.params.items()}
     achieved, per_layer = sparsity_report(weights)
     paths = trace_connectivity(task, model, masks, train_split)
@@ -291,12 +291,7 @@ def system(task: Task) -> dict[str, str]:
     """What a trial ran on, for the board's system card: processor, torch threads, device, versions."""
     from importlib.metadata import PackageNotFoundError, version
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = records.cpu_name()
     device = str(task.device)
     if task.device.type == "cuda":
         device += f" ({torch.cuda.get_device_name(task.device)})"
