@@ -43,7 +43,9 @@ dense 112.96 test perplexity) SparseGPT reached 141.0, with 1,024 windows 125.3 
 117.0, against 114.0 for per-layer magnitude (version 2): H needs the papers' token count, not
 their sequence count. Version 3: the authors' H scale (2/N Σ x xᵀ: with dead inputs, the ones
 set on H's diagonal no longer inflate the dampening), their sequential order, and calibration by
-tokens (``calibration_tokens``) drawn at random.
+tokens (``calibration_tokens``) drawn at random. ``sparsegpt-calib-16th``, ``-4th`` and ``-4x`` calibrate on
+1/16, 1/4 and 4 times the default (examples and tokens alike): the ``posttraining`` suite's
+sensitivity block.
 """
 from dataclasses import dataclass
 
@@ -58,6 +60,9 @@ from sparsebench.library.structures import check_pattern, check_pattern_target, 
 @register_method("sparsegpt", retrain="none")
 @register_method("sparsegpt-onepass", retrain="none", order="one-pass")
 @register_method("sparsegpt-retrain", retrain="lr-rewind")
+@register_method("sparsegpt-calib-16th", retrain="none", calibration_examples=8, calibration_tokens=16_384)
+@register_method("sparsegpt-calib-4th", retrain="none", calibration_examples=32, calibration_tokens=65_536)
+@register_method("sparsegpt-calib-4x", retrain="none", calibration_examples=512, calibration_tokens=1_048_576)
 @dataclass
 class SparseGPT(LayerwisePruning):
     version = "3"

@@ -80,16 +80,32 @@ PAI_GPU = [
 # first and alone per task, since every other trial of the task reuses them through the checkpoint store;
 # the LSTM's (about 45 minutes on one core) and WikiText-2's (about 40) set the length: about 80 minutes
 # on 2 cores.
-ONE_SHOT_METHODS = ["magnitude-oneshot", "magnitude-oneshot-layerwise", "wanda", "obd", "sparsegpt"]
+# Wanda, SparseGPT and their kin in their authors' sequential order (the -onepass variants: one pass over
+# the dense network), OWL's layer sparsities, RIA, DSnoT's refinement; the N:M rows at the pattern's 50 %;
+# SparseGPT's calibration size at 1/16, 1/4, 1 and 4 times the default (262,144 tokens; 128 images).
+ONE_SHOT_METHODS = ["magnitude-oneshot", "magnitude-oneshot-layerwise", "wanda", "obd", "sparsegpt",
+                    "wanda-onepass", "sparsegpt-onepass", "obd-fisher", "owl-wanda", "owl-sparsegpt", "ria", "dsnot",
+                    "dsnot-magnitude", "dsnot-sparsegpt"]
 ONE_SHOT_SPARSITIES = [0.5, 0.7, 0.9]
+ONE_SHOT_NM = ["nm-magnitude-oneshot", "nm-magnitude-oneshot-4:8", "wanda-2:4", "wanda-4:8", "sparsegpt-2:4",
+               "sparsegpt-4:8", "ria-2:4", "ria-4:8", "ria-2:4-permuted"]
+CALIBRATION_SIZES = ["sparsegpt-calib-16th", "sparsegpt-calib-4th", "sparsegpt", "sparsegpt-calib-4x"]
+ONE_SHOT_TASKS = ["transformer-shakespeare", "transformer-wikitext2", "lstm-ptb"]
 POSTTRAINING = [
     {"tasks": ["lstm-ptb", "transformer-wikitext2", "transformer-shakespeare"], "methods": ["dense"],
      "sparsities": [], "seeds": [0], "profile": "pretrained"},
     {"tasks": ["lenet300-mnist"], "methods": ["dense", *ONE_SHOT_METHODS], "sparsities": ONE_SHOT_SPARSITIES,
      "seeds": [0], "profile": "full", "track": "one-shot"},
+    {"tasks": ["lenet300-mnist"], "methods": ONE_SHOT_NM, "sparsities": [0.5], "seeds": [0], "profile": "full",
+     "track": "one-shot"},
     *({"tasks": [task], "methods": ONE_SHOT_METHODS, "sparsities": ONE_SHOT_SPARSITIES, "seeds": [0],
-       "profile": "pretrained", "track": "one-shot"}
-      for task in ["transformer-shakespeare", "transformer-wikitext2", "lstm-ptb"]),
+       "profile": "pretrained", "track": "one-shot"} for task in ONE_SHOT_TASKS),
+    *({"tasks": [task], "methods": ONE_SHOT_NM, "sparsities": [0.5], "seeds": [0], "profile": "pretrained",
+       "track": "one-shot"} for task in ONE_SHOT_TASKS),
+    {"tasks": ["lstm-ptb"], "methods": CALIBRATION_SIZES, "sparsities": ONE_SHOT_SPARSITIES, "seeds": [0],
+     "profile": "pretrained", "track": "one-shot"},
+    {"tasks": ["lenet300-mnist"], "methods": CALIBRATION_SIZES, "sparsities": ONE_SHOT_SPARSITIES, "seeds": [0],
+     "profile": "full", "track": "one-shot"},
 ]
 
 # structured and N:M sparsity beside unstructured pruning at the same targets, each run's measured
