@@ -23,6 +23,13 @@ Renda, Frankle & Carbin 2020, "Comparing Rewinding and Fine-tuning in Neural Net
 20 % globally, retrain for the original training time with the learning-rate schedule replayed
 from its start (k = 0), repeat. ``lr-rewind``.
 
+Random reinitialization (Frankle & Carbin 2019, §2, "Random reinitialization", Figures 3 and 4,
+orange): the winning ticket's mask, trained from a new random initialization instead of θ0.
+``lottery-reinit`` (``reinit=True``) runs the same rounds (reset to θ0 each time, so that it finds
+the same mask as ``lottery`` with the same seed) and trains only the last round's network from a
+new draw of the task's initialization (:func:`sparsebench.library.ablations.reinitialize`, the
+sanity check ``snip+reinit`` uses).
+
 Rounds: n = ceil(log(1 - s) / log(1 - p)) prunings reach the target s; each of the first n - 1
 keeps round((1 - p) x remaining) weights (per layer for ``layerwise``), and the last prunes
 exactly to the target (with ``layerwise``, the last round scales every layer's rate by one
@@ -35,6 +42,7 @@ import math
 from dataclasses import dataclass
 
 from sparsebench import Method, Uniform, magnitude_scores, register_method
+from sparsebench.library.ablations import reinitialize
 
 
 def num_rounds(sparsity: float, rate: float) -> int:
@@ -60,6 +68,7 @@ def round_keep_counts(remaining: dict[str, int], rates: dict[str, float], total_
 
 
 @register_method("lottery", rule="layerwise", rewind="weights", rewind_fraction=0.0)
+@register_method("lottery-reinit", rule="layerwise", rewind="weights", rewind_fraction=0.0, reinit=True)
 @register_method("lottery-rewind", rule="global", rewind="weights", rewind_fraction=0.03)
 @register_method("lr-rewind", rule="global", rewind="lr", rewind_fraction=0.0)
 @dataclass
@@ -70,6 +79,7 @@ class IterativeMagnitude(Method):
     rewind: str = "weights"          # weights (lottery tickets) | lr (learning-rate rewinding)
     rewind_fraction: float = 0.0     # k as a fraction of one training (0: the original init / full schedule)
     rewind_steps: int | None = None  # k in iterations; overrides ``rewind_fraction``
+    reinit: bool = False             # the last round trains from a new random initialization (not θk)
     bounds = {"rule": ("layerwise", "global"), "rewind": ("weights", "lr"), "rate": "(0, 1)", "output_rate": "[0, 1)", "rewind_fraction": "[0, 1]", "rewind_steps": "[0, inf)"}
 
     when = "after"
@@ -83,6 +93,8 @@ class IterativeMagnitude(Method):
             raise ValueError(f"rule must be 'layerwise' or 'global', got {self.rule!r}")
         if self.rewind not in ("weights", "lr"):
             raise ValueError(f"rewind must be 'weights' or 'lr', got {self.rewind!r}")
+        if self.reinit and self.rewind != "weights":
+            raise ValueError("reinit replaces the rewound weights: it needs rewind='weights'")
 
     def space(self, sparsity):
         # p: Frankle & Carbin prune 20 % a round; higher rates need fewer rounds (cheaper, and worse in
@@ -138,4 +150,6 @@ class IterativeMagnitude(Method):
             self.prune_round(ctx, last=r == rounds)
             if self.rewind == "weights":
                 ctx.restore(rewind_point["weights"])            # survivors back to θk, pruned stay zero
+                if self.reinit and r == rounds:
+                    reinitialize(ctx)                           # the ticket's mask, a new random init
             ctx.train(from_step=k)                              # the schedule replayed from k

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sparsebench.report import html, plots
+from sparsebench.report import html, plots, reproduction
 from sparsebench.report.markdown import HEADER, markdown_section, markdown_summary
 from sparsebench.report.tables import KEYS, aggregate, ranks, sections, trial_table
 from sparsebench.running import tracking
@@ -91,6 +91,7 @@ def _write(uri: str, out: Path, ui: str | None) -> pd.DataFrame:
     table = aggregate(trials) if not trials.empty else pd.DataFrame(columns=KEYS)
     # experiment ids and first_run are the store's own; run ids are those of every store (origin ids)
     table.drop(columns=["experiment_id", "first_run"], errors="ignore").to_csv(out / "results.csv", index=False)
+    reproduction.write(trials, out)  # the papers' figures beside ours: reproduction.csv, .md, .html
     parts = sections(table) if not trials.empty else []
     ranked = ranks(table) if parts else pd.DataFrame()
     plots.clear(out / "plots")

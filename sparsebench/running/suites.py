@@ -137,6 +137,46 @@ TUNED = [
      "sparsities": [0.9, 0.98], "seeds": [0, 1, 2], "profile": "quick", "tune": 8},
 ]
 
+# the reproduction track (sparsebench.report.reproduction, figures in sparsebench/report/papers.csv): each
+# method's own paper under its recipe (the tasks' paper profiles), one seed for LeNet-5 at first, three for
+# LeNet-300-100. CPU time at the measured step rates (LeNet-300-100 87k images/s; LeNet-5 about 2.8k, one
+# hour per 100k steps of 100) on an idle machine, before the 2 workers' sharing (about 0.86 each) and the
+# checkpoint store; on a loaded one several times more (han-paper's dense LeNet-300-100 took 124 s at load 9.7):
+LOTTERY_LEVELS = [0.4872, 0.7893, 0.8648, 0.9305, 0.9642, 0.9815]  # 51.3, 21.1, 13.5, 7.0, 3.6, 1.9 % left
+REPRODUCE = [
+    # LeNet-5, one seed (about 8 h): sparse VD's 200 epochs with the local reparameterization (about 2 h),
+    # L0's two targets (about 1.4 h each), SNIP's 100k steps (dense and two targets, about 1 h each)
+    {"tasks": ["lenet5-mnist"], "methods": ["sparse-vd-elbo"], "sparsities": [0.9964], "seeds": [0],
+     "profile": "vd-paper"},
+    {"tasks": ["lenet5-mnist"], "methods": ["l0"], "sparsities": [0.911, 0.986], "seeds": [0], "profile": "l0-paper"},
+    {"tasks": ["lenet5-mnist"], "methods": ["dense", "snip"], "sparsities": [0.98, 0.99], "seeds": [0],
+     "profile": "full"},
+    # Han et al.'s 12x on Caffe's LeNet solver (10k steps of 64: about 4 minutes a training; 20 minutes)
+    {"tasks": ["lenet5-mnist"], "methods": ["dense", "magnitude-layerwise", "magnitude"], "sparsities": [0.917],
+     "seeds": [0], "profile": "han-paper"},
+    # LeNet-300-100, three seeds (about 2.3 h): lottery tickets to Frankle & Carbin's levels, reset to init and
+    # randomly reinitialized (per seed about 30 trainings of 35 s: the rounds of lower levels and the reinit
+    # variant's first rounds are shared through the checkpoint store; about 55 minutes), and SNIP under the same
+    # (default) recipe beside SNIP's own
+    {"tasks": ["lenet300-mnist"], "methods": ["dense", "lottery", "lottery-reinit"], "sparsities": LOTTERY_LEVELS,
+     "seeds": [0, 1, 2], "profile": "full"},
+    {"tasks": ["lenet300-mnist"], "methods": ["snip"], "sparsities": [0.95, 0.98], "seeds": [0, 1, 2],
+     "profile": "full"},
+    # L0 and sparse VD for 200 epochs (about 6 minutes a trial with their per-step overhead; 55 minutes)
+    {"tasks": ["lenet300-mnist"], "methods": ["l0"], "sparsities": [0.74, 0.90], "seeds": [0, 1, 2],
+     "profile": "l0-paper"},
+    {"tasks": ["lenet300-mnist"], "methods": ["sparse-vd-elbo"], "sparsities": [0.9853], "seeds": [0, 1, 2],
+     "profile": "vd-paper"},
+    # SNIP's recipe (100k steps of 100: about 2 minutes a trial; 18 minutes)
+    {"tasks": ["lenet300-mnist"], "methods": ["dense", "snip"], "sparsities": [0.95, 0.98], "seeds": [0, 1, 2],
+     "profile": "snip-paper"},
+    # Han et al.'s 12x (10k steps of 64: 7 s a training; lr-rewind's 12 rounds 1.5 minutes; 6 minutes)
+    {"tasks": ["lenet300-mnist"], "methods": ["dense", "magnitude", "magnitude-layerwise", "lr-rewind"],
+     "sparsities": [0.917], "seeds": [0, 1, 2], "profile": "han-paper"},
+    # Zaremba et al.'s small LSTM, dense (in the runs bundle already: skipped by config id; 63 minutes if not)
+    {"tasks": ["lstm-ptb"], "methods": ["dense"], "sparsities": [], "seeds": [0], "profile": "pretrained"},
+]
+
 SUITES = {
     # the default benchmark: fits in 30 minutes on 2 CPU cores
     "default": DEFAULT,
@@ -152,6 +192,8 @@ SUITES = {
     "structured": STRUCTURED,
     # the default suite's model tuned: every method gets the same search budget on validation
     "tuned": TUNED,
+    # each method's own paper under its recipe, beside the paper's figure: about 10 h of CPU (LeNet-5 8 h)
+    "reproduce": REPRODUCE,
     # the reference recipes of every task: GPU work for most of them
     "full": [{"tasks": ALL_TASKS,
               "methods": ["dense", "random-erk", "magnitude", "magnitude-init", "snip", "grasp", "synflow",
