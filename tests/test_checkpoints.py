@@ -5,6 +5,7 @@ import multiprocessing
 
 import pytest
 import torch
+from mlflow.tracking import MlflowClient
 
 from sparsebench.core import registry
 from sparsebench.running.checkpoints import CheckpointStore
@@ -140,3 +141,51 @@ def test_a_sweep_starts_trials_that_may_share_trainings_apart():
     assert apart(specs, workers=1) == specs
     one_seed = plan(["tiny-mlp"], ["magnitude", "dense"], [0.5, 0.9], [0])
     assert apart(one_seed, workers=2) == one_seed
+
+
+def flip_a_weight_byte(path):
+    """A byte in the middle of the largest weight of the checkpoint at ``path`` changed: the same
+    size, and it still loads (as the issue's overwritten weight did)."""
+    blob = bytearray(path.read_bytes())
+    weights = torch.load(path, weights_only=True)["model"]
+    name = max(weights, key=lambda n: weights[n].numel())
+    at = bytes(blob).find(weights[name].numpy().tobytes())
+    assert at > 0
+    blob[at + weights[name].numel() * 2] ^= 0x40  # float32: the middle of the tensor
+    path.write_bytes(bytes(blob))
+    assert not torch.equal(torch.load(path, weights_only=True)["model"][name], weights[name])
+
+
+def test_a_flipped_byte_in_a_cached_checkpoint_is_discarded_with_one_warning(tmp_path, one_thread, capsys):
+    clean, _ = trial("dense", 0.0, CheckpointStore(None, "tiny-mlp", tmp_path))
+    (path,) = tmp_path.glob("*.pt")
+    flip_a_weight_byte(path)
+    capsys.readouterr()
+    store = CheckpointStore(None, "tiny-mlp", tmp_path)
+    again, _ = trial("dense", 0.0, store)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "corrupt" in warnings[0] and path.name in warnings[0]
+    assert (store.hits, store.misses) == (0, 1)  # trained again
+    assert comparable(again) == comparable(clean)
+    assert [p.name for p in tmp_path.glob("*.pt")] == [path.name]  # written again, whole
+    assert trial("dense", 0.0, store)[0] and store.hits == 1
+
+
+def test_a_flipped_byte_in_a_checkpoint_stored_in_mlflow_is_discarded(tracking_uri, tmp_path, one_thread, capsys):
+    from sparsebench.running import tracking
+
+    clean, _ = trial("dense", 0.0, CheckpointStore(tracking_uri, "tiny-mlp", tmp_path / "machine-1"))
+    (artifact,) = (tmp_path / "mlartifacts").rglob("checkpoint.pt")
+    flip_a_weight_byte(artifact)
+    capsys.readouterr()
+    store = CheckpointStore(tracking_uri, "tiny-mlp", tmp_path / "machine-2")  # fetches it from MLflow
+    again, _ = trial("dense", 0.0, store)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "corrupt" in warnings[0] and "MLflow run" in warnings[0]
+    assert (store.hits, store.misses) == (0, 1) and comparable(again) == comparable(clean)
+    # the corrupt copy is gone from the store; the one trained again is there, whole
+    fresh = CheckpointStore(tracking_uri, "tiny-mlp", tmp_path / "machine-3")
+    assert trial("dense", 0.0, fresh)[0] and (fresh.hits, fresh.misses) == (1, 0)
+    assert tracking.CHECKPOINT_DIGEST in MlflowClient(tracking_uri).search_runs(
+        [MlflowClient(tracking_uri).get_experiment_by_name("sparsebench/tiny-mlp").experiment_id],
+        "tags.`sb.kind` = 'checkpoint'")[0].data.tags

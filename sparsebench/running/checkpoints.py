@@ -15,6 +15,12 @@ costs time, never results (results are in the runs bundle); any change of the ha
 task's code makes new keys (``sparsebench/core``, ``sparsebench/data`` and the task's file). Two workers that need one checkpoint at once both train it and
 both write it (atomically); either copy is the same. A sweep starts such trials apart
 (:func:`sparsebench.running.sweep.apart_by_training`).
+
+Every copy is checked against the SHA-256 of what was written, kept apart from the bytes it
+protects: in the local file's name (``<key>.<sha256>.pt``, written in one atomic rename with its
+bytes) and in the MLflow run's tag ``sb.checkpoint_sha256`` (the artifact lives elsewhere). A copy
+that does not match (a flipped byte of a weight loads fine and changes results) is discarded, with
+one warning line, and the training is fetched or run again.
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ import hashlib
 import inspect
 import io
 import os
+import re
 import sys
 import tempfile
 from functools import lru_cache
@@ -62,40 +69,66 @@ class CheckpointStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.hits = self.misses = 0
 
-    def _path(self, key: str) -> Path:
-        return self.folder / f"{key}.pt"
+    def _path(self, key: str, digest: str) -> Path:
+        return self.folder / f"{key}.{digest}.pt"
 
     def get(self, key: str) -> dict | None:
-        path = self._path(key)
-        if not path.exists() and self.uri:
-            from sparsebench.running import tracking
-            try:
-                tracking.fetch_checkpoint(self.uri, self.task_name, key, ARTIFACT, path)
-            except Exception as exc:  # a cache: never a reason for a trial to fail
-                _warn(f"checkpoint {key} not fetched from {self.uri}: {exc}")
-        if path.exists():
-            try:
-                done = torch.load(path, weights_only=True)
-            except Exception:  # a corrupt copy: a cache, so train again (and write it anew)
-                path.unlink(missing_ok=True)
-            else:
+        for path in sorted(self.folder.glob(f"{key}.*.pt")):  # the local cache
+            if (done := self._load(path, path.name[len(key) + 1:-len(".pt")], f"checkpoint {path}")) is not None:
                 self.hits += 1
                 return done
+        for _ in range(3) if self.uri else ():  # then MLflow: each stored copy of the key in turn
+            from sparsebench.running import tracking
+            try:
+                fetched = tracking.fetch_checkpoint(self.uri, self.task_name, key, ARTIFACT, self.folder)
+            except Exception as exc:  # a cache: never a reason for a trial to fail
+                _warn(f"checkpoint {key} not fetched from {self.uri}: {exc}")
+                break
+            if fetched is None:
+                break
+            local, digest, run_id = fetched
+            path = self._path(key, digest if re.fullmatch("[0-9a-f]{64}", digest) else "unrecorded")
+            os.replace(local, path)
+            if (done := self._load(path, digest, f"checkpoint {key} of MLflow run {run_id}")) is not None:
+                self.hits += 1
+                return done
+            try:
+                tracking.discard_checkpoint(self.uri, run_id)
+            except Exception:
+                break
         self.misses += 1
+        return None
+
+    @staticmethod
+    def _load(path: Path, digest: str, what: str) -> dict | None:
+        """The checkpoint at ``path`` if its bytes have the SHA-256 ``digest``, else None (the file removed)."""
+        try:
+            blob = path.read_bytes()
+        except OSError:
+            return None
+        if hashlib.sha256(blob).hexdigest() == digest:
+            try:
+                return torch.load(io.BytesIO(blob), weights_only=True)
+            except Exception:  # unreadable although whole: written by another torch, say
+                pass
+        _warn(f"{what} is corrupt (its SHA-256 is not the one recorded when it was written): discarded")
+        path.unlink(missing_ok=True)
         return None
 
     def put(self, key: str, payload: dict) -> None:
         try:
             buffer = io.BytesIO()
             torch.save(payload, buffer)  # now: the payload's tensors are the live model's
-            path = self._path(key)
+            blob = buffer.getvalue()
+            path = self._path(key, hashlib.sha256(blob).hexdigest())
             fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
-                f.write(buffer.getvalue())
-            os.replace(tmp, path)  # atomic: a reader sees the whole file or none
+                f.write(blob)
+            os.replace(tmp, path)  # atomic: a reader sees the whole file, under its digest, or none
             if self.uri:
                 from sparsebench.running import tracking
-                tracking.store_checkpoint(self.uri, self.task_name, key, path, ARTIFACT)
+                tracking.store_checkpoint(self.uri, self.task_name, key, path, ARTIFACT,
+                                          hashlib.sha256(blob).hexdigest())
         except Exception as exc:  # a cache: never a reason for a trial to fail
             _warn(f"checkpoint {key} not stored: {exc}")
 

@@ -93,6 +93,9 @@ def pending(specs: list[TrialSpec], uri: str, retry_failed: bool = False,
     for config_id, run_id in dead:
         if config_id in todo_ids:
             tracking.set_status(uri, run_id, "interrupted", "the sweep was interrupted before this trial finished")
+    if "unwritten" in runs:  # tagged completed without all of its result (tracking.unwritten): so marked in the store
+        for run_id, reason in runs.loc[runs["unwritten"].astype(bool), ["run_id", "tags.sb.reason"]].itertuples(False):
+            tracking.set_status(uri, run_id, "interrupted", reason, failure="infrastructure")
     return todo, sum(s.config_id() in live - done for s in specs)
 
 
@@ -237,7 +240,7 @@ def execute(config: dict) -> dict:
     note = config.get("note") or {}
     result["metrics"].update(note.get("metrics", {}))
     result["info"] = {**result.get("info", {}), **note.get("tags", {})}
-    run.finish(result)
+    result = run.finish(result)  # as recorded: interrupted where the store could not take it
     return {"status": result["status"], "reason": result["reason"], "run_id": run.run_id,
             **{k: v for k, v in result["metrics"].items() if k.startswith("final/")}}
 

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import sqlite3
+import sys
 import tempfile
 import time
 import urllib.error
@@ -161,9 +162,20 @@ def beat_sweep(uri: str, parents: dict[str, str]) -> None:
 
 
 def end_sweep(uri: str, parents: dict[str, str], status: str = "FINISHED") -> None:
+    """End the sweep's parent runs; where the store cannot take it (a full disk), say so and leave
+    them to the next sweep (:func:`end_dead_sweeps`): the sweep still ends with its summary."""
     client = store_client(uri)
-    for run_id in parents.values():
-        client.set_terminated(run_id, status)
+    try:
+        for run_id in parents.values():
+            client.set_terminated(run_id, status)
+    except Exception as exc:
+        print(f"sparsebench: warning: the sweep's parent runs were not ended: {first_line(exc)}", file=sys.stderr)
+
+
+def first_line(exc: Exception) -> str:
+    """``exc`` in one line (MLflow's database errors go on with SQLAlchemy's notes and the SQL)."""
+    lines = [line for line in str(exc).strip().splitlines() if not line.startswith("(raised as a result of")]
+    return f"{type(exc).__name__}: {(lines or [''])[0]}"
 
 
 def end_dead_sweeps(uri: str, tasks: list[str]) -> int:
@@ -209,8 +221,9 @@ class TrialRun:
             tags = other.data.tags
             if other.info.run_id == self.run_id or tags.get("sb.kind") != "trial":
                 continue
-            if is_done(tags) or (tags.get("sb.status") == "running" and is_alive(tags, other.info.start_time)
-                                 and (other.info.start_time, other.info.run_id) < (self.start_time, self.run_id)):
+            whole = is_done(tags) and not unwritten(tags, other.data.metrics)
+            if whole or (tags.get("sb.status") == "running" and is_alive(tags, other.info.start_time)
+                         and (other.info.start_time, other.info.run_id) < (self.start_time, self.run_id)):
                 return other.info.run_id
         return None
 
@@ -222,16 +235,32 @@ class TrialRun:
         now = int(time.time() * 1000)
         self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
 
-    def finish(self, result: dict) -> None:
-        """Record the result, its status and reason, and end the run."""
-        self.client.log_batch(self.run_id, params=[Param(k, v) for k, v in records.finish_params(result).items()],
-                              tags=[RunTag(k, v) for k, v in records.finish_tags(result).items()])
-        self.log(result.get("metrics", {}), step=0)
-        if result.get("layers"):
-            self.client.log_dict(self.run_id, result["layers"], "layers.json")
-        if result.get("traceback"):
-            self.client.log_text(self.run_id, result["traceback"], "traceback.txt")
-        self.client.set_terminated(self.run_id, TERMINAL[result["status"]])
+    def finish(self, result: dict) -> dict:
+        """Record the result (params, metrics, ``layers.json``, traceback), then its status and
+        reason, last: a run tagged completed holds all it records. Returns the result as recorded;
+        never raises. Where the store refuses a write (a full disk, a store gone), the run is marked
+        interrupted, an infrastructure failure with the reason, so that the next sweep runs the trial
+        again (where even that cannot be written, it stays ``running`` until its claim lapses)."""
+        try:
+            self.client.log_batch(self.run_id, params=[Param(k, v) for k, v in records.finish_params(result).items()])
+            self.log(result.get("metrics", {}), step=0)
+            if result.get("layers"):
+                self.client.log_dict(self.run_id, result["layers"], "layers.json")
+            if result.get("traceback"):
+                self.client.log_text(self.run_id, result["traceback"], "traceback.txt")
+            self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in records.finish_tags(result).items()])
+        except Exception as exc:
+            reason = f"the store could not take the result ({first_line(exc)}); run the sweep again"
+            try:
+                set_status(self.uri, self.run_id, "interrupted", reason[:1000], failure="infrastructure")
+            except Exception:  # the run stays ``running``: its claim lapses, and the trial is run again
+                pass
+            return {**result, "status": "interrupted", "reason": reason}
+        try:
+            self.client.set_terminated(self.run_id, TERMINAL[result["status"]])
+        except Exception:  # recorded whole already: the run's MLflow state is only for its UI
+            pass
+        return result
 
 
 def runs_frame(uri: str, experiments: list[str] | None = None) -> pd.DataFrame:
@@ -243,8 +272,49 @@ def runs_frame(uri: str, experiments: list[str] | None = None) -> pd.DataFrame:
     if not exps:
         return pd.DataFrame()
     mlflow.set_tracking_uri(uri)
-    return mlflow.search_runs([e.experiment_id for e in exps], filter_string="tags.`sb.kind` = 'trial'",
-                              output_format="pandas")
+    return _unwritten_as_interrupted(mlflow.search_runs([e.experiment_id for e in exps], output_format="pandas",
+                                                        filter_string="tags.`sb.kind` = 'trial'"))
+
+
+UNWRITTEN = "the result was not all written (no {}): a write failed; run the sweep again"
+
+
+def unwritten(tags: dict, metrics) -> list[str]:
+    """What a run tagged completed lacks of its result: its result metric (``final/test_<metric>``,
+    ``final/val_<metric>`` on the tuning track) or those every completed run has
+    (``bundle_checks.COMPLETED_METRICS``); empty for a whole result, and for other statuses. A run
+    that lacks any (written by older code, which tagged it completed first) is no result: never
+    exported or shown, and run again (:func:`sparsebench.running.sweep.pending` marks it interrupted)."""
+    if tags.get("sb.status") != "completed":
+        return []
+    from sparsebench.running.bundle_checks import COMPLETED_METRICS
+
+    try:
+        tuning = json.loads(tags.get("sb.spec") or "{}").get("track") == "tuning"
+    except (TypeError, json.JSONDecodeError):
+        tuning = tags.get("sb.track") == "tuning"
+    result = f"final/{'val' if tuning else 'test'}_{tags.get('sb.metric')}"
+    return [m for m in (result, *COMPLETED_METRICS) if m not in metrics]
+
+
+def _unwritten_as_interrupted(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with those tagged completed but not whole (:func:`unwritten`) read as interrupted
+    infrastructure failures with the reason, and marked in the column ``unwritten``."""
+    if runs.empty or "tags.sb.status" not in runs:
+        return runs
+    runs = runs.assign(unwritten=False)
+    columns = [c for c in runs.columns if c.startswith(("metrics.final/", "metrics.cost/"))]
+    present = runs[columns].notna().to_numpy() if columns else None
+    for row, i in enumerate(runs.index):
+        if runs.at[i, "tags.sb.status"] != "completed":
+            continue
+        tags = {k: runs.at[i, f"tags.{k}"] for k in ("sb.status", "sb.spec", "sb.metric", "sb.track")
+                if f"tags.{k}" in runs}
+        lacks = unwritten(tags, {c[len("metrics."):] for c, ok in zip(columns, present[row]) if ok} if columns else ())
+        if lacks:
+            runs.loc[i, ["tags.sb.status", "tags.sb.reason", "tags.sb.failure", "unwritten"]] = \
+                ["interrupted", UNWRITTEN.format(", ".join(lacks)), "infrastructure", True]
+    return runs
 
 
 def set_status(uri: str, run_id: str, status: str, reason: str, failure: str = "") -> None:
@@ -324,13 +394,14 @@ def origin_id(run) -> str:
 
 
 def trial_runs(uri: str) -> list:
-    """Every finished trial run (completed or failed) of the sparsebench experiments."""
+    """Every finished trial run (completed, and whole: :func:`unwritten`; or failed) of the sparsebench
+    experiments."""
     client = store_client(uri)
     exps = [e.experiment_id for e in client.search_experiments() if e.name.startswith(EXPERIMENT_PREFIX)]
     if not exps:
         return []
     runs = client.search_runs(exps, "tags.`sb.kind` = 'trial'", max_results=50_000)
-    return [r for r in runs if r.data.tags.get("sb.status") in FINISHED]
+    return [r for r in runs if r.data.tags.get("sb.status") in FINISHED and not unwritten(r.data.tags, r.data.metrics)]
 
 
 def run_layers(client: MlflowClient | str, run_id: str) -> dict | None:
@@ -391,27 +462,40 @@ def import_record(uri: str, record: dict) -> str:
 
 # --- checkpoints: trainings kept as artifacts (see :mod:`sparsebench.running.checkpoints`) -------
 
-def fetch_checkpoint(uri: str, task: str, key: str, artifact: str, path: Path) -> bool:
-    """Download the checkpoint ``key`` of ``task``'s experiment to ``path``; False if there is none."""
+CHECKPOINT_DIGEST = "sb.checkpoint_sha256"  # a checkpoint run's tag: the SHA-256 of its artifact
+
+
+def fetch_checkpoint(uri: str, task: str, key: str, artifact: str, folder: Path) -> tuple[Path, str, str] | None:
+    """Download a stored checkpoint ``key`` of ``task``'s experiment into ``folder`` (under a
+    temporary name): its path, the SHA-256 its run recorded, and the run's id; None if there is none."""
     client = store_client(uri)
     exp = client.get_experiment_by_name(EXPERIMENT_PREFIX + task)
     if exp is None:
-        return False
+        return None
     found = client.search_runs([exp.experiment_id], f"tags.`sb.kind` = 'checkpoint' and tags.`sb.checkpoint` = '{key}' "
                                "and attributes.status = 'FINISHED'", max_results=1)
     if not found:
-        return False
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        return None
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
         local = client.download_artifacts(found[0].info.run_id, artifact, tmp)
+        fd, path = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        os.close(fd)
         os.replace(local, path)
-    return True
+    return Path(path), found[0].data.tags.get(CHECKPOINT_DIGEST, ""), found[0].info.run_id
 
 
-def store_checkpoint(uri: str, task: str, key: str, path: Path, artifact: str) -> None:
-    """Keep the checkpoint file at ``path`` as ``artifact`` of a run tagged with its key."""
+def discard_checkpoint(uri: str, run_id: str) -> None:
+    """Delete a stored checkpoint's run (a corrupt copy), so that no worker fetches it again."""
+    store_client(uri).delete_run(run_id)
+
+
+def store_checkpoint(uri: str, task: str, key: str, path: Path, artifact: str, digest: str) -> None:
+    """Keep the checkpoint file at ``path`` as ``artifact`` of a run tagged with its key and ``digest``
+    (its SHA-256, checked when it is fetched)."""
     client = store_client(uri)
     run = client.create_run(_experiment(client, task), run_name=f"checkpoint-{key[:12]}",
-                            tags={"sb.kind": "checkpoint", "sb.checkpoint": key, "sb.code_version": code_version()})
+                            tags={"sb.kind": "checkpoint", "sb.checkpoint": key, CHECKPOINT_DIGEST: digest,
+                                  "sb.code_version": code_version()})
     with tempfile.TemporaryDirectory() as tmp:
         named = Path(tmp) / artifact
         named.write_bytes(path.read_bytes())
