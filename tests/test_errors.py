@@ -101,8 +101,9 @@ def test_every_declared_bound_is_a_valid_interval_holding_the_default():
         values = make_method(name).hparams()
         for key, interval in cls.bounds.items():
             assert key in values, f"{name}: bound on {key}, which is not a hyperparameter"
-            held = values[key] in interval if isinstance(interval, tuple) else in_interval(values[key], interval)
-            assert values[key] is None or held, f"{name}: default {key} outside {interval}"
+            held = values[key] is None or (values[key] in interval if isinstance(interval, tuple)
+                                           else in_interval(values[key], interval))
+            assert held, f"{name}: default {key} outside {interval}"
         check_hparams(name, schema(cls), values)
 
 
