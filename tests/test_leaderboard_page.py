@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from sparsebench.report.board import build
 
-from sparsebench.running import records, tracking
+from sparsebench.running import provenance, records, tracking
 from sparsebench.running.trial import TrialSpec
 
 pytestmark = pytest.mark.slow
@@ -242,10 +242,14 @@ def write_test_runs(uri: str) -> dict:
                     layers = {f"layer{i}.weight": {"shape": [10, 10], "params": 100, "density": density ** (1 + i / 2),
                                                    "effective_density": density ** (1 + i), "dead_units": 0}
                               for i in range(3)} if task == CLASSIFIER else {}
+                    if task == CLASSIFIER:  # per-epoch metrics, as the harness logs them
+                        for epoch in (1, 2):
+                            run.log({"val/accuracy": mean - 2 + epoch, "train/loss": 1.0 / epoch}, epoch)
                     run.finish({"status": "completed", "reason": "", "layers": layers,
                                 "info": {"dataset_variant": variant, **system},
                                 "metrics": {f"final/test_{metric}": mean + 0.2 * (seed - 1) * (1 if higher else 5),
                                             "final/sparsity": sparsity, "cost/train_cost_rel": 1.0 + 0.1 * density,
+                                            "final/effective_sparsity": sparsity, "cost/train_steps": 100,
                                             "inference/flops_rel": density, "params/total": 10_000,
                                             "params/nonzero": round(9_000 * density) + 1_000,
                                             # measured on the classifier only, as runs from before the measurement
@@ -255,6 +259,12 @@ def write_test_runs(uri: str) -> dict:
                                                 "time/trial_seconds": 40.0 + 2 * seed}
                                                if task == CLASSIFIER else {})}})
                     written[run.run_id] = (task, profile, variant or "official", method, sparsity, seed)
+    # a search's trial of a board cell's method, profile and sparsity: never on the board, nor behind its links
+    spec = TrialSpec(CLASSIFIER, "alpha-magnitude", 0.9, 0, "quick", track="tuning")
+    tuning = tracking.TrialRun(uri, spec, "testdata-tuning", {"metric": "accuracy", "family": "mlp"}, parents[CLASSIFIER])
+    tuning.finish({"status": "completed", "reason": "", "metrics": {
+        "final/val_accuracy": 1.0, "final/sparsity": 0.9, "final/effective_sparsity": 0.9, "cost/train_steps": 100,
+        "cost/train_cost_rel": 1.0}})
     spec = TrialSpec(CLASSIFIER, "delta-broken", 0.5, 0, "quick")
     broken = tracking.TrialRun(uri, spec, "testdata-broken", {"metric": "accuracy"}, parents[CLASSIFIER])
     broken.finish({"status": "failed", "reason": "made-up failure"})
@@ -269,6 +279,7 @@ def board(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:  # skip `git describe` per run; and mark the runs as test data
         for module in (records, tracking):
             patch.setattr(module, "code_version", lambda: "made-up-test-data")
+        patch.setattr(provenance, "tags", lambda method, task: {})  # made-up plugins have no code to digest
         written = write_test_runs(uri)
     build(uri, root / "leaderboard", ui=UI)
     return {"dir": root / "leaderboard", "uri": uri, "runs": written}
@@ -306,8 +317,9 @@ def header_index(browser: Chromium, table: str, label: str) -> int:
 
 def test_page_renders_tables_plots_and_links(board, browser, tmp_path):
     sections = browser.js("Array.from(document.querySelectorAll('main > section')).map(s => s.id)")
-    assert sections == ["decide", "summary", "testdata-classifier--full--official", "testdata-classifier--quick--official",
-                        "testdata-classifier--quick--synthetic-test-data", "testdata-lm--quick--official"]
+    assert sections == ["read", "recommend", "decide", "summary", "testdata-classifier--full--official",
+                        "testdata-classifier--quick--official", "testdata-classifier--quick--synthetic-test-data",
+                        "testdata-lm--quick--official", "about"]
     # a plot per section (a dot per method where a section has one sparsity: the full profile and the
     # synthetic variant), per-layer densities where the runs logged them (the classifier's), the metric
     # against training FLOPs where a section has more than one cell, and
@@ -320,7 +332,7 @@ def test_page_renders_tables_plots_and_links(board, browser, tmp_path):
     assert all((board["dir"] / src).is_file() for src, _, _ in images)
     text = browser.js("document.body.innerText")
     assert "delta-broken" not in text  # failed trials are not results
-    assert browser.js("document.querySelectorAll('table.sortable').length") == 1 + 1 + 2 * 4  # decide, ranks
+    assert browser.js("document.querySelectorAll('table.sortable').length") == 1 + 2 + 2 * 4  # decide, ranks per family
 
     # each cell links to its runs in the MLflow UI: the experiment filtered by tags to the cell's seeds
     # (by tags, as run ids differ between stores that imported the same bundle)
@@ -329,11 +341,12 @@ def test_page_renders_tables_plots_and_links(board, browser, tmp_path):
         .find(r => r.cells[0].textContent === 'alpha-magnitude'); const td = row.cells[4];
         return [td.querySelector('a').href, td.title, td.textContent]; }})()""")
     href, title, shown = cell
-    assert shown.startswith("90.00 ± 0.20") and "n=3" in shown
+    assert shown.startswith("90.00 ± 0.20 [89.50, 90.50]") and "n=3" in shown and "#2" in shown  # the CI printed
     assert href.startswith(UI + "/#/experiments/") and "/runs?searchFilter=" in href  # the runs table
     where = unquote(href.split("searchFilter=")[1])
     client = MlflowClient(board["uri"])
     found = client.search_runs([href.split("/#/experiments/")[1].split("/runs?")[0]], where)
+    # exactly the cell's seeds: not the search's trial of the same method, profile and sparsity
     assert sorted(board["runs"][r.info.run_id][3:] for r in found) == [("alpha-magnitude", 0.9, i) for i in range(3)]
     assert all(r.info.run_id in title for r in found)
 
@@ -373,22 +386,24 @@ def test_clicking_a_header_sorts_numerically_by_the_mean(browser, tmp_path):
     browser.screenshot(tmp_path / "sorted.png")
 
 
-def test_summary_ranks_respect_each_metrics_direction(browser):
+def test_summary_ranks_share_ranks_within_noise_and_never_mix_families(browser):
     tables = browser.js("""Array.from(document.querySelectorAll('#summary table.ranks')).map(t =>
         Array.from(t.rows).map(r => Array.from(r.cells).map(c => c.textContent.trim())))""")
     titles = browser.js("Array.from(document.querySelectorAll('#summary h3')).map(h => h.textContent)")
-    # one comparison of the methods that ran on the same tasks; the full profile and the synthetic
-    # variant hold one pruning method each: nothing to rank
-    assert titles == ["profile quick — on testdata-classifier, testdata-lm"]
-    [quick] = tables
-    # gamma is best on both tasks at 50% and 90% (highest accuracy, lowest perplexity), beta worst;
-    # at 98% only the classifier ran, without gamma: no column, as its ranks would be over other tasks
-    assert quick[0] == ["method", "rank @ 50%", "rank @ 90%", "mean rank"]
-    ranks = {row[0]: row[1:] for row in quick[1:]}
-    assert [row[0] for row in quick[1:]] == ["gamma-gradual", "alpha-magnitude", "beta-random"]
-    assert ranks["gamma-gradual"] == ["1.00 2 tasks", "1.00 2 tasks", "1.00"]
-    assert ranks["alpha-magnitude"] == ["2.00 2 tasks", "2.00 2 tasks", "2.00"]
-    assert ranks["beta-random"] == ["3.00 2 tasks", "3.00 2 tasks", "3.00"]
+    # one comparison per family (the classifier is an MLP, the LM an RNN: never averaged together); the
+    # full profile and the synthetic variant hold one pruning method each: nothing to rank
+    assert titles == ["mlp — profile quick — on testdata-classifier", "rnn — profile quick — on testdata-lm"]
+    mlp, rnn = tables
+    assert mlp[0] == ["method", "rank @ 50%", "rank @ 90%", "mean rank"]
+    ranks = {row[0]: row[1:] for row in mlp[1:]}
+    # 3 seeds each, std 0.2: at 50 % gamma (91.8) and alpha (91.5) are within noise (Welch p 0.14) and
+    # share rank 1; at 90 % gamma (90.5) and alpha (90.0) differ (p 0.04)
+    assert [row[0] for row in mlp[1:]] == ["gamma-gradual", "alpha-magnitude", "beta-random"]
+    assert ranks["gamma-gradual"] == ["1.00 · 1 task", "1.00 · 1 task", "1.00"]
+    assert ranks["alpha-magnitude"] == ["1.00 · 1 task", "2.00 · 1 task", "1.50"]
+    assert ranks["beta-random"] == ["3.00 · 1 task", "3.00 · 1 task", "3.00"]
+    # the LM ran two seeds: shown, not ranked
+    assert all(cell == "n < 3 on 1 of 1 task" for row in rnn[1:] for cell in row[1:-1])
 
 
 def test_the_decision_view_filters_and_sorts_without_a_console_error(browser):
@@ -410,7 +425,7 @@ def test_the_decision_view_filters_and_sorts_without_a_console_error(browser):
     assert browser.js(f"{visible}.map(r => r.cells[4].textContent)") == ["gamma-gradual", "alpha-magnitude",
                                                                          "beta-random"]
     # a single seed is marked as such wherever it shows (the full profile, the synthetic variant)
-    assert browser.js("Array.from(document.querySelectorAll('span.n.single')).every(s => s.textContent === 'n=1')")
+    assert browser.js("Array.from(document.querySelectorAll('span.n.single')).every(s => /^n=[12]$/.test(s.textContent))")
     assert browser.js("document.querySelectorAll('#testdata-classifier--full--official span.n.single').length") > 0
     assert browser.js("window.__errors") == []
 
@@ -421,7 +436,8 @@ def test_markdown_csv_and_mlflow_tags(board):
     readme = (board["dir"] / "README.md").read_text()
     for heading in ["## testdata-classifier — profile `quick`", "## testdata-classifier — profile `full`",
                     "## testdata-classifier — profile `quick` — data: synthetic (test data)",
-                    "## testdata-lm — profile `quick`", "## Summary: average rank across tasks"]:
+                    "## testdata-lm — profile `quick`", "## Summary: average rank within a family",
+                    "## How to read", "## Recommendation: the leading group per family, track and sparsity"]:
         assert heading + "\n" in readme
     assert "![accuracy against density, testdata-classifier — profile `quick`]" \
            "(plots/testdata-classifier--quick--official.png)" in readme
@@ -445,7 +461,8 @@ def test_markdown_csv_and_mlflow_tags(board):
     client = MlflowClient(board["uri"])
     exp = client.get_experiment_by_name("sparsebench/" + CLASSIFIER).experiment_id
     runs = client.search_runs([exp], "tags.`sb.method` = 'alpha-magnitude' and tags.`sb.profile` = 'quick' "
-                                     "and tags.`sb.sparsity` = '0.9' and tags.`sb.task` = 'testdata-classifier'")
+                                     "and tags.`sb.sparsity` = '0.9' and tags.`sb.task` = 'testdata-classifier' "
+                                     "and tags.`sb.track` = 'default'")
     assert sorted(r.info.run_name for r in runs) == [f"alpha-magnitude-s0.90-seed{i}" for i in range(3)]
     parent = client.get_run(runs[0].data.tags["mlflow.parentRunId"])
     assert parent.data.tags["sb.kind"] == "sweep" and parent.info.run_name == "page-test-data"
@@ -467,8 +484,63 @@ def test_collapsed_results_fall_beyond_the_plot_fence_on_the_bad_side_only():
     assert fence(perplexity, higher_is_better=True) < 120.0  # a good outlier stays on the scale
 
 
-def test_without_an_mlflow_ui_cells_link_to_the_runs_bundle(board, tmp_path, monkeypatch):
+def test_a_board_written_with_out_carries_a_page_for_every_run_it_links_to(board, tmp_path, monkeypatch):
+    import re
     monkeypatch.delenv("SPARSEBENCH_MLFLOW_UI", raising=False)
     build(board["uri"], tmp_path / "board")
     html = (tmp_path / "board" / "index.html").read_text()
-    assert 'href="runs/testdata-classifier.jsonl"' in html and "/#/experiments/" not in html
+    assert "/#/experiments/" not in html and ".jsonl" not in html
+    links = set(re.findall(r'href="(run/[^"#]+)"', html))
+    assert links and all((tmp_path / "board" / link).is_file() for link in links)  # no dead run link
+    pages = {p.stem for p in (tmp_path / "board" / "run").glob("*.html")}
+    assert pages == set(board["runs"])  # every completed run on the board, and nothing else (no failed, no search)
+    # with an MLflow UI the numbers go there, and each n= still reaches the runs' own pages
+    assert {p.stem for p in (board["dir"] / "run").glob("*.html")} == pages
+    assert 'href="run/' in (board["dir"] / "index.html").read_text()
+
+
+def test_a_run_page_has_its_spec_metrics_curves_layers_and_sibling_seeds(board):
+    [(run_id, _)] = [(r, k) for r, k in board["runs"].items() if k == (CLASSIFIER, "quick", "official", "alpha-magnitude", 0.9, 1)]
+    page = (board["dir"] / "run" / f"{run_id}.html").read_text()
+    assert "alpha-magnitude at 90% · seed 1" in page and run_id in page
+    assert page.count("<svg") == 2 and "val/accuracy" in page and "train/loss" in page  # per-epoch curves
+    assert "Layer densities" in page and "layer2.weight" in page
+    siblings = [r for r, k in board["runs"].items() if k[:5] == (CLASSIFIER, "quick", "official", "alpha-magnitude", 0.9)]
+    assert all(f'href="{r}.html"' in page for r in siblings if r != run_id)
+    assert 'href="../index.html#testdata-classifier--quick--official"' in page
+    assert f"{UI}/#/experiments/" in page  # and the run in the MLflow UI
+
+
+@pytest.fixture(scope="module")
+def first_screen(board, tmp_path_factory):
+    binary = install_chromium()
+    root = tmp_path_factory.mktemp("chromium-1400")
+    chrome = Chromium(binary, root / "profile", root / "chromium.log", width=1400, height=1000)
+    try:
+        chrome.open((board["dir"] / "index.html").as_uri())
+        yield chrome
+    finally:
+        chrome.close()
+
+
+def test_the_recommendation_table_is_on_the_first_screen_without_horizontal_scroll(first_screen, tmp_path):
+    browser = first_screen
+    box = browser.js("""(() => { const t = document.querySelector('#recommend table.recommend');
+        const first = t.tBodies[0].rows[0].getBoundingClientRect(), r = t.getBoundingClientRect();
+        return {top: r.top, right: r.right, firstRow: first.bottom, scrollWidth: document.documentElement.scrollWidth,
+                width: window.innerWidth, heading: document.querySelector('#read').getBoundingClientRect().top}; })()""")
+    assert box["heading"] < 200 and box["firstRow"] < 1000  # how to read, then the table's first row, unscrolled
+    assert box["right"] <= 1400 and box["scrollWidth"] <= box["width"] == 1400
+    rows = browser.js("""Array.from(document.querySelectorAll('#recommend tbody tr')).map(r =>
+        Array.from(r.cells).map(c => c.innerText.trim()))""")
+    by = {(r[0], r[1], r[2]): r for r in rows}
+    # MLP at 50 %: gamma and alpha within noise, both lead; Δ vs dense (92.0) in the metric's unit
+    mlp = by[("MLP", "default", "50%")]
+    assert mlp[3] == "testdata-classifier · quick" and mlp[4].split("\n") == ["gamma-gradual", "alpha-magnitude"]
+    assert mlp[6].split("\n") == ["-0.20", "-0.50"]
+    # the RNN has two seeds: its best mean is shown, marked as not ranked
+    assert "not ranked" in by[("RNN", "default", "50%")][4]
+    text = browser.js("document.querySelector('#read').innerText")
+    assert "smoke test" in text and "Welch" in text and "effective sparsity" in text
+    shot = browser.call("Page.captureScreenshot", {"format": "png"})
+    (tmp_path / "first-screen.png").write_bytes(base64.b64decode(shot["data"]))

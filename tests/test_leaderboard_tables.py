@@ -5,20 +5,20 @@ import dataclasses
 import pandas as pd
 
 from sparsebench.core import registry
-from sparsebench.report import board, tables
+from sparsebench.report import board, ranking, summary, tables
 
 
 def cells(rows):
     keys = ["task", "profile", "variant", "method", "sparsity", "mean", "collapsed"]
     frame = pd.DataFrame(rows, columns=keys)
-    return frame.assign(higher_is_better=True, std=float("nan"), n=1, collapse="", track="default", at_chance=False)
+    return frame.assign(higher_is_better=True, std=0.1, n=3, collapse="", track="default", at_chance=False, family="mlp")
 
 
 def test_a_collapsed_cell_is_not_ranked_and_is_marked():
     table = cells([("t1", "quick", "official", "a", 0.98, 40.0, 1),  # best-looking would be wrong: collapsed
                    ("t1", "quick", "official", "b", 0.98, 30.0, 0),
                    ("t1", "quick", "official", "c", 0.98, 20.0, 0)])
-    ranked = tables.ranks(table).set_index("method")
+    ranked = summary.ranks(table).set_index("method")
     assert ranked.loc[["b", "c"], "rank"].tolist() == [1.0, 2.0]
     assert pd.isna(ranked.loc["a", "rank"]) and ranked.loc["a", "collapsed"] == 1  # marked, not ranked
     assert tables.cell(40.0, float("nan"), 1, 1) == "40.00 (1 seed) ⚠ collapsed 1/1"
@@ -69,7 +69,7 @@ def test_summary_ranks_compare_methods_on_the_same_tasks():
     rows = [(t, "quick", "official", m, 0.9, v, 0) for t, m, v in [
         ("t1", "a", 90.0), ("t1", "b", 80.0), ("t1", "c", 99.0),
         ("t2", "a", 70.0), ("t2", "b", 75.0), ("t3", "a", 60.0), ("t3", "b", 50.0)]]
-    ranked = tables.ranks(cells(rows))
+    ranked = summary.ranks(cells(rows))
     assert set(ranked["comparison"]) == {"t1, t2, t3"}  # the one-task set {t1} has no table beside it
     assert dict(zip(ranked["method"], ranked["rank"])) == {"a": 4 / 3, "b": 5 / 3}
     assert set(ranked["tasks"]) == {3}
@@ -96,11 +96,11 @@ def test_a_cell_at_chance_is_not_ranked_and_is_marked():
     table = cells([("t1", "quick", "official", "a", 0.9, 11.0, 0), ("t1", "quick", "official", "b", 0.9, 80.0, 0),
                    ("t1", "quick", "official", "c", 0.9, 70.0, 0)])
     table["at_chance"] = table["method"] == "a"  # 11 % where the majority class gives 11.35 %
-    ranked = tables.ranks(table).set_index("method")
+    ranked = summary.ranks(table).set_index("method")
     assert ranked.loc[["b", "c"], "rank"].tolist() == [1.0, 2.0]
     assert pd.isna(ranked.loc["a", "rank"]) and ranked.loc["a", "at_chance"] == 1
     assert tables.cell(11.0, float("nan"), 1, 0, True) == "11.00 (1 seed) ≈ chance"
-    assert tables.rank_grid(tables.ranks(table)).loc["a"].tolist() == ["≈ chance (1 of 1)"]
+    assert summary.rank_grid(summary.ranks(table)).loc["a"].tolist() == ["≈ chance on 1 of 1 task"]
 
 
 def test_at_chance_follows_the_metrics_direction():

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from sparsebench.report import html, plots, reproduction
-from sparsebench.report.markdown import HEADER, markdown_section, markdown_summary
-from sparsebench.report.tables import KEYS, aggregate, ranks, sections, trial_table
+from sparsebench.report import html, plots, reproduction, runpages
+from sparsebench.report.markdown import HEADER, markdown_front, markdown_section, markdown_summary
+from sparsebench.report.summary import ranks
+from sparsebench.report.tables import KEYS, aggregate, sections, trial_table
 from sparsebench.running import tracking
 
 
@@ -90,7 +91,8 @@ def _write(uri: str, out: Path, ui: str | None) -> pd.DataFrame:
     trials = trial_table(uri)
     table = aggregate(trials) if not trials.empty else pd.DataFrame(columns=KEYS)
     # experiment ids and first_run are the store's own; run ids are those of every store (origin ids)
-    table.drop(columns=["experiment_id", "first_run"], errors="ignore").to_csv(out / "results.csv", index=False)
+    table.drop(columns=["experiment_id", "first_run", "track_tagged"], errors="ignore").to_csv(out / "results.csv",
+                                                                                             index=False)
     reproduction.write(trials, out)  # the papers' figures beside ours: reproduction.csv, .md, .html
     parts = sections(table) if not trials.empty else []
     ranked = ranks(table) if parts else pd.DataFrame()
@@ -107,7 +109,10 @@ def _write(uri: str, out: Path, ui: str | None) -> pd.DataFrame:
         if part.rows["speedup"].notna().any():
             part.speedup_plot = plots.speedup_plot(part, out / "plots" / f"{part.slug}--speedup.png"
                                                    ).relative_to(out).as_posix()
-    body = [markdown_summary(ranked)] if not ranked.empty else []
+    if not trials.empty:  # a page per run: every board carries what its cells link to
+        runpages.write(uri, trials, out, {p.slug for p in parts}, ui_url(ui, uri))
+    body = [markdown_front(parts)] if parts else []
+    body += [markdown_summary(ranked)] if not ranked.empty else []
     body += [markdown_section(part) for part in parts] or ["_No completed runs yet._", ""]
     (out / "README.md").write_text("\n".join(HEADER + body))
     (out / "index.html").write_text(html.page(parts, ranked, ui_url(ui, uri), table))

@@ -1,209 +1,41 @@
 """The leaderboard as one static HTML page (``leaderboard/index.html``): no server, no CDN.
 
-Built with the standard library from the sections of :mod:`sparsebench.report.tables`: per task,
-profile and dataset variant, the plot, a table of the metric at each sparsity and a table of
-costs and sizes; before them, the average rank of each method across tasks. Every table sorts
-by a column when its header is clicked (a few lines of inline JavaScript; a cell's sort key is
-its ``data-sort`` number, so "mean ± std" columns sort by the mean). Every number links to its
-runs: in the MLflow UI where its address is given, else in the runs bundle beside the page.
+Built with the standard library from the sections of :mod:`sparsebench.report.tables`: first the
+answer (:mod:`sparsebench.report.htmlfront`: how to read, the recommendation table), then every cell
+on one filterable table, the summary's ranks per family, and per task, profile and dataset variant
+the plots, a table of the metric at each sparsity and a table of costs and sizes. Every table sorts
+by a column when its header is clicked (:mod:`sparsebench.report.htmlkit`); every number links to its
+runs: their own pages beside the board, and the MLflow UI where its address is given.
 """
 from __future__ import annotations
 
-import json
 from html import escape
-from urllib.parse import quote
 
 import pandas as pd
 
-from sparsebench.report.tables import (AT_CHANCE, COLLAPSED, Section, confidence, count, duration, mean_std, percent,
-                                       ratio, speedups, system_card, track_title, tuning_table)
-
-STYLE = """
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color: #1d232a;
-       margin: 0; background: #f6f7f9; }
-main { max-width: 1180px; margin: 0 auto; padding: 1.2rem 1.5rem 3rem; }
-h1 { font-size: 1.7rem; margin: .4rem 0 .2rem; }
-h2 { font-size: 1.3rem; margin: 0 0 .3rem; }
-h3 { font-size: 1.05rem; margin: 1.1rem 0 .4rem; }
-p { margin: .3rem 0 .6rem; }
-a { color: #1a5fb4; }
-code { background: #eceff3; padding: 0 .25em; border-radius: 3px; }
-nav { margin: .8rem 0 1.2rem; }
-nav a { display: inline-block; margin: 0 .3rem .3rem 0; padding: .15rem .55rem; background: #fff;
-        border: 1px solid #d5dae1; border-radius: 999px; text-decoration: none; font-size: .9rem; }
-section { background: #fff; border: 1px solid #dde2e8; border-radius: 8px; padding: 1rem 1.2rem;
-          margin: 0 0 1.4rem; }
-.muted, .n { color: #68717d; }
-.n { font-size: .8em; margin-left: .1em; }
-.n.single { color: #a15c00; font-weight: 600; }
-figure { margin: .6rem 0; }
-figure img { max-width: 100%; height: auto; border: 1px solid #eef0f3; }
-.scroll { overflow-x: auto; }
-table { border-collapse: collapse; font-variant-numeric: tabular-nums; margin: .3rem 0 .8rem; }
-th, td { padding: .3rem .55rem; border-bottom: 1px solid #e6e9ed; white-space: nowrap; }
-td.num { text-align: right; }
-thead th { background: #eef1f5; text-align: left; vertical-align: bottom; }
-tbody tr:nth-child(even) { background: #fafbfc; }
-tbody tr:hover { background: #eef5ff; }
-td a { color: inherit; text-decoration: none; border-bottom: 1px dotted #9aa3ad; }
-td a:hover { color: #1a5fb4; }
-td.best { font-weight: 600; }
-.collapsed { color: #b3261e; font-size: .8em; white-space: nowrap; }
-td.collapse { background: #fdf1f0; }
-tr.dense td { font-style: italic; }
-th button { font: inherit; font-weight: 600; background: none; border: 0; padding: 0; cursor: pointer;
-            color: inherit; text-align: left; }
-th button::after { content: " \\2195"; color: #a4acb6; font-weight: 400; }
-th[aria-sort="ascending"] button::after { content: " \\25B2"; color: #1a5fb4; }
-th[aria-sort="descending"] button::after { content: " \\25BC"; color: #1a5fb4; }
-.filters label { margin-right: .8rem; font-size: .9rem; }
-.filters select { font: inherit; }
-.tag { display: inline-block; font-size: .78rem; padding: 0 .4em; border-radius: 4px; background: #eef1f5;
-       color: #3d4650; }
-"""
-
-SCRIPT = """
-(function () {
-  function key(row, col) {
-    var cell = row.cells[col];
-    if (!cell) return null;
-    var v = cell.getAttribute('data-sort');
-    if (v === null) v = cell.textContent.trim();
-    if (v === '' || v === '\\u2014') return null;
-    var n = Number(v);
-    return isNaN(n) ? v.toLowerCase() : n;
-  }
-  function compare(a, b) {
-    if (a === null) return b === null ? 0 : 1;
-    if (b === null) return -1;
-    if (typeof a === 'number' && typeof b === 'number') return a - b;
-    return String(a).localeCompare(String(b));
-  }
-  document.querySelectorAll('p.filters').forEach(function (bar) {
-    var table = bar.parentNode.querySelector('table');
-    var selects = bar.querySelectorAll('select');
-    function apply() {
-      Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
-        var shown = Array.prototype.every.call(selects, function (s) {
-          return s.value === '' || row.getAttribute('data-' + s.getAttribute('data-filter')) === s.value;
-        });
-        row.hidden = !shown;
-      });
-    }
-    Array.prototype.forEach.call(selects, function (s) { s.addEventListener('change', apply); });
-  });
-  document.querySelectorAll('table.sortable').forEach(function (table) {
-    var heads = table.tHead.rows[0].cells;
-    Array.prototype.forEach.call(heads, function (th, col) {
-      var button = th.querySelector('button');
-      if (!button) return;
-      button.addEventListener('click', function () {
-        var first = th.getAttribute('data-first') || 'ascending';
-        var now = th.getAttribute('aria-sort');
-        var dir = now === first ? (first === 'ascending' ? 'descending' : 'ascending') : first;
-        Array.prototype.forEach.call(heads, function (h) { h.removeAttribute('aria-sort'); });
-        th.setAttribute('aria-sort', dir);
-        var body = table.tBodies[0];
-        var rows = Array.prototype.slice.call(body.rows);
-        rows.sort(function (a, b) {
-          var ka = key(a, col), kb = key(b, col);
-          if (ka === null || kb === null) return compare(ka, kb);  /* missing values last */
-          return dir === 'ascending' ? compare(ka, kb) : compare(kb, ka);
-        });
-        rows.forEach(function (r) { body.appendChild(r); });
-      });
-    });
-  });
-})();
-"""
-
-
-class Links:
-    """Links into the MLflow UI at ``base`` (its hash routes), or, without one, into the runs bundle
-    beside the page (``runs/<task>.jsonl``, whose lines hold the run ids a cell's tooltip names)."""
-
-    def __init__(self, base: str | None):
-        self.base = base
-
-    def experiment(self, experiment_id) -> str | None:
-        """The experiment's runs table (MLflow 3 opens a bare experiment link on its overview instead)."""
-        return f"{self.base}/#/experiments/{experiment_id}/runs" if self.base else None
-
-    def runs(self, row: pd.Series) -> str:
-        """The experiment's runs filtered to one cell (method, profile, sparsity; every seed): by tags,
-        which every store holds, where run ids differ between stores that imported the same bundle."""
-        if not self.base:
-            return f"runs/{quote(row['task'])}.jsonl"
-        tags = {"sb.method": row["method"], "sb.profile": row["profile"], "sb.sparsity": str(float(row["sparsity"])),
-                "sb.status": "completed", **({"sb.track": row["track"]} if row["track"] != "default" else {})}
-        where = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
-        return f"{self.experiment(row['experiment_id'])}?searchFilter={quote(where, safe='')}"
-
-
-def td(text: str, sort=None, href: str | None = None, title: str | None = None, classes: str = "",
-       extra: str = "") -> str:
-    """A table cell: ``text`` (escaped), its numeric sort key, a link and a tooltip; ``extra`` is raw HTML."""
-    attrs = f' class="{classes}"' if classes else ""
-    if sort is not None and not pd.isna(sort):
-        attrs += f' data-sort="{float(sort)!r}"'
-    if title:
-        attrs += f' title="{escape(title)}"'
-    inner = escape(text)
-    if href:
-        inner = f'<a href="{escape(href)}">{inner}</a>'
-    return f"<td{attrs}>{inner}{extra}</td>"
-
-
-def th(label: str, first: str = "ascending", title: str | None = None) -> str:
-    tip = f' title="{escape(title)}"' if title else ""
-    return f'<th scope="col" data-first="{first}"{tip}><button type="button">{escape(label)}</button></th>'
-
-
-def table(heads: list[str], rows: list[str], css: str) -> str:
-    return (f'<div class="scroll"><table class="sortable {css}"><thead><tr>{"".join(heads)}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table></div>')
-
-
-def _runs(row: pd.Series) -> list[str]:
-    return str(row["run_ids"]).split()
-
-
-def metric_cell(row: pd.Series, links: Links, best: bool = False) -> str:
-    ids = _runs(row)
-    collapsed = int(row.get("collapsed", 0) or 0)
-    mark = (f' <span class="collapsed" title="{escape(row["collapse"])}">{COLLAPSED} {collapsed}/{int(row["n"])}'
-            "</span>") if collapsed else ""
-    if bool(row.get("at_chance", False)):
-        mark += (f' <span class="collapsed" title="no better than chance: {row["chance"]:.4g} (the majority class or '
-                 f'the unigram model)">{AT_CHANCE}</span>')
-    n = int(row["n"])
-    interval = confidence(row["mean"], row["std"], n)
-    ci = f"; 95% CI {interval[0]:.2f}–{interval[1]:.2f}" if interval else "; one seed: no spread known" if n == 1 else ""
-    return td(mean_std(row["mean"], row["std"]), sort=row["mean"], href=links.runs(row),
-              title=f"{n} seed(s){ci}; run(s): {', '.join(ids)}",
-              classes=("num best" if best and not collapsed else "num") + (" collapse" if collapsed else ""),
-              extra=f' <span class="n{" single" if n == 1 else ""}">n={n}</span>{mark}')
+from sparsebench.report.htmlfront import front
+from sparsebench.report.htmlkit import SCRIPT, STYLE, Links, metric_cell, run_ids, table, td, th
+from sparsebench.report.summary import rank_text, title as comparison_title
+from sparsebench.report.tables import (Section, count, duration, mean_std, percent, ratio, speedups, system_card,
+                                       track_title, tuning_table)
 
 
 def results_table(section: Section, links: Links) -> str:
-    """One row per method: taxonomy, then the metric at each sparsity (best per column in bold)."""
+    """One row per method: taxonomy, then the metric at each sparsity (the leaders' group in bold)."""
     first = "descending" if section.higher_is_better else "ascending"  # a metric's first click: best first
     heads = [th("method"), th("when", title="when the method prunes"),
              th("criterion", title="what the method scores weights by")]
     heads += [th(f"{section.metric} @ {percent(s)}", first, f"test {section.metric} at target sparsity "
-                 f"{percent(s)}: mean ± std over seeds ({section.direction})") for s in section.sparsities]
+                 f"{percent(s)}: mean ± std over seeds, 95% CI in brackets, shared rank ({section.direction})")
+              for s in section.sparsities]
     cells = {(r["method"], r["sparsity"]): r for _, r in section.rows.iterrows()}
-    best = {}
-    for s in section.sparsities:
-        means = section.rows.loc[(section.rows["sparsity"] == s) & (section.rows["collapsed"] == 0), "mean"]
-        best[s] = means.max() if section.higher_is_better else means.min()
     rows = []
     for method in section.methods:
         some = next(r for (m, _), r in cells.items() if m == method)
         row = [td(method), td(str(some["when"])), td(str(some["criterion"]))]
         for s in section.sparsities:
             r = cells.get((method, s))
-            row.append(metric_cell(r, links, bool(r["mean"] == best[s])) if r is not None else td("—", classes="num"))
+            row.append(metric_cell(r, links, r["rank"] == 1) if r is not None else td("—", classes="num"))
         rows.append(f"<tr>{''.join(row)}</tr>")
     return table(heads, rows, "results")
 
@@ -230,7 +62,7 @@ def cost_table(section: Section, links: Links) -> str:
     rows = ([section.dense] if section.dense is not None else []) + [r for _, r in rest.iterrows()]
     out = []
     for r in rows:
-        ids = _runs(r)
+        ids = run_ids(r)
         href = links.runs(r)
         tip = f"MLflow run(s): {', '.join(ids)}"
 
@@ -262,7 +94,8 @@ def section_html(section: Section, links: Links) -> str:
     experiment = section.rows["experiment_id"].iloc[0] if not section.rows.empty else (
         section.dense["experiment_id"] if section.dense is not None else None)
     parts = [f'<section id="{escape(section.slug)}">',
-             f"<h2>{escape(section.task)} <span class=\"tag\">profile {escape(section.profile)}</span>"
+             f"<h2>{escape(section.task)} <span class=\"tag\">profile {escape(section.profile)}"
+             + (f" · {escape(section.budget)}" if section.budget else "") + "</span>"
              + (f' <span class="tag">data: {escape(section.variant)}</span>' if section.variant != "official" else "")
              + (f' <span class="tag">{escape(track_title(section.track))}</span>' if section.track != "default" else "")
              + "</h2>",
@@ -273,8 +106,14 @@ def section_html(section: Section, links: Links) -> str:
     if section.dense is not None:
         d = section.dense
         parts.append(f'<p>Dense reference: <a href="{escape(links.runs(d))}" '
-                     f'title="{escape(", ".join(_runs(d)))}"><strong>{mean_std(d["mean"], d["std"])}</strong></a>'
-                     f' <span class="n">n={int(d["n"])}</span></p>')
+                     f'title="{escape(", ".join(run_ids(d)))}"><strong>{mean_std(d["mean"], d["std"])}</strong></a>'
+                     f' <span class="n"><a href="{escape(Links.page(run_ids(d)[0]))}">n={int(d["n"])}</a></span></p>')
+    else:
+        parts.append(f'<p class="note">Dense reference: no dense run under the profile <code>{escape(section.profile)}'
+                     "</code>; Δ vs dense is not shown.</p>")
+    for name, methods in (section.merged or {}).items():
+        parts.append(f'<p class="note">{escape(name)}: identical results at every sparsity (the same algorithm under '
+                     f"this recipe), one row; its links reach the runs of {escape(methods[0])}.</p>")
     parts.append(f'<p class="muted system">System: {escape(system_card(section))}.</p>')
     if section.plot:
         parts.append(f'<figure><img src="{escape(section.plot)}" alt="{escape(section.metric)} against density, '
@@ -337,8 +176,9 @@ def decision_html(frame: pd.DataFrame, links: Links) -> str:
         delta = r["mean"] - r["dense"] if r["dense"] is not None and not pd.isna(r["dense"]) else float("nan")
         quality = delta if r["higher_is_better"] else -delta
         profile = r["profile"] + (f" · {r['variant']}" if r["variant"] != "official" else "") + (
-            f" · {track_title(r['track'])}" if r["track"] != "default" else "")
-        cells_html = [td(r["task"]), td(r["family"] or "—"), td(profile), td(percent(r["sparsity"]), sort=r["sparsity"]),
+            f" · {r['track']}" if r["track"] != "default" else "")
+        cells_html = [td(r["task"], classes="wrap"), td(r["family"] or "—"), td(profile, classes="wrap"),
+                      td(percent(r["sparsity"]), sort=r["sparsity"]),
                       td(r["method"], title=f"prunes: {r['when']}; criterion: {r['criterion']}"),
                       metric_cell(r, links),
                       td("—" if pd.isna(delta) else f"{delta:+.2f}", sort=quality, classes="num",
@@ -356,19 +196,16 @@ def decision_html(frame: pd.DataFrame, links: Links) -> str:
 
 
 def summary_html(ranked: pd.DataFrame) -> str:
-    parts = ['<section id="summary"><h2>Summary: average rank across tasks</h2>',
-             "<p>Rank of each method among the pruning methods of a task at one target sparsity (1 = best, the "
-             "task metric's direction respected; ties share a rank), averaged over the tasks of a comparison: the "
-             "methods that ran on all of those tasks, every rank in a column over the same tasks. Profiles, "
-             "dataset variants and tracks are ranked separately; a collapsed network is not ranked.</p>"]
-    for (profile, variant, track, comparison), group in ranked.groupby(
-            ["profile", "variant", "track", "comparison"], sort=False):
-        parts.append(f'<h3>profile <code>{escape(profile)}</code>'
-                     + (f" — data: {escape(variant)}" if variant != "official" else "")
-                     + (f" — {escape(track_title(track))}" if track != "default" else "")
-                     + f" — on {escape(comparison)}</h3>")
+    parts = ['<section id="summary"><h2>Summary: average rank within a family</h2>',
+             "<p>Shared rank of each method among the pruning methods of a task at one target sparsity (1 = the "
+             "leaders' group; methods within noise share a rank), averaged over the tasks of a comparison: the "
+             "methods that ran on all of those tasks of one family (families are never averaged together). "
+             "Profiles, dataset variants and tracks are ranked separately; a cell with fewer than 3 seeds, a "
+             "collapsed network or a result at chance is not ranked.</p>"]
+    for key, group in ranked.groupby(["profile", "variant", "track", "family", "comparison"], sort=False):
+        parts.append(f"<h3>{escape(comparison_title(*key))}</h3>")
         sparsities = sorted(group["sparsity"].unique())
-        heads = [th("method")] + [th(f"rank @ {percent(s)}", title=f"average rank at target sparsity {percent(s)}")
+        heads = [th("method")] + [th(f"rank @ {percent(s)}", title=f"average shared rank at target sparsity {percent(s)}")
                                   for s in sparsities]
         heads.append(th("mean rank", title="mean of the ranked columns"))
         cells = {(r["method"], r["sparsity"]): r for _, r in group.iterrows()}
@@ -378,18 +215,9 @@ def summary_html(ranked: pd.DataFrame) -> str:
             row = [td(method)]
             for s in sparsities:
                 r = cells.get((method, s))
-                if r is None:
-                    row.append(td("—", classes="num"))
-                elif r["collapsed"]:
-                    row.append(td(f"{COLLAPSED} ({int(r['collapsed'])} of {int(r['tasks'])})", classes="num",
-                                  title="the network collapsed on some of these tasks: not ranked"))
-                elif r["at_chance"]:
-                    row.append(td(f"{AT_CHANCE} ({int(r['at_chance'])} of {int(r['tasks'])})", classes="num",
-                                  title="no better than chance on some of these tasks: not ranked"))
-                else:
-                    row.append(td(f"{r['rank']:.2f}", sort=r["rank"], classes="num",
-                                  title=f"over {int(r['tasks'])} task(s), about {r['of']:.3g} methods each",
-                                  extra=f' <span class="n">{int(r["tasks"])} task{"s" * (r["tasks"] != 1)}</span>'))
+                row.append(td("—", classes="num") if r is None else
+                           td(rank_text(r), sort=r["rank"], classes="num",
+                              title=f"over {int(r['tasks'])} task(s), about {r['of']:.3g} methods ranked each"))
             row.append(td("—" if pd.isna(mean) else f"{mean:.2f}", sort=mean, classes="num"))
             rows.append(f"<tr>{''.join(row)}</tr>")
         parts.append(table(heads, rows, "ranks"))
@@ -402,17 +230,19 @@ def page(sections: list[Section], ranked: pd.DataFrame, ui: str | None, cells: p
     ``cells``, the aggregated table, feeds the decision view."""
     links = Links(ui)
     links_note = (f'numbers link to their runs in the MLflow UI at <a href="{escape(ui)}/">{escape(ui)}</a> '
-                  "(<code>SPARSEBENCH_MLFLOW_UI</code>)." if ui else
-                  'numbers link to their runs in the runs bundle (<code>runs/&lt;task&gt;.jsonl</code>, the run ids '
-                  "in each cell's tooltip); to link them to an MLflow UI instead, e.g. <code>make ui</code>'s, build "
+                  "(<code>SPARSEBENCH_MLFLOW_UI</code>), each n=… to the pages of its runs beside this page." if ui else
+                  "numbers link to the pages of their runs beside this page (spec, metrics, per-epoch curves, layer "
+                  "densities); to link them to an MLflow UI instead, e.g. <code>make ui</code>'s, build "
                   "with <code>SPARSEBENCH_MLFLOW_UI=http://127.0.0.1:5000 make leaderboard</code>.")
     decide = cells is not None and not cells.empty and (cells["method"] != "dense").any()
-    nav = ['<a href="#decide">Decide</a>'] if decide else []
+    nav = ['<a href="#read">How to read</a>', '<a href="#recommend">Recommendation</a>']
+    nav += ['<a href="#decide">Every cell</a>'] if decide else []
     nav += ['<a href="#summary">Summary</a>'] if not ranked.empty else []
     nav += [f'<a href="#{escape(s.slug)}">{escape(s.task)} · {escape(s.profile)}'
             + (f" · {escape(s.variant)}" if s.variant != "official" else "")
             + (f" · {escape(track_title(s.track))}" if s.track != "default" else "") + "</a>" for s in sections]
-    body = ([decision_html(cells, links)] if decide else []) + ([summary_html(ranked)] if not ranked.empty else [])
+    body = [front(sections, links, "".join(nav))] if sections else []
+    body += ([decision_html(cells, links)] if decide else []) + ([summary_html(ranked)] if not ranked.empty else [])
     body += [section_html(s, links) for s in sections]
     if not sections:
         body = ['<p class="muted">No completed runs yet: run <code>make bench</code>, then '
@@ -428,11 +258,9 @@ def page(sections: list[Section], ranked: pd.DataFrame, ui: str | None, cells: p
 <body>
 <main>
 <h1>sparsebench leaderboard</h1>
-<p>Every number comes from an MLflow run; regenerate with <code>make leaderboard</code>. Sparsity is the
-fraction of prunable weights that are zero, counted in the final weights; density is 1 − sparsity.
-Click a column header to sort; {links_note} Profiles and dataset variants are never mixed in a table.</p>
-<nav>{"".join(nav)}</nav>
 {chr(10).join(body)}
+<section id="about"><p class="note">Every number comes from an MLflow run; regenerate with <code>make leaderboard</code>.
+Click a column header to sort; {links_note}</p></section>
 </main>
 <script>{SCRIPT}</script>
 </body>

@@ -1,18 +1,27 @@
-"""The leaderboard as Markdown (``leaderboard/README.md``): per section its plots, the metric at
-each sparsity and the costs; before them, the summary's ranks."""
+"""The leaderboard as Markdown (``leaderboard/README.md``): first how to read it and the
+recommendation table, then the summary's ranks, then per section its plots, the metric at each
+sparsity and the costs."""
 from __future__ import annotations
 
-from sparsebench.report.tables import (COLLAPSED, Section, cell, cost_table, rank_grid, results_grid, system_card,
-                                       track_title, tuning_table)
+import pandas as pd
+
+from sparsebench.report.recommend import FAMILIES, how_to_read, leader_lines, recommendations, track_name, where
+from sparsebench.report.summary import rank_grid, title as comparison_title
+from sparsebench.report.tables import COLLAPSED, Section, cell, cost_table, percent, results_grid, system_card, tuning_table
 
 
 def markdown_section(section: Section) -> str:
     """Markdown of one task/profile/variant: the plot, the metric per sparsity, costs and size."""
     lines = [f"## {section.title}", "",
-             f"Test {section.metric} ({section.direction}), mean ± std (n seeds) at each target sparsity."]
+             f"Test {section.metric} ({section.direction}), mean ± std (n seeds; 95% CI) at each target sparsity, "
+             "its shared rank (#1 in bold: the leaders' group)" + (f"; budget {section.budget}." if section.budget else ".")]
     if section.dense is not None:
         d = section.dense
         lines.append(f"Dense reference: **{cell(d['mean'], d['std'], d['n'])}**.")
+    else:
+        lines.append(f"Dense reference: no dense run under the profile `{section.profile}`; Δ vs dense is not shown.")
+    for name, methods in (section.merged or {}).items():
+        lines.append(f"{name}: identical results at every sparsity (the same algorithm under this recipe), one row.")
     lines.append(f"System: {system_card(section)}.")
     if section.plot:
         lines += ["", f"![{section.metric} against density, {section.title}]({section.plot})"]
@@ -45,25 +54,36 @@ def markdown_section(section: Section) -> str:
 
 
 def markdown_summary(ranked: pd.DataFrame) -> str:
-    lines = ["## Summary: average rank across tasks", "",
-             "Rank of each method among the pruning methods of a task at one sparsity (1 = best, the metric's "
-             "direction respected), averaged over the tasks of a comparison: the methods that ran on all of "
-             "those tasks, every rank in a column over the same tasks (their number in brackets). Profiles, "
-             "dataset variants and tracks are ranked separately; a method whose network collapsed on a task, or "
-             "that did no better than chance there (`≈ chance`: the majority class, the unigram model), is not "
-             "ranked in that column.", ""]
-    for (profile, variant, track, comparison), group in ranked.groupby(
-            ["profile", "variant", "track", "comparison"], sort=False):
-        lines += [f"### profile `{profile}`" + (f" — data: {variant}" if variant != "official" else "")
-                  + (f" — {track_title(track)}" if track != "default" else "") + f" — on {comparison}", "",
-                  rank_grid(group).to_markdown(), ""]
+    lines = ["## Summary: average rank within a family", "",
+             "Shared rank of each method among the pruning methods of a task at one sparsity (1 = the leaders' "
+             "group; methods within noise share a rank), averaged over the tasks of a comparison: the methods that "
+             "ran on all of those tasks of one family (families are never averaged together). Profiles, dataset "
+             "variants and tracks are ranked separately; a cell with fewer than 3 seeds, a collapsed network or a "
+             "result at chance is not ranked.", ""]
+    for key, group in ranked.groupby(["profile", "variant", "track", "family", "comparison"], sort=False):
+        lines += [f"### {comparison_title(*key)}", "", rank_grid(group).to_markdown(), ""]
     return "\n".join(lines)
+
+
+def markdown_front(sections: list[Section]) -> str:
+    """How to read, then the recommendation table (one line per leader of a group)."""
+    lines = ["## How to read", ""] + [f"- **{term}**: {text}" for term, text in how_to_read(sections)] + [""]
+    lines += ["## Recommendation: the leading group per family, track and sparsity", "",
+              "| family | track | sparsity | from (task · profile) | leading group | metric | Δ vs dense | train cost "
+              "| speedup | n |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for entry in recommendations(sections):
+        for i, line in enumerate(leader_lines(entry)):
+            first = i == 0
+            lines.append("| " + " | ".join([
+                FAMILIES.get(entry["family"], entry["family"]) if first else "", track_name(entry["track"]) if first else "",
+                percent(entry["sparsity"]) if first else "", where(entry) if first else "",
+                line["method"] + ("" if entry["ranked"] else " ○ not ranked"), line["metric"], line["delta"],
+                line["cost"], line["speedup"], str(line["n"])]) + " |")
+    return "\n".join(lines + ["", "Below: the summary's ranks, then each section (plots, full tables, system card).", ""])
 
 
 HEADER = ["# sparsebench leaderboard", "",
           "Generated by `make leaderboard` from the MLflow runs; every number comes from a run. "
-          "Sparsity is the fraction of prunable weights that are zero, counted in the final weights; "
-          "density is 1 − sparsity. Effective sparsity also counts the nonzero weights that lie on no path from "
-          f"the input to the output; `{COLLAPSED} k/n` marks a cell where k of n seeds lost a whole layer "
-          "or an output (such cells are not ranked). Built from the runs bundle in `runs/` (imported into MLflow "
-          "first). Also as a sortable page with links to the runs: `index.html`.", ""]
+          f"`{COLLAPSED} k/n` marks a cell where k of n seeds lost a whole layer or an output (such cells are not "
+          "ranked). Built from the MLflow runs (for the committed board: the runs bundle in `runs/`, imported "
+          "first). Also as a sortable page with a page per run: `index.html`.", ""]

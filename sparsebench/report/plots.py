@@ -59,6 +59,11 @@ def _percent(v: float) -> str:
     return f"{v * 100:.3g}%"
 
 
+def title(section) -> str:
+    """A plot's title: the section's, and a second line where it has no dense reference."""
+    return section.title.replace("`", "") + ("" if section.dense is not None else "\n(no dense run under this profile)")
+
+
 def fence(means: pd.Series, higher_is_better: bool) -> float:
     """Tukey's fence on the bad side: 1.5 interquartile ranges below the first quartile (above the
     third where lower is better)."""
@@ -96,7 +101,7 @@ def section_plot(section, path: Path) -> Path | None:
             ax.plot(x[off], y[off], linestyle="none", marker="v" if higher else "^", color=color, markersize=8)
     if off_scale:  # a legend entry for the triangles
         ax.plot([], [], linestyle="none", marker="v" if higher else "^", color="0.4", markersize=8,
-                label=f"{'below' if higher else 'above'} {edge:.3g}: off the scale")
+                label=f"{'below' if higher else 'above'} {edge:.3g}: off the scale (axis cut)")
     if section.dense is not None:
         mean, std = section.dense["mean"], section.dense["std"]
         if std == std:  # NaN with a single seed: no band
@@ -116,7 +121,7 @@ def section_plot(section, path: Path) -> Path | None:
         top.set_xlabel("sparsity")
     ax.set_xlabel("density (1 − sparsity), log scale")
     ax.set_ylabel(f"test {section.metric} ({section.direction})")
-    ax.set_title(section.title.replace("`", ""), fontsize="medium")
+    ax.set_title(title(section), fontsize="medium")
     ax.grid(True, which="major", alpha=0.3)
     legend_beside(fig, ax)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,7 +148,7 @@ def dot_plot(section, path: Path) -> Path:
         ax.legend(fontsize="small", loc="lower right" if section.higher_is_better else "lower left", frameon=False)
     ax.set_yticks(range(len(rows)), rows.index)
     ax.set_xlabel(f"test {section.metric} ({section.direction}) at {_percent(rows['sparsity'].iloc[0])} sparsity")
-    ax.set_title(section.title.replace("`", ""), fontsize="medium")
+    ax.set_title(title(section), fontsize="medium")
     ax.grid(True, axis="x", alpha=0.3)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
@@ -161,7 +166,7 @@ def speedup_plot(section, path: Path) -> Path:
     ax.set_xscale("log")
     ax.set_xlabel("measured speedup over the dense form (evaluation batch, one thread; log scale)")
     ax.set_ylabel(f"test {section.metric} ({section.direction})")
-    ax.set_title(section.title.replace("`", ""), fontsize="medium")
+    ax.set_title(title(section), fontsize="medium")
     ax.grid(True, which="both", alpha=0.3)
     legend_beside(fig, ax)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -170,17 +175,25 @@ def speedup_plot(section, path: Path) -> Path:
 
 
 def _scatter(ax, section, x: str) -> None:
-    """The section's cells as points of ``x`` against the metric, labelled by sparsity; the dense line."""
+    """The section's cells as points of ``x`` against the metric with ± std error bars, the best
+    methods' points labelled by sparsity (grey ones unlabelled, so that labels do not pile up); the
+    dense line, which the axis includes; the methods without ``x`` named under the axes."""
     style = styles(section.methods)
+    missing = []
     for method in section.methods:
         rows = section.rows[(section.rows["method"] == method) & section.rows[x].notna()]
         marker, color, _, z = style[method]
         if rows.empty:
+            missing.append(method)
             continue
-        ax.scatter(rows[x], rows["mean"], marker=marker, color=color, label=method, zorder=z)
-        for _, r in rows.iterrows():
+        ax.errorbar(rows[x], rows["mean"], yerr=rows["std"].fillna(0.0), marker=marker, color=color, label=method,
+                    zorder=z, linestyle="none", capsize=2, markersize=5)
+        for _, r in rows.iterrows() if color != GREY else ():
             ax.annotate(_percent(r["sparsity"]), (r[x], r["mean"]), fontsize="x-small",
                         xytext=(4, 3), textcoords="offset points", color=color)
+    if missing:  # the same methods as the section's plot: those without a value are named
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        ax.plot([], [], linestyle="none", label=f"not measured: {shown}")
     if section.dense is not None:
         ax.axhline(section.dense["mean"], color="0.35", linestyle="--", linewidth=1.2,
                    label=f"dense {mean_std(section.dense['mean'], section.dense['std'])}")

@@ -18,6 +18,7 @@ import pandas as pd
 from scipy.stats import t as student_t
 
 from sparsebench.core import registry
+from sparsebench.report.ranking import group_ranks, unranked_reason
 from sparsebench.running import tracking
 
 NAN = float("nan")
@@ -39,6 +40,16 @@ def superseded(runs: pd.DataFrame) -> pd.Series:
     return out
 
 
+def stale(runs: pd.DataFrame) -> pd.Series:
+    """Runs whose code changed since they ran, or that recorded no code digest
+    (:func:`sparsebench.running.provenance.staleness`): shown with :data:`STALE`."""
+    from sparsebench.running import provenance
+
+    tags = runs.filter(like="tags.sb.").rename(columns=lambda c: c[len("tags."):])
+    return pd.Series([bool(provenance.staleness({k: v for k, v in row.items() if isinstance(v, str)}))
+                      for row in tags.to_dict("records")], index=runs.index, dtype=bool)
+
+
 def trial_table(uri: str) -> pd.DataFrame:
     """One row per completed trial of the current plugin versions (latest run per config id),
     with plain column names; ``run_id`` is the id a run has in every store (its origin's)."""
@@ -46,7 +57,10 @@ def trial_table(uri: str) -> pd.DataFrame:
     if runs.empty:
         return pd.DataFrame()
     runs = runs[runs["tags.sb.status"] == "completed"].sort_values(["start_time", "run_id"])
-    runs = runs[~superseded(runs)].drop_duplicates("tags.sb.config_id", keep="last")
+    runs = runs[~superseded(runs)]
+    # per config id the latest run of this checkout's code, else the latest run
+    runs = runs.assign(_stale=stale(runs)).sort_values(["_stale", "start_time", "run_id"], ascending=[False, True, True])
+    runs = runs.drop_duplicates("tags.sb.config_id", keep="last")
 
     def col(name, default=None):
         return runs[name] if name in runs else pd.Series(default, index=runs.index)
@@ -76,7 +90,9 @@ def trial_table(uri: str) -> pd.DataFrame:
         "chance": col("metrics.final/chance", NAN),
         "params_total": col("metrics.params/total"), "when": col("tags.sb.when"),
         "criterion": col("tags.sb.criterion"), "experiment_id": runs["experiment_id"], "run_id": origin,
-        "store_run_id": runs["run_id"],
+        "store_run_id": runs["run_id"], "stale": runs["_stale"],
+        # what a cell's MLflow link filters by: whether its runs carry a track tag (older runs do not), their version
+        "track_tagged": col("tags.sb.track").notna(), "method_version": col("tags.sb.method_version", "").fillna(""),
         "track": col("tags.sb.track", "default").fillna("default"), "family": col("tags.sb.family", "").fillna(""),
         # the system card: what each run ran on ("" for runs from before it was recorded)
         **{key: col(f"tags.sb.{key}", "").fillna("") for key in SYSTEM},
@@ -114,6 +130,8 @@ def system_card(section: "Section") -> str:
 def aggregate(trials: pd.DataFrame) -> pd.DataFrame:
     """Mean, std and n over seeds for each task, profile, variant, method and sparsity."""
     trials = trials.sort_values("seed")
+    trials = trials.assign(**{k: v for k, v in (("stale", False), ("track_tagged", False), ("method_version", ""))
+                              if k not in trials})
     grouped = trials.groupby(KEYS, dropna=False)
     out = grouped.agg(metric=("metric", "first"), higher_is_better=("higher_is_better", "first"),
                       mean=("value", "mean"), std=("value", "std"), n=("value", "count"),
@@ -125,7 +143,8 @@ def aggregate(trials: pd.DataFrame) -> pd.DataFrame:
                       train_steps_rel=("train_steps_rel", "mean"),
                       inference_flops_rel=("inference_flops_rel", "mean"),
                       speedup=("speedup", "mean"), speedup_b1=("speedup_b1", "mean"), bytes_rel=("bytes_rel", "mean"),
-                      wall_s=("wall_s", "mean"), chance=("chance", "mean"),
+                      wall_s=("wall_s", "mean"), chance=("chance", "mean"), stale=("stale", "any"),
+                      track_tagged=("track_tagged", "all"), method_version=("method_version", "first"),
                       params_nonzero=("params_nonzero", "mean"), params_total=("params_total", "mean"),
                       when=("when", "first"), criterion=("criterion", "first"), family=("family", "first"),
                       **{key: (key, distinct) for key in SYSTEM},
@@ -137,54 +156,6 @@ def aggregate(trials: pd.DataFrame) -> pd.DataFrame:
     # no better than a model that learned nothing from its inputs (runs from before it was measured: never)
     out["at_chance"] = (out["mean"] <= out["chance"]).where(out["higher_is_better"], out["mean"] >= out["chance"])
     return out
-
-
-def ranks(table: pd.DataFrame) -> pd.DataFrame:
-    """Average ranks of pruning methods compared on the same tasks.
-
-    For each profile, variant and track, methods are compared in *comparisons*: one per set of
-    tasks that some method ran on, holding every method that ran on all of them (a set of a single
-    task only where the profile has no other). At each sparsity, a comparison ranks its methods
-    within each of its tasks where all of them have a result (1 = best, ties share the average
-    rank, the task's ``higher_is_better`` respected) and averages over those tasks, so that every
-    rank in a column is over the same tasks. A method whose network collapsed in one of them (a layer
-    or an output cut off), or whose result is no better than chance (``final/chance``: the majority
-    class, the unigram model), is not ranked in that column (``collapsed`` and ``at_chance`` count the
-    tasks); the others are ranked without it. Columns: profile, variant, track, comparison (its tasks, comma-
-    separated), method, sparsity, rank, tasks, of (methods ranked per task, on average), collapsed,
-    at_chance.
-    """
-    columns = ["profile", "variant", "track", "comparison", "method", "sparsity", "rank", "tasks", "of", "collapsed",
-               "at_chance"]
-    pruned = table[(table["method"] != "dense") & table["mean"].notna()]
-    out = []
-    for (profile, variant, track), group in pruned.groupby(["profile", "variant", "track"], sort=True):
-        coverage = group.groupby("method")["task"].agg(frozenset)
-        sets = sorted(set(coverage), key=lambda t: (-len(t), sorted(t)))
-        for tasks in [t for t in sets if len(t) > 1] or sets:
-            methods = sorted(m for m, c in coverage.items() if c >= tasks)
-            if len(methods) < 2:
-                continue
-            name = ", ".join(sorted(tasks))
-            for sparsity, cells in group[group["method"].isin(methods) & group["task"].isin(tasks)].groupby("sparsity"):
-                shared = [t for t in sorted(tasks) if set(cells.loc[cells["task"] == t, "method"]) >= set(methods)]
-                cells = cells[cells["task"].isin(shared)]
-                if cells.empty:
-                    continue
-                ok = cells[(cells["collapsed"] == 0) & ~cells["at_chance"]]
-                score = ok["mean"].where(ok["higher_is_better"], -ok["mean"])
-                rank = score.groupby(ok["task"]).rank(ascending=False, method="average")
-                count = ok.groupby("task")["method"].transform("count")
-                for method in methods:
-                    mine = cells[cells["method"] == method]
-                    collapsed = int((mine["collapsed"] > 0).sum())
-                    chance = int(mine["at_chance"].sum())
-                    out.append({"profile": profile, "variant": variant, "track": track, "comparison": name,
-                                "method": method, "sparsity": sparsity, "tasks": len(shared),
-                                "rank": float("nan") if collapsed or chance else rank[mine.index].mean(),
-                                "of": count[ok["task"].isin(shared)].mean(), "collapsed": collapsed,
-                                "at_chance": chance})
-    return pd.DataFrame(out, columns=columns)
 
 
 TRACK_TITLES = {"tuned": "tuned track", "one-shot": "one-shot track: pruned after training, no retraining"}
@@ -213,6 +184,8 @@ class Section:
     pareto_plot: str | None = None  # the metric against training FLOPs, with the Pareto front
     layers_plot: str | None = None  # per-layer densities of the best methods' runs at the highest sparsity
     untuned: pd.DataFrame | None = None  # tuned track: the default track's rows of the same methods
+    merged: dict[str, list[str]] | None = None  # a row's method -> the methods with identical results it stands for
+    budget: str = ""  # the profile's training budget, e.g. "2 epochs"
 
     @property
     def title(self) -> str:
@@ -233,10 +206,56 @@ def slug(*parts: str) -> str:
     return "--".join(re.sub(r"[^A-Za-z0-9_.]+", "-", p).strip("-") for p in parts)
 
 
+def budget(task: str, profile: str) -> str:
+    """A profile's training budget in words ("2 epochs", "50,000 steps"; "" for a task not installed)."""
+    try:
+        recipe = registry.TASKS.get(task)[0].profiles[profile]
+    except (KeyError, AttributeError, TypeError):
+        return ""
+    if getattr(recipe, "epochs", None) is not None:
+        return f"{recipe.epochs:g} epoch{'s' * (recipe.epochs != 1)}"
+    return f"{recipe.steps:,} steps" if getattr(recipe, "steps", None) else ""
+
+
+def merge_identical(rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """Methods whose results are identical at every sparsity both ran at (the same algorithm under this
+    recipe, e.g. magnitude and magnitude-finetune retraining in full; at least 3 runs alike) become one
+    row, "a = b", holding the first's cells and the others' where the first has none; returns the rows
+    and that name -> the methods it stands for."""
+    cells = {m: {s: (round(mean, 9), None if pd.isna(std) else round(std, 9), n)
+                 for s, mean, std, n in zip(g["sparsity"], g["mean"], g["std"], g["n"])}
+             for m, g in rows.groupby("method", sort=True)}
+    merged, taken = {}, set()
+    for i, a in enumerate(cells):
+        group = [a] + [b for b in list(cells)[i + 1:] if b not in taken and a not in taken
+                       and (shared := set(cells[a]) & set(cells[b]))
+                       and all(cells[a][s] == cells[b][s] for s in shared) and sum(cells[a][s][2] for s in shared) >= 3]
+        if len(group) > 1:
+            taken.update(group)
+            merged[" = ".join(group)] = group
+    for name, group in merged.items():
+        parts, have = [], set()
+        for method in group:
+            mine = rows[(rows["method"] == method) & ~rows["sparsity"].isin(have)]
+            have |= set(mine["sparsity"])
+            parts.append(mine)
+        rows = pd.concat([rows[~rows["method"].isin(group)], pd.concat(parts).assign(method=name)])
+    return rows, merged
+
+
+def with_ranks(rows: pd.DataFrame, higher: bool) -> pd.DataFrame:
+    """A section's rows with ``rank`` (the noise-respecting group rank at each sparsity; NaN where not
+    ranked) and ``unranked`` (why not: "n < 3", "collapsed", "at chance")."""
+    if rows.empty:
+        return rows.assign(rank=pd.Series(dtype=float), unranked=pd.Series(dtype=str))
+    rank = pd.concat([group_ranks(cells, higher) for _, cells in rows.groupby("sparsity")])
+    return rows.assign(rank=rank, unranked=[unranked_reason(r) for _, r in rows.iterrows()])
+
+
 def sections(table: pd.DataFrame) -> list[Section]:
     """One per task, profile, variant and track; a tuned or one-shot section borrows the default
     track's dense reference (nothing to tune or prune) and a tuned one keeps the default track's rows
-    to show what tuning gained."""
+    to show what tuning gained. Methods with identical results are merged (:func:`merge_identical`)."""
     out = []
     for (task, profile, variant, track), group in table.groupby(SECTION_KEYS, sort=True):
         first = group.iloc[0]
@@ -246,7 +265,8 @@ def sections(table: pd.DataFrame) -> list[Section]:
         dense = default[default["method"] == "dense"]
         if group["method"].eq("dense").all() and (track != "default" or same["track"].ne("default").any()):
             continue  # a dense model alone: shown in the section of the track that prunes it
-        rows = group[group["method"] != "dense"]
+        rows, merged = merge_identical(group[group["method"] != "dense"])
+        rows = with_ranks(rows.reset_index(drop=True), higher)
         score = rows["mean"].where(rows["higher_is_better"], -rows["mean"])
         rank = score.groupby(rows["sparsity"]).rank(ascending=False, method="average")
         # best first by the mean rank over the sparsities every method ran at (all of them if none is shared)
@@ -255,10 +275,11 @@ def sections(table: pd.DataFrame) -> list[Section]:
         methods = (pd.DataFrame({"method": rows["method"], "rank": rank.where(common), "score": score.where(common)})
                    .groupby("method").agg(rank=("rank", "mean"), score=("score", "mean"))
                    .sort_values(["rank", "score"], ascending=[True, False]).index.tolist())
-        out.append(Section(task, profile, variant, track, first["metric"], higher, rows.reset_index(drop=True),
+        out.append(Section(task, profile, variant, track, first["metric"], higher, rows,
                            dense.iloc[0] if not dense.empty else None, methods,
                            sorted(rows["sparsity"].unique().tolist()),
-                           untuned=default[default["method"] != "dense"] if track == "tuned" else None))
+                           untuned=default[default["method"] != "dense"] if track == "tuned" else None,
+                           merged=merged, budget=budget(task, profile)))
     return out
 
 
@@ -280,17 +301,22 @@ def confidence(mean: float, std: float, n: int) -> tuple[float, float] | None:
     return mean - half, mean + half
 
 
-def cell(mean: float, std: float, n: int, collapsed: int = 0, at_chance: bool = False) -> str:
+def cell(mean: float, std: float, n: int, collapsed: int = 0, at_chance: bool = False, rank: float | None = None,
+         stale: bool = False) -> str:
     """'97.04 ± 0.08 (3; 95% CI 96.84–97.24)', '97.04 ± 0.08 (2)' or '97.04 (1 seed)'; with a collapse
-    mark where ``collapsed`` of the n seeds collapsed."""
+    mark where ``collapsed`` of the n seeds collapsed; with ``rank`` given (a section's cell), its
+    shared rank ('#1') or, with fewer than three seeds, :data:`UNRANKED`."""
     interval = confidence(mean, std, n)
     count = "1 seed" if n == 1 else f"{n}; 95% CI {interval[0]:.2f}–{interval[1]:.2f}" if interval else f"{n}"
+    ranked = "" if rank is None else f" #{rank:.0f}" if not pd.isna(rank) else f" {UNRANKED}" if n < 3 else ""
     return (f"{mean_std(mean, std)} ({count})" + (f" {COLLAPSED} {collapsed}/{n}" if collapsed else "")
-            + (f" {AT_CHANCE}" if at_chance else ""))
+            + (f" {AT_CHANCE}" if at_chance else "") + ranked + (f" {STALE}" if stale else ""))
 
 
 COLLAPSED = "⚠ collapsed"  # a cell where a layer or an output of the network was cut off
 AT_CHANCE = "≈ chance"  # a cell no better than a model that learned nothing from its inputs
+UNRANKED = "○ not ranked (n < 3)"  # a cell with fewer than three seeds: shown, not ranked
+STALE = "† stale"  # a cell whose runs' code changed since they ran (see :func:`stale`)
 
 
 def count(v: float) -> str:
@@ -320,10 +346,14 @@ def speedups(r: pd.Series) -> str:
 
 
 def results_grid(section: Section) -> pd.DataFrame:
-    """Markdown's main table: one row per method, the metric at each sparsity."""
+    """Markdown's main table: one row per method, the metric at each sparsity with its shared rank
+    (the leaders' group, rank 1, in bold)."""
     rows = section.rows
-    cells = rows.assign(cell=[cell(m, s, n, c, a) for m, s, n, c, a in zip(rows["mean"], rows["std"], rows["n"],
-                                                                           rows["collapsed"], rows["at_chance"])])
+
+    def text(r):
+        shown = cell(r["mean"], r["std"], r["n"], r["collapsed"], r["at_chance"], r["rank"], bool(r.get("stale")))
+        return f"**{shown}**" if r["rank"] == 1 else shown
+    cells = rows.assign(cell=[text(r) for _, r in rows.iterrows()])
     grid = cells.pivot(index="method", columns="sparsity", values="cell").reindex(section.methods).fillna("—")
     grid.columns = [percent(c) for c in grid.columns]
     taxonomy = rows.groupby("method")[["when", "criterion"]].first().reindex(section.methods)
@@ -369,15 +399,3 @@ def tuning_table(section: Section) -> pd.DataFrame:
                     f"default {section.metric}": "—" if d is None else cell(d["mean"], d["std"], d["n"], d["collapsed"]),
                     "gain": "—" if pd.isna(gain) else f"{gain:+.2f}"})
     return pd.DataFrame(out)
-
-
-def rank_grid(ranked: pd.DataFrame) -> pd.DataFrame:
-    """One comparison's average ranks: one row per method (best first, by the mean of its ranked
-    columns), one column per sparsity, each cell "rank (tasks)" or the collapse mark."""
-    values = ranked.assign(cell=[f"{COLLAPSED} ({c} of {t})" if c else f"{AT_CHANCE} ({a} of {t})" if a
-                                 else f"{r:.2f} ({t})" for r, t, c, a in
-                                 zip(ranked["rank"], ranked["tasks"], ranked["collapsed"], ranked["at_chance"])])
-    order = ranked.groupby("method")["rank"].mean().sort_values(na_position="last").index
-    grid = values.pivot(index="method", columns="sparsity", values="cell").reindex(order).fillna("—")
-    grid.columns = [percent(c) for c in grid.columns]
-    return grid
