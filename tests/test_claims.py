@@ -55,7 +55,9 @@ def test_a_killed_sweeps_parent_runs_are_ended_by_the_next_sweep(tracking_uri):
 def test_a_finished_run_holds_the_trial(tracking_uri):
     spec = TrialSpec("tiny-mlp", "random", 0.5)
     done = claim(tracking_uri, spec)
-    done.finish({"status": "completed", "reason": ""})
+    done.finish({"status": "completed", "reason": "", "metrics": dict.fromkeys(  # a whole result (tracking.unwritten)
+        ["final/test_accuracy", "final/sparsity", "final/effective_sparsity", "cost/train_steps", "cost/train_cost_rel"],
+        1.0)})
     assert claim(tracking_uri, spec).rival() == done.run_id
 
 
