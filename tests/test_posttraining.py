@@ -173,9 +173,10 @@ def test_lstm_matrices_see_their_layer_inputs_and_previous_hidden_states():
 
 
 @pytest.mark.skipif(data_root() is None or not (data_root() / "ptb").exists(), reason="no Penn Treebank in the data root")
-@pytest.mark.parametrize("method", ["wanda", "sparsegpt"])
+@pytest.mark.parametrize("method", ["wanda", "sparsegpt", pytest.param("ria", marks=pytest.mark.slow),
+                                    pytest.param("dsnot", marks=pytest.mark.slow)])
 def test_post_training_methods_on_a_language_model(method, one_thread):
-    # lstm-ptb's embedding, LSTM and decoder: Wanda and SparseGPT read them all
+    # lstm-ptb's embedding, LSTM and decoder: Wanda, SparseGPT, RIA and DSnoT read them all
     task = make_task("lstm-ptb", "quick")
     splits = task.load(data_root())
     train = splits.train.subset(20 * 35 * 8)
