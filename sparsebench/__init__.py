@@ -14,7 +14,9 @@ _API = {"Masks": "sparsebench.core.masks", "layer_densities": "sparsebench.core.
         "Integer": "sparsebench.core.space", "Uniform": "sparsebench.core.space",
         "magnitude_scores": "sparsebench.library.scores", "Metric": "sparsebench.core.task",
         "Recipe": "sparsebench.core.task", "Splits": "sparsebench.core.task", "Task": "sparsebench.core.task",
-        "TensorSplit": "sparsebench.core.task"}
+        "TensorSplit": "sparsebench.core.task",
+        # prune your own model (sparsebench.prune(model, method=..., sparsity=..., calibration=...))
+        "prune": "sparsebench.prune_api", "Pruned": "sparsebench.prune_api"}
 
 __all__ = sorted(_API)
 
