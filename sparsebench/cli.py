@@ -112,9 +112,10 @@ def _run(args, argv: list[str] | None = None) -> int:
     from sparsebench.core import catalog
 
     blocks = _blocks(args, catalog.load(args.plugins))  # bad names and values are told before torch loads
-    if args.bundle and (args.tune or args.address or args.tracking_uri or any(b.get("tune") for b in blocks)):
-        raise ValueError("--bundle runs plain processes without Ray or MLflow: it takes no --tune, --address "
-                         "or --tracking-uri")
+    if args.bundle and (args.tune or args.address or args.tracking_uri or args.trial_timeout
+                        or any(b.get("tune") for b in blocks)):
+        raise ValueError("--bundle runs plain processes without Ray or MLflow: it takes no --tune, --address, "
+                         "--tracking-uri or --trial-timeout")
     registry.discover(args.plugins)
     specs, studies = _specs(args, blocks)
     if args.bundle:

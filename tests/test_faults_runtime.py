@@ -27,7 +27,6 @@ from sparsebench.running.trial import TrialSpec
 
 from conftest import TEST_PLUGINS
 
-ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled"}
 
 
