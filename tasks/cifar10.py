@@ -37,7 +37,7 @@ have the official files, so that loader has only been run here on small made-up 
 official format (the tests).
 ``*-cifar10jpeg`` reads a lossy JPEG (quality 75) re-encoding of CIFAR-10,
 ``cifar10-jpeg/cifar10-jpeg.tar.gz`` in the data root, which the offline machines have, decoded
-once into a tensor file in the cache that is checked against the MD5 recorded when it was written
+once into a tensor file in the cache that is checked against the digest recorded when it was written
 on every load, and decoded again from the archive if it does not match
 (``sparsebench.data.extracted``). The two
 are different tasks, with different config ids, and the variant is also named in
@@ -215,7 +215,7 @@ def read_official(root: Path | None):
 
 def read_jpeg(root: Path | None):
     """uint8 images and labels of the JPEG variant's train and test sets, decoded once into the
-    cache (checked on every read, decoded again if it does not match its recorded MD5)."""
+    cache (checked on every read, decoded again if it does not match its recorded digest)."""
     def decode() -> bytes:
         archive = verified_file(root, JPEG_ARCHIVE, JPEG_MD5, [])
         images = {"train": ([], []), "test": ([], [])}
@@ -230,7 +230,7 @@ def read_jpeg(root: Path | None):
         blob = io.BytesIO()
         torch.save([(torch.stack(x), torch.tensor(y)) for x, y in (images["train"], images["test"])], blob)
         return blob.getvalue()  # the same bytes every time (torch.save to memory is deterministic)
-    blob = extracted(cache_dir(JPEG) / f"{JPEG_MD5}.pt", decode, JPEG_ARCHIVE)
+    blob = extracted(cache_dir(JPEG) / f"{JPEG_MD5}.pt", decode, JPEG_ARCHIVE, JPEG_MD5)
     return torch.load(io.BytesIO(blob))
 
 

@@ -4,11 +4,13 @@ Data: SST-2 of GLUE (Socher et al. 2013, "Recursive Deep Models for Semantic Com
 Over a Sentiment Treebank"; Wang et al. 2019, "GLUE", ICLR), ``train.tsv`` (67,349 labelled
 phrases) and ``dev.tsv`` (872 sentences). GLUE's test labels are private, so, as GLUE papers do,
 the benchmark reports on ``dev``: it is the test split here, and the last 872 rows of
-``train.tsv`` are held out as the validation split. No checksum of the tsv files is published:
-the loader checks their header, labels and row counts instead. Users without the files get
-GLUE's ``SST-2.zip`` (checked against the MD5 torchtext uses), unpacked in the cache with the MD5
-of each unpacked file recorded, checked on every read, and unpacked again from the verified
-archive where it does not match (``sparsebench.data.extracted``).
+``train.tsv`` are held out as the validation split. No checksum of the tsv files is published: the
+loader checks their header, labels and row counts, and files found in the data root against the
+sizes and SHA-256 of the copy this benchmark was run on (``FILES``: a ``dev.tsv`` with its labels
+flipped is refused). Users without the files get GLUE's ``SST-2.zip`` (checked against the MD5
+torchtext uses), unpacked in the cache with a digest of each unpacked file recorded, checked on
+every read, and unpacked again from the verified archive where it does not match
+(``sparsebench.data.extracted``).
 
 Tokens: lower-cased words split on whitespace (the files are tokenized already), a vocabulary of
 every word of the training rows (validation rows excluded), ``<pad>`` and ``<unk>``; sentences
@@ -29,6 +31,7 @@ warm-up over 10 % of training, then decay; here cosine) with a from-scratch lear
 epoch on the first 40,000 training phrases.
 """
 import csv
+import hashlib
 import io
 import zipfile
 from functools import lru_cache
@@ -42,24 +45,38 @@ from sparsebench.data.text import TransformerBlock, Vocab, gpt_init, transformer
 
 GLUE_URL = "https://dl.fbaipublicfiles.com/glue/data/SST-2.zip"
 GLUE_MD5 = "9f81648d4199384278b86e315dac217c"  # of the archive, as torchtext's SST2 checks it
-ROWS = {"train.tsv": 67_349, "dev.tsv": 872}  # GLUE's counts, checked in place of a checksum
+ROWS = {"train.tsv": 67_349, "dev.tsv": 872}  # GLUE's counts
+# size and SHA-256 of the files of the copy this benchmark's results were run on (the offline
+# machines' shared data, from GLUE): a file of the data root is checked against them when read
+FILES = {"train.tsv": (3_806_081, "48eac26399f8456935f81dd9e3a745c1430adb6c62e233ccfe22db4a0d15d1d1"),
+         "dev.tsv": (94_931, "54a9c12c77e402fc14d6a66a506f24d999f596b0176eb777c972cccc2f9cc4b0"),
+         "test.tsv": (197_335, "69a938605609b3e6663b4487918fe1565eb293734e6e520d0366d1d412fd2a13")}
 VALIDATION = 872
 PAD, UNK = "<pad>", "<unk>"
 
 
 def sst2_text(root, name: str):
-    """Path and text of ``sst2/<name>``: from the data root, else unpacked from GLUE's
-    ``SST-2.zip`` into the cache and checked there on every read (repaired if it does not match)."""
+    """Path and text of ``sst2/<name>``: from the data root (checked against ``FILES``), else
+    unpacked from GLUE's ``SST-2.zip`` into the cache and checked there on every read (repaired if
+    it does not match)."""
     if root is not None and (root / "sst2" / name).exists():
         path = root / "sst2" / name
-        return path, path.read_bytes().decode("utf-8")
+        blob = path.read_bytes()
+        size, sha256 = FILES[name]
+        if len(blob) != size or (actual := hashlib.sha256(blob).hexdigest()) != sha256:
+            raise DataError(f"{path} is not GLUE's SST-2 {name}: {len(blob):,} bytes"
+                            + (f", SHA-256 {actual}" if len(blob) == size else "")
+                            + f"; expected {size:,} bytes, SHA-256 {sha256}. Put GLUE's file there, or take the "
+                            f"tsv files out of {path.parent} and put GLUE's SST-2.zip there (or let it be downloaded: "
+                            f"{GLUE_URL}), which is checked against its MD5")
+        return path, blob.decode("utf-8")
 
     def unpack() -> bytes:
         archive = verified_file(root, "sst2/SST-2.zip", GLUE_MD5, [GLUE_URL])
         with zipfile.ZipFile(archive) as z:
             return z.read(f"SST-2/{name}")
     path = cache_dir("sst2") / name
-    return path, extracted(path, unpack, "sst2/SST-2.zip").decode("utf-8")
+    return path, extracted(path, unpack, "sst2/SST-2.zip", GLUE_MD5).decode("utf-8")
 
 
 def sst2_file(root, name: str):

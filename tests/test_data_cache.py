@@ -48,6 +48,14 @@ def cache(tmp_path, monkeypatch):
         loader.cache_clear()
 
 
+def rewrite_checksums_beside(path: Path) -> None:
+    """What a careless repair does after changing ``path``: its checksums beside it made anew (the
+    ``.md5`` sidecar earlier versions checked, and a ``.sha256``)."""
+    blob = path.read_bytes()
+    path.with_name(path.name + ".md5").write_text(f"{md5(blob)}  {path.name}\n")
+    path.with_name(path.name + ".sha256").write_text(f"{hashlib.sha256(blob).hexdigest()}  {path.name}\n")
+
+
 def same_size_other_bytes(path: Path, header: int) -> None:
     """Every byte after ``header`` replaced by another value: same size, different content."""
     blob = bytearray(path.read_bytes())
@@ -200,6 +208,17 @@ def test_rewritten_labels_of_the_decoded_jpeg_variant_are_detected(jpeg_root, ca
     assert torch.equal(again.train.targets, first.train.targets) and torch.equal(again.test.targets, first.test.targets)
 
 
+def test_a_decoded_jpeg_variant_rewritten_with_its_checksum_is_decoded_again(jpeg_root, cache):
+    first = load_jpeg(jpeg_root)
+    path = decoded_file(cache)
+    blob = io.BytesIO()
+    torch.save([(x, (y + 1) % 10) for x, y in torch.load(path)], blob)
+    path.write_bytes(blob.getvalue())
+    rewrite_checksums_beside(path)
+    again = load_jpeg(jpeg_root)
+    assert torch.equal(again.train.targets, first.train.targets) and torch.equal(again.test.targets, first.test.targets)
+
+
 # --- SST-2: unpacked from GLUE's SST-2.zip into the cache ---
 
 @pytest.fixture
@@ -237,6 +256,35 @@ def test_unrepairable_cache_file_is_a_clear_error(sst2_zip, cache):
     path = SST2.sst2_file(sst2_zip, "dev.tsv")
     path.write_bytes(path.read_bytes()[:5000])
     (sst2_zip / "sst2" / "SST-2.zip").write_bytes(b"not a zip")
-    message = r"dev.tsv is corrupt: MD5 .*, and making it again from sst2/SST-2.zip failed: .*SST-2.zip is corrupt"
+    message = r"dev.tsv is corrupt: .*, and making it again from sst2/SST-2.zip failed: .*SST-2.zip is corrupt"
     with pytest.raises(DataError, match=message):
         SST2.sst2_text(sst2_zip, "dev.tsv")
+
+
+def flip_labels(path: Path) -> None:
+    path.write_text(path.read_text().replace("\t1\n", "\tX\n").replace("\t0\n", "\t1\n").replace("\tX\n", "\t0\n"))
+
+
+def test_unpacked_sst2_labels_rewritten_with_their_checksum_are_unpacked_again(sst2_zip, cache):
+    path = SST2.sst2_file(sst2_zip, "dev.tsv")
+    flip_labels(path)
+    rewrite_checksums_beside(path)
+    assert [label for _, label in SST2.read_sst2(*SST2.sst2_text(sst2_zip, "dev.tsv"))] == dev_labels()
+    assert path.read_bytes() == (DATA / "sst2" / "dev.tsv").read_bytes()
+
+
+def test_sst2_of_the_data_root_with_flipped_labels_is_refused(tmp_path, cache):
+    """The tsv files of a data root have no published checksum: their sizes and SHA-256 are the
+    loader's, so a copy whose every dev label is flipped (same size, right format) is refused."""
+    if not (DATA / "sst2" / "dev.tsv").exists():
+        pytest.skip("no SST-2 in the data root")
+    root = tmp_path / "root"
+    (root / "sst2").mkdir(parents=True)
+    for name in ("train.tsv", "dev.tsv"):
+        (root / "sst2" / name).write_bytes((DATA / "sst2" / name).read_bytes())
+    assert SST2.sst2_text(root, "dev.tsv")[1] == (DATA / "sst2" / "dev.tsv").read_text()  # the real copy passes
+    flip_labels(root / "sst2" / "dev.tsv")
+    assert (root / "sst2" / "dev.tsv").stat().st_size == (DATA / "sst2" / "dev.tsv").stat().st_size
+    with pytest.raises(DataError, match=r"sst2/dev.tsv is not GLUE's SST-2 dev.tsv: 94,931 bytes, SHA-256 .*"
+                                        r"take the tsv files out of .*SST-2.zip"):
+        SST2.load_sst2(root, 64)

@@ -72,12 +72,14 @@ def lm_roots(offline, monkeypatch):
 
 @pytest.fixture
 def sst2_root(offline, monkeypatch):
-    """GLUE SST-2 tsv files; the row counts (GLUE's, checked in place of a checksum) patched."""
+    """GLUE SST-2 tsv files; the row counts (GLUE's) and the files' sizes and checksums patched."""
     (offline / "sst2").mkdir(parents=True)
     for name, n, seed in (("train.tsv", 200, 7), ("dev.tsv", 40, 8)):
         rows = [(s, int("cat" in s)) for s in sentences(n, seed)]  # learnable: "cat" is positive
         (offline / "sst2" / name).write_text("sentence\tlabel\n" + "".join(f"{s} \t{y}\n" for s, y in rows))
         monkeypatch.setitem(SST2.ROWS, name, n)
+        blob = (offline / "sst2" / name).read_bytes()
+        monkeypatch.setitem(SST2.FILES, name, (len(blob), hashlib.sha256(blob).hexdigest()))
     monkeypatch.setattr(SST2, "VALIDATION", 40)
     return offline
 

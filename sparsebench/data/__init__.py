@@ -8,8 +8,10 @@ data root is never written to.
 
 What is read is verified, also where it comes out of an archive: loaders read straight from the
 verified archive where that is cheap (MNIST's ``.gz``, CIFAR-10's tarball); what is worth keeping
-unpacked or decoded in the cache (``extracted``) has its MD5 recorded in a sidecar when written
-and checked on every read, and is made again from the verified archive when it does not match.
+unpacked or decoded in the cache (``extracted``) has its digest recorded when written and checked
+on every read, and is made again from the verified archive when it does not match. The digest is
+kept apart from the file (``digests/`` of the cache, named by the archive's checksum) and is keyed
+by that checksum, so that a file rewritten together with a checksum beside it does not pass.
 """
 from __future__ import annotations
 
@@ -87,33 +89,45 @@ def _write_atomic(path: Path, blob: bytes) -> None:
         raise
 
 
-def extracted(path: Path, make: Callable[[], bytes], source: str) -> bytes:
-    """The bytes of ``path``, a cache file made by ``make()`` from a verified archive (``source``,
-    for messages), checked against the MD5 recorded in its sidecar ``<name>.md5`` (``md5sum``'s
-    format) when it was written.
+def digest_record(path: Path, source_md5: str) -> Path:
+    """Where the digest of the cache file ``path``, made from the archive whose MD5 is
+    ``source_md5``, is kept: apart from the file, under a name of that checksum."""
+    return cache_dir("digests") / f"{source_md5}-{path.parent.name}-{path.name}.sha256"
 
-    A missing, truncated or altered file, or one without a sidecar, is repaired automatically:
-    made again with ``make()`` (which verifies the archive) and written atomically, then its
-    sidecar. Only if that fails is a ``DataError`` raised, naming the file as corrupt and saying
-    why it could not be made again. ``make`` must give the same bytes every time, so that
-    processes making the file at once write the same file and sidecar.
+
+def keyed_digest(blob: bytes, source_md5: str) -> str:
+    """The SHA-256 of ``blob`` keyed by its archive's checksum (not what ``sha256sum`` prints)."""
+    return hashlib.sha256(source_md5.encode() + b"\0" + blob).hexdigest()
+
+
+def extracted(path: Path, make: Callable[[], bytes], source: str, source_md5: str) -> bytes:
+    """The bytes of ``path``, a cache file made by ``make()`` from a verified archive (``source``,
+    for messages, whose MD5 is ``source_md5``), checked against the digest recorded when it was
+    written (:func:`digest_record`, :func:`keyed_digest`).
+
+    A missing, truncated or altered file, or one without a recorded digest, is repaired
+    automatically: made again with ``make()`` (which verifies the archive) and written atomically,
+    then its digest. Only if that fails is a ``DataError`` raised, naming the file as corrupt and
+    saying why it could not be made again. ``make`` must give the same bytes every time, so that
+    processes making the file at once write the same file and digest.
     """
-    sidecar = path.with_name(path.name + ".md5")
+    record = digest_record(path, source_md5)
     problem = None
     if path.exists():
         blob = path.read_bytes()
-        actual = hashlib.md5(blob).hexdigest()
         try:
-            expected = sidecar.read_text().split()[0]
+            expected = record.read_text().split()[0]
         except (OSError, IndexError):
             expected = None
-        if actual == expected:
+        if keyed_digest(blob, source_md5) == expected:
             return blob
-        problem = f"is corrupt: MD5 {actual}, expected {expected}" if expected else "has no recorded MD5"
+        problem = ("is corrupt: it is not what was made from its archive (its digest differs)" if expected
+                   else "has no recorded digest")
     try:
         blob = make()
         _write_atomic(path, blob)
-        _write_atomic(sidecar, f"{hashlib.md5(blob).hexdigest()}  {path.name}\n".encode())
+        _write_atomic(record, f"{keyed_digest(blob, source_md5)}  {path}\n".encode())
+        path.with_name(path.name + ".md5").unlink(missing_ok=True)  # the sidecar older versions kept beside it
     except (DataError, OSError) as exc:
         if problem is None:
             raise
