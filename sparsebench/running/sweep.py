@@ -26,7 +26,7 @@ import pandas as pd
 
 from sparsebench.core import registry
 
-from sparsebench.running import guard, records, tracking
+from sparsebench.running import guard, progress, records, tracking
 from sparsebench.running.records import describe
 from sparsebench.data import data_root as resolve_data_root
 from sparsebench.running.checkpoints import CheckpointStore
@@ -188,6 +188,7 @@ def run_sweep(specs: list[TrialSpec], *, data_root=None, uri=None, address=None,
         summary.completed = sum(o == "completed" for o in outcomes.values())
         summary.failed = sum(o == "failed" for o in outcomes.values())
         summary.elsewhere += sum(outcome == "elsewhere" for _, outcome in results)
+    progress.print_results(uri, todo)  # in a terminal: the sweep's cells, ± over seeds
     return summary
 
 
@@ -242,7 +243,7 @@ def execute(config: dict) -> dict:
     result["info"] = {**result.get("info", {}), **note.get("tags", {})}
     result = run.finish(result)  # as recorded: interrupted where the store could not take it
     return {"status": result["status"], "reason": result["reason"], "run_id": run.run_id,
-            **{k: v for k, v in result["metrics"].items() if k.startswith("final/")}}
+            **{k: v for k, v in result["metrics"].items() if k.startswith(("final/", "time/trial_seconds"))}}
 
 
 def where() -> dict:
@@ -297,20 +298,21 @@ def _tune(specs: list[TrialSpec], context: dict, address: str | None, name: str,
     outcomes: list[tuple[TrialSpec, str]] = []
     started, last = time.monotonic(), [time.monotonic()]
 
+    live = progress.Live(context["uri"], context["parents"])  # the running trials' status, in a terminal
+
     class Progress(tune.Callback):
         def on_step_begin(self, iteration, trials, **info):  # while trials run, not only when one ends
+            live.poll()
             if time.monotonic() - last[0] >= PROGRESS_EVERY_S:
                 last[0] = time.monotonic()
                 running = sum(t.status == "RUNNING" for t in trials)
                 failed = sum(outcome != "completed" for _, outcome in outcomes)
-                print(status_line(last[0] - started, running, len(outcomes), failed, len(specs)), flush=True)
+                live.say(status_line(last[0] - started, running, len(outcomes), failed, len(specs)))
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             r, spec = trial.last_result or {}, TrialSpec.from_json(trial.config["trial"]["spec"])
             outcomes.append((spec, r.get("status", "failed")))
-            metric = next((f"{k[6:]} {v:.4g}" for k, v in sorted(r.items(), key=lambda kv: "final/test_" not in kv[0])
-                           if k.startswith(("final/test_", "final/val_"))), "")
-            _progress(len(outcomes), len(specs), spec, f"{r.get('status', '?')} {metric} {r.get('reason', '')}")
+            _progress(len(outcomes), len(specs), spec, live.finished(spec, r), live.say)
 
         def on_trial_error(self, iteration, trials, trial, **info):
             spec = TrialSpec.from_json(trial.config["trial"]["spec"])
@@ -320,7 +322,7 @@ def _tune(specs: list[TrialSpec], context: dict, address: str | None, name: str,
             except Exception as exc:  # a store that takes no write (a full disk): the next sweep runs it again
                 recorded = f"worker died: {error}; not recorded ({tracking.first_line(exc)}): run the sweep again"
             outcomes.append((spec, "failed"))
-            _progress(len(outcomes), len(specs), spec, f"failed: {recorded}")
+            _progress(len(outcomes), len(specs), spec, f"failed: {recorded}", live.say)
 
     owns_ray = not ray.is_initialized()
     if owns_ray:  # a cluster only when asked for (--address, RAY_ADDRESS; "auto": the one `ray start` began)
@@ -382,9 +384,8 @@ def _clock(seconds: float) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:{s:02d}" if minutes >= 60 else f"{minutes}:{s:02d}"
 
 
-def _progress(done: int, total: int, spec: TrialSpec, what: str) -> None:
-    print(f"[{done}/{total}] {spec.task} {spec.method} sparsity {spec.sparsity} seed {spec.seed}: {what}".rstrip(),
-          flush=True)
+def _progress(done: int, total: int, spec: TrialSpec, what: str, say: Callable[[str], None] = print) -> None:
+    say(f"[{done}/{total}] {spec.task} {spec.method} sparsity {spec.sparsity} seed {spec.seed}: {what}".rstrip())
 
 
 def _record_crash(context: dict, spec: TrialSpec, reason: str) -> str:

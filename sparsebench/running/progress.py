@@ -1,0 +1,205 @@
+"""What a sweep shows in its terminal: a live status of the running trials, each finished trial's
+line with its wall time and its difference from the dense reference, and a results table at the end.
+
+The live status is read from the store (the per-epoch metrics each trial logs to its MLflow run, see
+:mod:`sparsebench.core.train`), polled by the sweep driver every :data:`POLL_S` seconds, so that a
+trial shows up within seconds of its run starting, long before it ends: task, method, epoch of the
+profile's epochs, the latest validation metric, elapsed and an estimate of the time left (elapsed
+per epoch times the epochs left). It is redrawn in place at the bottom of the terminal; where stdout
+is not a terminal (CI logs) there is no live status and no table, only the one line per trial.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Callable, TextIO
+
+import pandas as pd
+
+from sparsebench.core import registry
+from sparsebench.running import tracking
+
+POLL_S = 10.0  # seconds between two reads of the running trials' progress
+
+
+def clock(seconds: float) -> str:
+    """'42 s', '3:07', '1:02:03'."""
+    if seconds != seconds or seconds < 0:
+        return "?"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, s = divmod(seconds, 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{s:02d}" if minutes >= 60 else f"{minutes}:{s:02d}"
+
+
+def profile_epochs(task: str, profile: str) -> float | None:
+    """The epochs of a profile's training (None where its budget is in steps or unknown)."""
+    try:
+        return registry.TASKS.get(task)[0].profiles[profile].epochs
+    except (KeyError, AttributeError, TypeError, LookupError):
+        return None
+
+
+def trial_line(task: str, method: str, sparsity: float, seed: int, epoch: int, epochs: float | None,
+               metric: str, value: float | None, elapsed: float) -> str:
+    """One running trial: 'resnet20 rigl 90% s0 · epoch 3/17 · val accuracy 61.2 · 4:05 elapsed, ~18:32 left'."""
+    if epochs and 0 < epoch <= epochs:
+        left = f", ~{clock(elapsed / epoch * (epochs - epoch))} left"
+    else:
+        left = ""  # no epoch done yet, or retraining beyond one training's budget: no estimate
+    total = f"/{epochs:g}" if epochs else ""
+    seen = f" · val {metric} {value:.4g}" if value is not None and value == value else " · first epoch running"
+    return (f"  {task} {method} {sparsity * 100:g}% seed {seed} · epoch {epoch}{total}{seen} · "
+            f"{clock(elapsed)} elapsed{left}")
+
+
+class Live:
+    """The sweep's terminal: :meth:`poll` redraws the running trials' status (at most every
+    :data:`POLL_S`), :meth:`say` prints a line above it, :meth:`finished` describes a finished trial."""
+
+    def __init__(self, uri: str, parents: dict[str, str], out: TextIO | None = None, tty: bool | None = None,
+                 clock_fn: Callable[[], float] = time.time):
+        # the stream is looked up when written to (Ray Tune pickles its callbacks; a stream does not pickle)
+        self.uri, self.parents, self._out = uri, parents, out
+        self.tty = self.out.isatty() if tty is None else tty
+        self.now = clock_fn
+        self.shown = 0  # lines of the status block now on the screen
+        self.last = -math.inf
+        self._dense: dict[tuple[str, str], float | None] = {}
+
+    @property
+    def out(self) -> TextIO:
+        return self._out or sys.stdout
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_out": None}
+
+    # -- the live block ------------------------------------------------------------------------
+    def running(self) -> list[str]:
+        """The status lines of this sweep's running trials, read from the store."""
+        client = tracking.store_client(self.uri)
+        lines = []
+        for task, parent in sorted(self.parents.items()):
+            exp = client.get_run(parent).info.experiment_id
+            runs = client.search_runs([exp], f"tags.`sb.status` = 'running' and tags.`mlflow.parentRunId` = '{parent}'")
+            for run in sorted(runs, key=lambda r: r.info.start_time):
+                tags, metric = run.data.tags, run.data.tags.get("sb.metric", "")
+                history = client.get_metric_history(run.info.run_id, f"val/{metric}") if metric else []
+                epoch = max((m.step for m in history), default=0)
+                value = max(history, key=lambda m: (m.step, m.timestamp)).value if history else None
+                lines.append(trial_line(task, tags.get("sb.method", "?"), float(tags.get("sb.sparsity", "nan")),
+                                        int(tags.get("sb.seed", 0)), epoch,
+                                        profile_epochs(task, tags.get("sb.profile", "")), metric, value,
+                                        self.now() - run.info.start_time / 1000))
+        return lines
+
+    def poll(self, force: bool = False) -> None:
+        """Redraw the status block from the store, where stdout is a terminal and it is time to."""
+        if not self.tty or (not force and self.now() - self.last < POLL_S):
+            return
+        self.last = self.now()
+        try:
+            lines = self.running()
+        except Exception:  # a busy store: the next poll tries again
+            return
+        self._clear()
+        if lines:
+            self.out.write("\n".join([f"running ({len(lines)}):"] + lines) + "\n")
+            self.shown = len(lines) + 1
+        self.out.flush()
+
+    def _clear(self) -> None:
+        if self.shown:
+            self.out.write(f"\x1b[{self.shown}F\x1b[J")  # up to the block's first line, erase to the end
+            self.shown = 0
+
+    def say(self, line: str) -> None:
+        """Print ``line`` above the status block (which the next poll redraws)."""
+        if self.tty:
+            self._clear()
+            self.last = -math.inf  # redraw at the next poll
+        print(line, file=self.out, flush=True)
+
+    # -- finished trials ---------------------------------------------------------------------------
+    def dense(self, task: str, profile: str, metric: str) -> float | None:
+        """The mean test metric of the store's completed dense runs of ``task`` under ``profile``."""
+        key = (task, profile)
+        if key not in self._dense:  # read once per task and profile (again after a dense trial finishes)
+            try:
+                runs = tracking.runs_frame(self.uri, [task])
+                column = f"metrics.final/test_{metric}"
+                mine = runs[(runs["tags.sb.method"] == "dense") & (runs["tags.sb.profile"] == profile)
+                            & (runs["tags.sb.status"] == "completed")] if not runs.empty else runs
+                self._dense[key] = float(mine[column].mean()) if column in mine and mine[column].notna().any() else None
+            except Exception:
+                self._dense[key] = None
+        return self._dense[key]
+
+    def finished(self, spec, result: dict) -> str:
+        """A finished trial's words: its status, test metric, wall time and Δ vs its dense reference."""
+        status = result.get("status", "?")
+        tests = {k[len("final/test_"):]: v for k, v in result.items() if k.startswith("final/test_")}
+        words = [status]
+        if spec.method == "dense":
+            self._dense.pop((spec.task, spec.profile), None)
+        vals = [f"val {k[len('final/val_'):]} {v:.4g}" for k, v in result.items() if k.startswith("final/val_")]
+        if not tests and vals:  # a search's trial: validation only
+            words.append(vals[0])
+        if tests:
+            metric, value = next(iter(tests.items()))
+            words.append(f"test {metric} {value:.4g}")
+            dense = self.dense(spec.task, spec.profile, metric) if spec.method != "dense" else None
+            if dense is not None:
+                words.append(f"Δ vs dense {value - dense:+.2f}")
+            elif spec.method != "dense":
+                words.append("no dense reference yet")
+        if (seconds := result.get("time/trial_seconds")) is not None:
+            words.append(f"in {clock(seconds)}")
+        if result.get("reason"):
+            words.append(str(result["reason"]))
+        return ", ".join(words)
+
+
+def results_table(uri: str, specs: list) -> str:
+    """The sweep's cells, one line each: task, profile, track, method, sparsity, n seeds, the test metric
+    mean ± std over seeds (the store's latest completed run of each spec)."""
+    runs = tracking.runs_frame(uri, sorted({s.task for s in specs}))
+    if runs.empty:
+        return ""
+    ids = {s.config_id(): s for s in specs}
+    runs = runs[runs["tags.sb.config_id"].isin(ids) & (runs["tags.sb.status"] == "completed")]
+    runs = runs.sort_values("start_time").drop_duplicates("tags.sb.config_id", keep="last")
+    rows = []
+    for _, r in runs.iterrows():
+        spec, metric = ids[r["tags.sb.config_id"]], r.get("tags.sb.metric", "")
+        value = r.get(f"metrics.final/test_{metric}", float("nan"))
+        rows.append({"task": spec.task, "profile": spec.profile, "track": spec.track, "method": spec.method,
+                     "sparsity": spec.sparsity, "metric": metric, "value": value})
+    if not rows:
+        return ""
+    cells = (pd.DataFrame(rows).groupby(["task", "profile", "track", "method", "sparsity", "metric"], sort=True)["value"]
+             .agg(["mean", "std", "count"]).reset_index())
+    lines = [("task", "profile", "track", "method", "sparsity", "n", "test metric (mean ± std)")]
+    for _, c in cells.iterrows():
+        spread = "" if pd.isna(c["std"]) else f" ± {c['std']:.2f}"
+        lines.append((c["task"], c["profile"], c["track"], c["method"], f"{c['sparsity'] * 100:g}%", str(c["count"]),
+                      f"{c['metric']} {c['mean']:.2f}{spread}"))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    text = ["| " + " | ".join(v.ljust(w) for v, w in zip(line, widths)) + " |" for line in lines]
+    text.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(text)
+
+
+def print_results(uri: str, specs: list, out: TextIO | None = None) -> None:
+    """At a sweep's end, in a terminal only: :func:`results_table` of its specs."""
+    out = out or sys.stdout
+    if not specs or not out.isatty():
+        return
+    try:
+        table = results_table(uri, specs)
+    except Exception:  # the summary line still says what happened
+        return
+    if table:
+        print("sparsebench: results of this sweep (test metric over seeds)\n" + table, file=out, flush=True)
