@@ -49,7 +49,7 @@ def trial_line(task: str, method: str, sparsity: float, seed: int, epoch: int, e
         left = f", ~{clock(elapsed / epoch * (epochs - epoch))} left"
     else:
         left = ""  # no epoch done yet, or retraining beyond one training's budget: no estimate
-    total = f"/{epochs:g}" if epochs else ""
+    total = f"/{epochs:g}" if epochs and epoch <= epochs else f" ({epochs:g} per training: retraining)" if epochs else ""
     seen = f" · val {metric} {value:.4g}" if value is not None and value == value else " · first epoch running"
     return (f"  {task} {method} {sparsity * 100:g}% seed {seed} · epoch {epoch}{total}{seen} · "
             f"{clock(elapsed)} elapsed{left}")
