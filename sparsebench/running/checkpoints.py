@@ -81,14 +81,14 @@ class CheckpointStore:
             from sparsebench.running import tracking
             try:
                 fetched = tracking.fetch_checkpoint(self.uri, self.task_name, key, ARTIFACT, self.folder)
+                if fetched is None:
+                    break
+                local, digest, run_id = fetched
+                path = self._path(key, digest if re.fullmatch("[0-9a-f]{64}", digest) else "unrecorded")
+                os.replace(local, path)
             except Exception as exc:  # a cache: never a reason for a trial to fail
                 _warn(f"checkpoint {key} not fetched from {self.uri}: {exc}")
                 break
-            if fetched is None:
-                break
-            local, digest, run_id = fetched
-            path = self._path(key, digest if re.fullmatch("[0-9a-f]{64}", digest) else "unrecorded")
-            os.replace(local, path)
             if (done := self._load(path, digest, f"checkpoint {key} of MLflow run {run_id}")) is not None:
                 self.hits += 1
                 return done
@@ -120,15 +120,15 @@ class CheckpointStore:
             buffer = io.BytesIO()
             torch.save(payload, buffer)  # now: the payload's tensors are the live model's
             blob = buffer.getvalue()
-            path = self._path(key, hashlib.sha256(blob).hexdigest())
+            digest = hashlib.sha256(blob).hexdigest()
+            path = self._path(key, digest)
             fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
                 f.write(blob)
             os.replace(tmp, path)  # atomic: a reader sees the whole file, under its digest, or none
             if self.uri:
                 from sparsebench.running import tracking
-                tracking.store_checkpoint(self.uri, self.task_name, key, path, ARTIFACT,
-                                          hashlib.sha256(blob).hexdigest())
+                tracking.store_checkpoint(self.uri, self.task_name, key, path, ARTIFACT, digest)
         except Exception as exc:  # a cache: never a reason for a trial to fail
             _warn(f"checkpoint {key} not stored: {exc}")
 
