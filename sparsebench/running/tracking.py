@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -438,6 +439,33 @@ def export_records(uri: str) -> list[dict]:
 def known_run_ids(uri: str) -> set[str]:
     """Origin ids of the trial runs a store holds, so that an import never duplicates one."""
     return {origin_id(r) for r in trial_runs(uri)}
+
+
+def trial_records(uri: str) -> list[dict]:
+    """The store's finished trial runs as records of ids, tags and final metrics (without the
+    history and layers that :func:`export_records` reads run by run)."""
+    return [{"run_id": origin_id(r), "tags": dict(r.data.tags), "metrics": dict(r.data.metrics)}
+            for r in trial_runs(uri)]
+
+
+def delete_runs(uri: str, run_ids: list[str]) -> None:
+    """Delete runs (an import that failed part-way takes back what it wrote)."""
+    client = store_client(uri)
+    for run_id in run_ids:
+        client.delete_run(run_id)
+
+
+@contextmanager
+def store_lock(uri: str, name: str):
+    """Hold a lock named ``name`` on a SQLite store (a file beside it) for the block; on a tracking
+    server, nothing: MLflow's REST API has no lock (run one import at a time against a server)."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    path = Path(uri[len("sqlite:///"):])
+    with open(path.with_name(f"{path.name}.{name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def import_record(uri: str, record: dict) -> str:
