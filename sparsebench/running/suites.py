@@ -106,6 +106,9 @@ POSTTRAINING = [
      "profile": "pretrained", "track": "one-shot"},
     {"tasks": ["lenet300-mnist"], "methods": CALIBRATION_SIZES, "sparsities": ONE_SHOT_SPARSITIES, "seeds": [0],
      "profile": "full", "track": "one-shot"},
+    # a CNN: LeNet-5 (its dense training, about an hour, is shared with the reproduce suite's)
+    {"tasks": ["lenet5-mnist"], "methods": ["dense", *CALIBRATION_SIZES], "sparsities": ONE_SHOT_SPARSITIES,
+     "seeds": [0], "profile": "full", "track": "one-shot"},
 ]
 
 # structured and N:M sparsity beside unstructured pruning at the same targets, each run's measured
