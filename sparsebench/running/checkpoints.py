@@ -12,8 +12,9 @@ Checkpoints live in MLflow, as the artifact ``checkpoint.pt`` of runs tagged
 them), and in a local cache, ``$SPARSEBENCH_CACHE/checkpoints`` (default
 ``~/.cache/sparsebench/checkpoints``), that spares downloads. They are a cache: clearing either
 costs time, never results (results are in the runs bundle); any change of the harness's or the
-task's code makes new keys (``sparsebench/core``, ``sparsebench/data`` and the task's file). Two workers that need one checkpoint at once both train it and
-both write it (atomically); either copy is the same. A sweep starts such trials apart
+task's code makes new keys (``sparsebench/core``, ``sparsebench/data`` and the task's file).
+Two workers that need one checkpoint at once both train it and both write it (atomically);
+either copy is the same. A sweep starts such trials apart
 (:func:`sparsebench.running.sweep.apart_by_training`).
 
 Every copy is checked against the SHA-256 of what was written, kept apart from the bytes it
