@@ -129,8 +129,10 @@ def test_a_disk_that_fills_during_a_sweep_loses_no_trial_and_poisons_no_bundle(s
     completed = runs[runs["tags.sb.status"] == "completed"]
     assert sorted(completed["tags.sb.config_id"]) == sorted(s.config_id() for s in grid), \
         runs[["params.method", "tags.sb.status", "tags.sb.reason"]].to_string()
-    magnitude = completed.set_index("tags.sb.config_id").loc[grid[1].config_id(), "metrics.final/test_accuracy"]
-    assert magnitude == run_trial(grid[1])["metrics"]["final/test_accuracy"]  # its real result
+    recorded = completed.set_index("tags.sb.config_id").loc[grid[1].config_id()]
+    clean = run_trial(grid[1])["metrics"]
+    for key in ("final/test_accuracy", "final/val_accuracy", "final/sparsity", "params/nonzero", "cost/train_flops"):
+        assert recorded[f"metrics.{key}"] == clean[key], key  # its real result
     assert run_sweep(grid, uri=uri, plugin_roots=roots, name="fills-done").skipped == len(grid)
 
     written = bundle.export_bundle(uri, tmp_path / "bundle")
