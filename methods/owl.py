@@ -19,7 +19,11 @@ Deviation: the code centres the densities on their plain mean, which keeps the t
 every block has as many weights (the decoder layers of an LLM); here the mean is weighted by the
 blocks' sizes, so that the network's sparsity is the target (equal to the code's for equal blocks).
 A network of one block, or of blocks with equal ratios, is pruned uniformly (the code would divide
-by zero).
+by zero). A sparsity of 1 or more (a small block far below the weighted mean, e.g. LeNet-300-100's
+output layer at 90 %: 1.056) becomes 0.99, as the code's floor makes one of 0 or less 0.01.
+Measured on LeNet-300-100 (``full``, seed 0, 128 images): ``owl-wanda`` gives its layers 0.696 /
+0.723 / 0.856 at 70 % and reaches 79.02 % test accuracy, against Wanda's 92.06 % — the output layer's
+few outliers cost it; OWL's premise is the LLM's, where every block is a decoder layer.
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +57,7 @@ def owl_sparsities(ratios: list[float], sizes: list[int], sparsity: float, lamda
     d = (d - d.min()) / (d.max() - d.min()) * lamda * 2
     w = torch.tensor(sizes, dtype=torch.float64)
     density = d - (d * w).sum() / w.sum() + (1.0 - sparsity)
-    return [s if s > 0 else 0.01 for s in (1.0 - density).tolist()]
+    return [min(s, 0.99) if s > 0 else 0.01 for s in (1.0 - density).tolist()]
 
 
 @dataclass

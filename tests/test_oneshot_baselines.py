@@ -21,6 +21,8 @@ def test_owl_densities_follow_the_outlier_ratios_around_the_target():
     s = owl.owl_sparsities([1.0, 3.0], [30, 10], 0.7, 0.08)
     assert (30 * s[0] + 10 * s[1]) / 40 == pytest.approx(0.7) and s[0] > s[1]
     assert owl.owl_sparsities([2.0, 2.0], [5, 9], 0.5, 0.08) == [0.5, 0.5]  # no outliers to weigh: uniform
+    assert owl.owl_sparsities([9.0, 1.0], [1, 1000], 0.1, 0.08)[0] == 0.01  # bounded as the code bounds it
+    assert owl.owl_sparsities([9.0, 1.0], [1000, 1], 0.9, 0.08)[1] == 0.99
     assert owl.outlier_ratio(torch.tensor([1.0, 1.0, 1.0, 100.0]), 3.0) == 25.0  # 100 > 3 × 25.75: one of four
 
 
