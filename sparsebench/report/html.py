@@ -69,7 +69,7 @@ def cost_table(section: Section, links: Links) -> str:
         def num(value, text):
             return td(text, sort=value, href=href, title=tip, classes="num")
 
-        cells = [td(r["method"], title=f"prunes: {r['when']}; criterion: {r['criterion']}"),
+        cells = [td(r["method"], title=f"prunes: {r['when']}; criterion: {r['criterion']}", classes="wrap"),
                  td(percent(r["sparsity"]), sort=r["sparsity"], classes="num"),
                  num(r["sparsity_achieved"], "—" if pd.isna(r["sparsity_achieved"]) else f"{r['sparsity_achieved']:.2%}"),
                  num(r["effective_sparsity"],
@@ -135,7 +135,7 @@ def section_html(section: Section, links: Links) -> str:
                          f'{escape(section.title)}"></figure>')
     if section.track == "tuned":
         frame = tuning_table(section)
-        rows = [f"<tr>{''.join(td(str(v)) for v in r)}</tr>" for r in frame.itertuples(index=False)]
+        rows = [f"<tr>{''.join(td(str(v), classes='wrap') for v in r)}</tr>" for r in frame.itertuples(index=False)]
         parts += ["<h3>Tuning</h3>",
                   '<p class="muted">The configuration chosen on validation among those searched, the search\'s '
                   "training FLOPs relative to one dense training, and the result beside the default track's.</p>",
@@ -179,7 +179,7 @@ def decision_html(frame: pd.DataFrame, links: Links) -> str:
             f" · {r['track']}" if r["track"] != "default" else "")
         cells_html = [td(r["task"], classes="wrap"), td(r["family"] or "—"), td(profile, classes="wrap"),
                       td(percent(r["sparsity"]), sort=r["sparsity"]),
-                      td(r["method"], title=f"prunes: {r['when']}; criterion: {r['criterion']}"),
+                      td(r["method"], title=f"prunes: {r['when']}; criterion: {r['criterion']}", classes="wrap"),
                       metric_cell(r, links),
                       td("—" if pd.isna(delta) else f"{delta:+.2f}", sort=quality, classes="num",
                          title=f"{r['metric']}: {'higher' if r['higher_is_better'] else 'lower'} is better"),

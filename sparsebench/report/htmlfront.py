@@ -40,7 +40,7 @@ def recommendation_table(sections: list[Section], links: Links) -> str:
         css = ' class="family"' if entry["family"] != last else ""
         last = entry["family"]
         rows.append(f"<tr{css}><td>{escape(FAMILIES.get(entry['family'], entry['family'] or '—'))}</td>"
-                    f"<td>{escape(track_name(entry['track']))}</td><td class=\"num\">{percent(entry['sparsity'])}</td>"
+                    f"<td class=\"nw\">{escape(track_name(entry['track']))}</td><td class=\"num\">{percent(entry['sparsity'])}</td>"
                     f"<td>{escape(where(entry))}</td><td>{methods}</td>"
                     f'<td class="num" title="{escape(metric)}">' + "<br>".join(escape(x["metric"]) for x in lines)
                     + f"</td>{column('delta')}{column('cost')}{column('speedup')}<td class=\"num\">{n}</td></tr>")

@@ -61,7 +61,7 @@ dl.read { display: grid; grid-template-columns: max-content 1fr; gap: .1rem .8re
 dl.read dt { font-weight: 600; } dl.read dd { margin: 0; }
 table.recommend { width: 100%; table-layout: auto; font-size: .88rem; }
 table.recommend td, table.recommend th { white-space: normal; padding: .2rem .4rem; vertical-align: top; }
-table.recommend td.num { white-space: nowrap; }
+table.recommend td.num, table.recommend td.nw { white-space: nowrap; }
 table.recommend tr.family td { border-top: 2px solid #c5ccd5; }
 .note { color: #68717d; font-size: .85em; }
 thead th { white-space: normal; min-width: 3.5em; }

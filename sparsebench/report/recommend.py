@@ -85,7 +85,8 @@ def how_to_read(sections: list[Section]) -> list[tuple[str, str]]:
          "weights; effective sparsity also counts weights on no input–output path."),
         ("Cells", f"`69.7 ± 0.5` is the mean ± standard deviation over n seeds of the test metric; n < "
          f"{MIN_SEEDS} is shown but not ranked (○). Methods share a rank when their difference is within noise: "
-         f"{TEST}. Bold: the leaders' group (rank 1)."),
+         f"{TEST}. Bold: the leaders' group (rank 1); a method with a wide spread can share it with a far lower "
+         "mean: read its ± too. ↓ marks a metric where lower is better (perplexity)."),
         ("Cost", "Δ vs dense in the metric's unit; training FLOPs relative to one dense training (counted by the "
          "harness); measured inference speedup over the dense model at the evaluation batch (one thread; — not "
          "measured)."),
@@ -99,7 +100,8 @@ def leader_lines(entry: dict) -> list[dict]:
     for _, r in entry["leaders"].iterrows():
         d = delta(r, section.dense)
         out.append({"method": r["method"], "row": r,
-                    "metric": f"{r['mean']:.2f}" + ("" if pd.isna(r["std"]) else f" ± {r['std']:.2f}"),
+                    "metric": f"{r['mean']:.2f}" + ("" if pd.isna(r["std"]) else f" ± {r['std']:.2f}")
+                    + ("" if section.higher_is_better else f" {section.metric} ↓"),
                     "delta": "no dense run" if section.dense is None else f"{d:+.2f}",
                     "cost": "—" if pd.isna(r["train_cost_rel"]) else f"{r['train_cost_rel']:.2f}×",
                     "speedup": "—" if pd.isna(r["speedup"]) else f"{r['speedup']:.2f}×", "n": int(r["n"])})
