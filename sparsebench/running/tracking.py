@@ -281,21 +281,28 @@ UNWRITTEN = "the result was not all written (no {}): a write failed; run the swe
 
 
 def unwritten(tags: dict, metrics) -> list[str]:
-    """What a run tagged completed lacks of its result: its result metric (``final/test_<metric>``,
-    ``final/val_<metric>`` on the tuning track) or those every completed run has
-    (``bundle_checks.COMPLETED_METRICS``); empty for a whole result, and for other statuses. A run
-    that lacks any (written by older code, which tagged it completed first) is no result: never
-    exported or shown, and run again (:func:`sparsebench.running.sweep.pending` marks it interrupted)."""
+    """What a run tagged completed lacks of its result (:func:`result_metrics`); empty for a whole
+    result, and for other statuses. A run that lacks any (written by older code, which tagged it
+    completed first) is no result: never exported or shown, and run again
+    (:func:`sparsebench.running.sweep.pending` marks it interrupted)."""
     if tags.get("sb.status") != "completed":
         return []
+    return [m for m in result_metrics(tags.get("sb.metric"), _tuning(tags.get("sb.spec"))) if m not in metrics]
+
+
+def result_metrics(metric: str | None, tuning: bool) -> tuple[str, ...]:
+    """What every completed run holds: its result (``final/test_<metric>``, on the tuning track
+    ``final/val_<metric>``) and ``bundle_checks.COMPLETED_METRICS``."""
     from sparsebench.running.bundle_checks import COMPLETED_METRICS
 
+    return (f"final/{'val' if tuning else 'test'}_{metric}", *COMPLETED_METRICS)
+
+
+def _tuning(spec: str | None) -> bool:
     try:
-        tuning = json.loads(tags.get("sb.spec") or "{}").get("track") == "tuning"
-    except (TypeError, json.JSONDecodeError):
-        tuning = tags.get("sb.track") == "tuning"
-    result = f"final/{'val' if tuning else 'test'}_{tags.get('sb.metric')}"
-    return [m for m in (result, *COMPLETED_METRICS) if m not in metrics]
+        return json.loads(spec or "{}").get("track") == "tuning"
+    except (TypeError, AttributeError, json.JSONDecodeError):
+        return False
 
 
 def _unwritten_as_interrupted(runs: pd.DataFrame) -> pd.DataFrame:
@@ -304,17 +311,19 @@ def _unwritten_as_interrupted(runs: pd.DataFrame) -> pd.DataFrame:
     if runs.empty or "tags.sb.status" not in runs:
         return runs
     runs = runs.assign(unwritten=False)
-    columns = [c for c in runs.columns if c.startswith(("metrics.final/", "metrics.cost/"))]
-    present = runs[columns].notna().to_numpy() if columns else None
-    for row, i in enumerate(runs.index):
-        if runs.at[i, "tags.sb.status"] != "completed":
-            continue
-        tags = {k: runs.at[i, f"tags.{k}"] for k in ("sb.status", "sb.spec", "sb.metric", "sb.track")
-                if f"tags.{k}" in runs}
-        lacks = unwritten(tags, {c[len("metrics."):] for c, ok in zip(columns, present[row]) if ok} if columns else ())
-        if lacks:
-            runs.loc[i, ["tags.sb.status", "tags.sb.reason", "tags.sb.failure", "unwritten"]] = \
-                ["interrupted", UNWRITTEN.format(", ".join(lacks)), "infrastructure", True]
+    done = runs[runs["tags.sb.status"] == "completed"]
+    kinds = pd.DataFrame({"metric": done.get("tags.sb.metric", pd.Series(None, index=done.index, dtype=object)),
+                          "tuning": done.get("tags.sb.spec", pd.Series(None, index=done.index, dtype=object)).map(_tuning)})
+    lacks = pd.Series("", index=done.index)
+    for (metric, tuning), rows in kinds.fillna({"metric": "None"}).groupby(["metric", "tuning"]).groups.items():
+        for key in result_metrics(None if metric == "None" else metric, tuning):
+            column = f"metrics.{key}"
+            absent = rows if column not in runs else rows[runs.loc[rows, column].isna().to_numpy()]
+            lacks[absent] += ", " + key
+    bad = lacks.index[lacks != ""]
+    if len(bad):
+        runs.loc[bad, ["tags.sb.status", "tags.sb.failure", "unwritten"]] = ["interrupted", "infrastructure", True]
+        runs.loc[bad, "tags.sb.reason"] = [UNWRITTEN.format(text[2:]) for text in lacks[bad]]
     return runs
 
 
