@@ -81,3 +81,16 @@ def test_one_shot_trials_record_their_calibration(one_thread):
     assert result["status"] == "completed", result["reason"]
     assert result["metrics"]["calibration/examples"] == 128 and "calibration/tokens" not in result["metrics"]
     assert result["metrics"]["final/sparsity"] == pytest.approx(0.7, abs=0.005)
+
+
+def test_the_harness_fails_a_trial_whose_weights_break_the_nm_pattern(monkeypatch, one_thread):
+    from sparsebench.library.structures import pattern_violations
+    ok = torch.tensor([[1.0, 0.0, 2.0, 0.0, 5.0, 0.0]])  # runs (1, 0, 2, 0) and the tail (5, 0): 1 of 2 kept
+    assert pattern_violations({"a": ok}, 2, 4) == []
+    assert pattern_violations({"a": torch.tensor([[1.0, 1.0, 2.0, 0.0]]), "b": ok}, 2, 4) == ["a"]
+    assert pattern_violations({"a": torch.tensor([[0.0, 0.0, 0.0, 0.0, 5.0, 1.0]])}, 2, 4) == ["a"]
+    wanda = module_of("wanda-2:4")  # its rows masked as unstructured 50 %, its pattern declared 2:4
+    monkeypatch.setattr(wanda, "row_masks", lambda scores, sparsity, n=0, m=0, tiebreak=None:
+                        wanda.per_row_top_k(scores, 1.0 - sparsity, tiebreak=tiebreak))
+    result = run_trial(TrialSpec("tiny-mlp", "wanda-2:4", 0.5, 0))
+    assert result["status"] == "failed" and "pattern" in result["reason"], result["reason"]

@@ -217,6 +217,19 @@ def nm_mask(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
     return mask.view_as(scores)
 
 
+def pattern_violations(weights: dict[str, torch.Tensor], n: int, m: int) -> list[str]:
+    """The weights (by name) where a run of ``m`` consecutive inputs (``weight.view(out, -1)``) holds
+    more than ``n`` nonzeros (a trailing shorter run: more than ``ceil(n / m × length)``)."""
+    broken = []
+    for name, w in weights.items():
+        rows = (w != 0).flatten(1)
+        whole = rows.shape[1] - rows.shape[1] % m
+        runs = rows[:, :whole].reshape(len(rows), -1, m).sum(-1)
+        if (runs > n).any() or (rows[:, whole:].sum(1) > -(-n * (rows.shape[1] - whole) // m)).any():
+            broken.append(name)
+    return broken
+
+
 def check_pattern(n, m) -> None:
     """Raise unless ``n`` of every ``m`` is an N:M pattern (integers, 0 < n < m)."""
     if not (isinstance(n, int) and isinstance(m, int) and 0 < n < m):

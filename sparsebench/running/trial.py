@@ -215,6 +215,8 @@ def run_trial(spec: TrialSpec, data_root: Path | None = None,
         return _failed(result, f"diverged: {'validation' if spec.track == 'tuning' else 'test'} {m} is {metric}")
     if method.exact_sparsity and achieved < spec.sparsity - SPARSITY_TOLERANCE:
         return _failed(result, f"method {spec.method!r} reached sparsity {achieved:.4f}, target {spec.sparsity}")
+    if method.structure == "n:m" and (broken := structures.pattern_violations(weights, method.n, method.m)):
+        return _failed(result, f"method {spec.method!r} broke its {method.n}:{method.m} pattern in {', '.join(broken)}")
     groups = unit_groups(task, model, masks, train_split)
     units_removed = structures.group_sparsity(groups, masks.masks) if groups else 0.0
     if groups:
