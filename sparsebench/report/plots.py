@@ -20,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
+from sparsebench.report.ranking import MIN_SEEDS
 from sparsebench.report.tables import mean_std
 
 MARKERS = "osDP*Xh<>p"  # no triangles: ▲▼ mark results off the scale
@@ -59,6 +60,15 @@ def _percent(v: float) -> str:
     return f"{v * 100:.3g}%"
 
 
+def hollow(ax, x, y, which, marker: str, color, z: int) -> bool:
+    """Redraw the markers of cells with fewer than three seeds hollow (shown, not ranked); whether any was."""
+    pick = [i for i, w in enumerate(which) if w]
+    if pick:
+        ax.plot([x[i] for i in pick], [y[i] for i in pick], linestyle="none", marker=marker, markersize=6,
+                markerfacecolor="white", markeredgecolor=color, zorder=z + 1)
+    return bool(pick)
+
+
 def title(section) -> str:
     """A plot's title: the section's, and a second line where it has no dense reference."""
     return section.title.replace("`", "") + ("" if section.dense is not None else "\n(no dense run under this profile)")
@@ -86,7 +96,7 @@ def section_plot(section, path: Path) -> Path | None:
     higher = section.higher_is_better
     dense = [] if section.dense is None else [section.dense["mean"]]
     edge = fence(pd.concat([section.rows["mean"], pd.Series(dense, dtype=float)]), higher)
-    off_scale = False
+    off_scale = few = False
     for method in section.methods:
         rows = section.rows[section.rows["method"] == method].sort_values("sparsity")
         x = (1.0 - rows["sparsity"]).to_numpy()
@@ -99,6 +109,9 @@ def section_plot(section, path: Path) -> Path | None:
         if off.any():
             off_scale = True
             ax.plot(x[off], y[off], linestyle="none", marker="v" if higher else "^", color=color, markersize=8)
+        few |= hollow(ax, x, y.to_numpy(), (rows["n"] < MIN_SEEDS).to_numpy() & ~off, marker, color, z)
+    if few:
+        ax.plot([], [], linestyle="none", marker="o", markerfacecolor="white", color="0.4", label="hollow: n < 3, not ranked")
     if off_scale:  # a legend entry for the triangles
         ax.plot([], [], linestyle="none", marker="v" if higher else "^", color="0.4", markersize=8,
                 label=f"{'below' if higher else 'above'} {edge:.3g}: off the scale (axis cut)")
@@ -140,6 +153,7 @@ def dot_plot(section, path: Path) -> Path:
         marker, color, _, z = style[method]
         ax.errorbar(r["mean"], y, xerr=0.0 if pd.isna(r["std"]) else r["std"], marker=marker, color=color,
                     capsize=3, linestyle="none", zorder=z)
+        hollow(ax, [r["mean"]], [y], [r["n"] < MIN_SEEDS], marker, color, z)
     if section.dense is not None:
         mean, std = section.dense["mean"], section.dense["std"]
         if std == std:
