@@ -55,6 +55,23 @@ def test_a_result_the_store_refuses_is_recorded_as_interrupted_and_run_again(tra
     assert pending([spec], tracking_uri) == ([spec], 0) and tracking.trial_runs(tracking_uri) == []
 
 
+def test_a_per_epoch_metric_the_store_refuses_is_no_failure_of_the_method(tracking_uri, monkeypatch):
+    """A trial whose validation curve could not be written is run again, not recorded as a
+    method's failure (older code: the method 'raised MlflowException', a result never re-run)."""
+    spec = TrialSpec("tiny-mlp", "random", 0.5)
+    run = claim(tracking_uri, spec)
+    real = run.client.log_batch
+
+    def full_once(*args, **kwargs):
+        monkeypatch.setattr(run.client, "log_batch", real)  # space freed after this write
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(run.client, "log_batch", full_once)
+    result = run_trial(spec, log=run.log)
+    assert result["status"] == "completed"
+    assert run.finish(result)["status"] == "interrupted"
+    assert pending([spec], tracking_uri) == ([spec], 0) and tracking.trial_runs(tracking_uri) == []
+
+
 # --- a real full disk during a sweep ---------------------------------------------------------------
 
 FILLER = '''

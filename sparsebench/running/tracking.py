@@ -204,6 +204,7 @@ class TrialRun:
             tags[MLFLOW_PARENT_RUN_ID] = parent_id
         run = self.client.create_run(_experiment(self.client, spec.task), run_name=spec.run_name, tags=tags)
         self.run_id, self.uri, self.start_time = run.info.run_id, uri, run.info.start_time
+        self.refused: Exception | None = None  # the first write the store refused while the trial ran
         self.experiment_id, self.config_id = run.info.experiment_id, config_id
         params = records.start_params(spec, config_id)
         self.client.log_batch(self.run_id, params=[Param(k, v) for k, v in params.items()])
@@ -233,6 +234,14 @@ class TrialRun:
         store_client(self.uri).delete_run(self.run_id)
 
     def log(self, metrics: dict, step: int) -> None:
+        """Record per-epoch metrics; a write the store refuses (a full disk) is no failure of the
+        method: the trial goes on, and :meth:`finish` records it as not written whole."""
+        try:
+            self._write(metrics, step)
+        except Exception as exc:
+            self.refused = self.refused or exc
+
+    def _write(self, metrics: dict, step: int) -> None:
         now = int(time.time() * 1000)
         self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
 
@@ -243,8 +252,10 @@ class TrialRun:
         interrupted, an infrastructure failure with the reason, so that the next sweep runs the trial
         again (where even that cannot be written, it stays ``running`` until its claim lapses)."""
         try:
+            if self.refused is not None:  # a per-epoch metric is missing
+                raise self.refused
             self.client.log_batch(self.run_id, params=[Param(k, v) for k, v in records.finish_params(result).items()])
-            self.log(result.get("metrics", {}), step=0)
+            self._write(result.get("metrics", {}), step=0)
             if result.get("layers"):
                 self.client.log_dict(self.run_id, result["layers"], "layers.json")
             if result.get("traceback"):
