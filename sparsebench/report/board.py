@@ -25,8 +25,8 @@ from sparsebench.running import tracking
 
 def ui_url(url: str | None = None, tracking_uri: str = "") -> str | None:
     """Base URL of the MLflow UI that cells link to: ``url``, else ``$SPARSEBENCH_MLFLOW_UI``, else the
-    tracking server's (an http(s) tracking URI serves the UI); None (cells link to the runs bundle,
-    which every reader of a committed board has) for a local store."""
+    tracking server's (an http(s) tracking URI serves the UI); None (cells link to the run pages the
+    board carries, ``run/<run id>.html``) for a local store."""
     url = url or os.environ.get("SPARSEBENCH_MLFLOW_UI") or (tracking_uri if tracking_uri.startswith("http") else None)
     return url.rstrip("/") if url else None
 
@@ -48,7 +48,7 @@ def build(uri: str | None = None, out_dir: str | Path = "leaderboard", ui: str |
     """Regenerate the leaderboard from the runs at ``uri``; returns the aggregated table.
 
     ``ui`` is the MLflow UI's base URL for the page's links (default: :func:`ui_url`; without one
-    they point into the runs bundle).
+    they point to the board's own run pages).
     """
     uri = tracking.open_store(tracking.tracking_uri(uri))
     target = Path(out_dir)
