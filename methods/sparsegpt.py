@@ -64,9 +64,9 @@ from sparsebench.library.structures import check_pattern, check_pattern_target, 
 @register_method("sparsegpt", retrain="none")
 @register_method("sparsegpt-onepass", retrain="none", order="one-pass")
 @register_method("sparsegpt-retrain", retrain="lr-rewind")
-@register_method("sparsegpt-calib-16th", retrain="none", calibration_examples=8, calibration_tokens=16_384)
-@register_method("sparsegpt-calib-4th", retrain="none", calibration_examples=32, calibration_tokens=65_536)
-@register_method("sparsegpt-calib-4x", retrain="none", calibration_examples=512, calibration_tokens=1_048_576)
+@register_method("sparsegpt-calib-16th", retrain="none", calibration_examples=64, calibration_tokens=16_384)
+@register_method("sparsegpt-calib-4th", retrain="none", calibration_examples=256, calibration_tokens=65_536)
+@register_method("sparsegpt-calib-4x", retrain="none", calibration_examples=4096, calibration_tokens=1_048_576)
 @dataclass
 class SparseGPT(LayerwisePruning):
     version = "3"

@@ -13,7 +13,7 @@ same fraction of its weights — their Table 5 finds this better than a layer-wi
 
 Here: calibration data are drawn at random from the task's training split, 262,144 tokens for a
 sequence model (the paper's 128 sequences of 2,048 tokens from C4, the authors' ``--nsamples
-128``; the whole split where smaller) and 128 examples for an image classifier
+128``; the whole split where smaller) and 1,024 examples for an image classifier (full-rank first-layer statistics; why there)
 (:mod:`sparsebench.library.calibration_data`), charged as forward passes, the model in eval mode. Input features of a Conv2d are its receptive fields
 (im2col), ordered as ``weight.view(out, -1)``, so a filter is an output row — the paper prunes
 Linear layers of LLMs only, and this is its natural reading for convolutions. An LSTM's matrices

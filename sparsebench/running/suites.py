@@ -82,7 +82,7 @@ PAI_GPU = [
 # on 2 cores.
 # Wanda, SparseGPT and their kin in their authors' sequential order (the -onepass variants: one pass over
 # the dense network), OWL's layer sparsities, RIA, DSnoT's refinement; the N:M rows at the pattern's 50 %;
-# SparseGPT's calibration size at 1/16, 1/4, 1 and 4 times the default (262,144 tokens; 128 images).
+# SparseGPT's calibration size at 1/16, 1/4, 1 and 4 times the default (262,144 tokens; 1,024 images).
 ONE_SHOT_METHODS = ["magnitude-oneshot", "magnitude-oneshot-layerwise", "wanda", "obd", "sparsegpt",
                     "wanda-onepass", "sparsegpt-onepass", "obd-fisher", "owl-wanda", "owl-sparsegpt", "ria", "dsnot",
                     "dsnot-magnitude", "dsnot-sparsegpt"]
