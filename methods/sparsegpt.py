@@ -23,7 +23,7 @@ before it; sequential across blocks, not within one), the default here
 else one layer); ``sparsegpt-onepass`` takes every H from one pass over the dense network.
 
 Here: calibration is a random draw from the training split (262,144 tokens for a sequence model,
-the papers' 128 × 2,048, or the whole split where smaller; 128 examples for an image
+the papers' 128 × 2,048, or the whole split where smaller; 1,024 examples for an image
 classifier: :mod:`sparsebench.library.calibration_data`), charged as forward passes; Conv2d layers
 are pruned as matrices over their receptive fields (im2col, ``weight.view(out, -1)``, as the
 paper suggests for convolutions, and as the code's ``add_batch`` unfolds them); an LSTM's matrices
