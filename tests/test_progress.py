@@ -79,3 +79,5 @@ def test_a_finished_trial_says_its_wall_time_and_delta_vs_dense_and_the_sweep_en
     table = out.getvalue()
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines() if line.startswith("| tiny")]
     assert rows == [["tiny-mlp", "quick", "default", "magnitude", "90%", "2", "accuracy 88.50 ± 0.71"]]
+    search = [TrialSpec("tiny-mlp", "magnitude", 0.9, 0, "quick", track="tuning")]
+    assert progress.results_table(uri, search) == ""  # a search's trials are validated only: no table

@@ -165,7 +165,8 @@ class Live:
 def results_table(uri: str, specs: list) -> str:
     """The sweep's cells, one line each: task, profile, track, method, sparsity, n seeds, the test metric
     mean ± std over seeds (the store's latest completed run of each spec)."""
-    runs = tracking.runs_frame(uri, sorted({s.task for s in specs}))
+    specs = [s for s in specs if s.track != "tuning"]  # a search's trials have no test result to show
+    runs = tracking.runs_frame(uri, sorted({s.task for s in specs})) if specs else pd.DataFrame()
     if runs.empty:
         return ""
     ids = {s.config_id(): s for s in specs}
