@@ -83,3 +83,25 @@ def test_the_recommendation_takes_the_leaders_group_of_the_longest_budget():
     assert [x["method"] for x in lines] == ["b", "a"] and [x["delta"] for x in lines] == ["-1.80", "-2.00"]
     [quick_only] = recommend.recommendations(tables.sections(table[table["profile"] == "quick"]))
     assert recommend.leader_lines(quick_only)[0]["delta"] == "no dense run"
+
+
+def test_plots_keep_the_dense_reference_in_view_and_draw_error_bars(tmp_path, monkeypatch):
+    from sparsebench.report import plots
+
+    drawn = {}
+    monkeypatch.setattr(plots, "save", lambda fig, path: drawn.setdefault(path.name, fig) and path)
+    # a within-noise gap (RigL vs ERK at 98 %): zoomed to the two means it would look large
+    rows = cell_rows([("t", "p", "rigl", 0.98, 69.66, 0.48, 3), ("t", "p", "random-erk", 0.98, 69.32, 1.06, 3),
+                      ("t", "p", "rigl", 0.9, 80.0, 0.3, 3), ("t", "p", "random-erk", 0.9, 79.0, 0.2, 2)])
+    dense = cell_rows([("t", "p", "dense", 0.0, 85.5, 0.2, 3)])
+    [section] = tables.sections(pd.concat([rows, dense], ignore_index=True))
+    plots.section_plot(section, tmp_path / "a.png")
+    plots.pareto_plot(section, tmp_path / "b.png")
+    for name in ("a.png", "b.png"):
+        low, high = drawn[name].axes[0].get_ylim()
+        assert low <= 69.66 - 0.48 and high >= 85.5  # the error bars and the dense reference in view
+    legend = [t.get_text() for t in drawn["a.png"].axes[0].get_legend().get_texts()]
+    assert "hollow: n < 3, not ranked" in legend  # random-erk at 90 % has two seeds
+    [without] = tables.sections(rows)
+    plots.section_plot(without, tmp_path / "c.png")
+    assert "no dense run under this profile" in drawn["c.png"].axes[0].get_title()

@@ -49,6 +49,13 @@ def styles(methods: list[str]):
             for i, m in enumerate(methods)}
 
 
+def save(fig: Figure, path: Path) -> Path:
+    """Write ``fig`` as the PNG file ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
 def clear(folder: Path) -> None:
     """Remove the plots of an earlier build, so that a task without runs leaves no stale picture."""
     if folder.is_dir():
@@ -137,9 +144,7 @@ def section_plot(section, path: Path) -> Path | None:
     ax.set_title(title(section), fontsize="medium")
     ax.grid(True, which="major", alpha=0.3)
     legend_beside(fig, ax)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
+    return save(fig, path)
 
 
 def dot_plot(section, path: Path) -> Path:
@@ -164,9 +169,7 @@ def dot_plot(section, path: Path) -> Path:
     ax.set_xlabel(f"test {section.metric} ({section.direction}) at {_percent(rows['sparsity'].iloc[0])} sparsity")
     ax.set_title(title(section), fontsize="medium")
     ax.grid(True, axis="x", alpha=0.3)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
+    return save(fig, path)
 
 
 def speedup_plot(section, path: Path) -> Path:
@@ -183,9 +186,7 @@ def speedup_plot(section, path: Path) -> Path:
     ax.set_title(title(section), fontsize="medium")
     ax.grid(True, which="both", alpha=0.3)
     legend_beside(fig, ax)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
+    return save(fig, path)
 
 
 def _scatter(ax, section, x: str) -> None:
@@ -230,9 +231,7 @@ def pareto_plot(section, path: Path) -> Path:
     ax.set_title(section.title.replace("`", "") + " — cost", fontsize="medium")
     ax.grid(True, which="both", alpha=0.3)
     legend_beside(fig, ax)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
+    return save(fig, path)
 
 
 def pareto_front(rows: pd.DataFrame, higher_is_better: bool) -> pd.DataFrame:
@@ -272,6 +271,4 @@ def layers_plot(section, layers: dict[str, dict], path: Path) -> Path:
     ax.set_title(f"{section.title.replace('`', '')} — layers at {_percent(sparsity)}", fontsize="medium")
     ax.grid(True, axis="y", which="both", alpha=0.3)
     legend_beside(fig, ax)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
+    return save(fig, path)
