@@ -416,6 +416,12 @@ def test_the_decision_view_filters_and_sorts_without_a_console_error(browser):
     lm = browser.js(f"{rows}.filter(r => r.cells[0].textContent === 'testdata-lm' && r.cells[3].textContent === '90%')"
                     ".map(r => r.cells[4].textContent)")
     assert lm == ["gamma-gradual", "alpha-magnitude", "beta-random"]
+    # each cell with its shared rank, or marked as not ranked (the LM's two seeds)
+    marks = browser.js(f"{rows}.filter(r => r.cells[3].textContent === '90%' && r.cells[2].textContent === 'quick')"
+                       ".map(r => [r.cells[0].textContent, r.cells[4].textContent, r.cells[5].textContent])")
+    assert all("not ranked" in m for t, _, m in marks if t == "testdata-lm")
+    assert {method: m.split("#")[1][:1] for t, method, m in marks if t == CLASSIFIER} == \
+        {"gamma-gradual": "1", "alpha-magnitude": "2", "beta-random": "3"}
     # a family and a sparsity chosen: only the recurrent task's 50 % cells stay
     browser.js("""(() => { const pick = (k, v) => { const s = document.querySelector(`#decide select[data-filter=${k}]`);
         s.value = v; s.dispatchEvent(new Event('change')); }; pick('family', 'rnn'); pick('sparsity', '50%'); })()""")

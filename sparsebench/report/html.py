@@ -148,10 +148,25 @@ FILTERS = [("family", "family"), ("profile", "profile"), ("variant", "data"), ("
            ("sparsity", "sparsity")]
 
 
-def decision_html(frame: pd.DataFrame, links: Links) -> str:
+def section_ranks(sections: list[Section]) -> dict[tuple, float]:
+    """(task, profile, variant, track, method, sparsity) -> the cell's shared rank in its section (a
+    merged row's rank for each of the methods it stands for)."""
+    out = {}
+    for s in sections:
+        for _, r in s.rows.iterrows():
+            for method in (s.merged or {}).get(r["method"], [r["method"]]):
+                out[(s.task, s.profile, s.variant, s.track, method, r["sparsity"])] = r["rank"]
+    return out
+
+
+def decision_html(frame: pd.DataFrame, links: Links, ranks: dict[tuple, float] | None = None) -> str:
     """Every pruned cell on one table, filtered by family, profile, data, track and sparsity (selects
-    over ``data-*`` attributes of the rows, no server), best first within a task and sparsity."""
+    over ``data-*`` attributes of the rows, no server), best first within a task and sparsity, with
+    its shared rank (:func:`section_ranks`)."""
     cells = frame[frame["method"] != "dense"].copy()
+    if ranks is not None:
+        keys = zip(cells["task"], cells["profile"], cells["variant"], cells["track"], cells["method"], cells["sparsity"])
+        cells["rank"] = [ranks.get(k, float("nan")) for k in keys]
     dense = frame[(frame["method"] == "dense") & (frame["track"] == "default")].set_index(
         ["task", "profile", "variant"])["mean"]
     cells["dense"] = [dense.get((t, p, v)) for t, p, v in zip(cells["task"], cells["profile"], cells["variant"])]
@@ -226,7 +241,7 @@ def summary_html(ranked: pd.DataFrame) -> str:
 
 
 def page(sections: list[Section], ranked: pd.DataFrame, ui: str | None, cells: pd.DataFrame | None = None) -> str:
-    """The whole page; ``ui`` is the MLflow UI's base URL (None: cells link into the runs bundle);
+    """The whole page; ``ui`` is the MLflow UI's base URL (None: cells link to the run pages);
     ``cells``, the aggregated table, feeds the decision view."""
     links = Links(ui)
     links_note = (f'numbers link to their runs in the MLflow UI at <a href="{escape(ui)}/">{escape(ui)}</a> '
@@ -242,7 +257,7 @@ def page(sections: list[Section], ranked: pd.DataFrame, ui: str | None, cells: p
             + (f" · {escape(s.variant)}" if s.variant != "official" else "")
             + (f" · {escape(track_title(s.track))}" if s.track != "default" else "") + "</a>" for s in sections]
     body = [front(sections, links, "".join(nav))] if sections else []
-    body += ([decision_html(cells, links)] if decide else []) + ([summary_html(ranked)] if not ranked.empty else [])
+    body += ([decision_html(cells, links, section_ranks(sections))] if decide else []) + ([summary_html(ranked)] if not ranked.empty else [])
     body += [section_html(s, links) for s in sections]
     if not sections:
         body = ['<p class="muted">No completed runs yet: run <code>make bench</code>, then '
