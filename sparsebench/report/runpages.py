@@ -89,7 +89,9 @@ def page(trial: pd.Series, run, history: dict, layers: dict | None, siblings: li
     if layers:
         parts += ["<h2>Layer densities</h2>", layer_table(layers)]
     final = sorted((k, f"{v:.6g}") for k, v in run.data.metrics.items())
-    shown = sorted((k, v) for k, v in tags.items() if k.startswith("sb.") and k != "sb.spec")
+    # the origin id is the page's own name; the heartbeat says when it last beat, not what it is
+    shown = sorted((k, v) for k, v in tags.items() if k.startswith("sb.") and k not in (
+        "sb.spec", tracking.ORIGIN, "sb.heartbeat"))
     parts += ["<h2>Metrics (final values)</h2>", "<table>" + rows(final) + "</table>",
               "<h2>Tags</h2>", "<table>" + rows(shown) + "</table>", "</body></html>"]
     return "\n".join(parts)
