@@ -136,3 +136,16 @@ def test_the_task_prunes_the_encoder_matrices_and_offers_heads(offline):
     assert not any(n.startswith(("embeddings", "pooler", "classifier")) or "ln" in n for n in prunable)
     groups = head_groups(model, prunable)
     assert len(groups) == 6 and all(g.units == 12 for g in groups)
+
+
+@needs_package
+def test_the_bare_hugging_face_loop_of_the_speed_benchmark_runs(offline, one_thread):
+    pytest.importorskip("transformers")
+    from sparsebench.benchmarks.finetune_speed import bare_hf_loop
+
+    cls, _ = registry.TASKS.get("minilm-sst2")
+    task = cls("quick")
+    ids = minilm_module().tokenize(SENTENCES * 8)
+    split = __import__("sparsebench").TensorSplit(ids, torch.tensor([1, 0, 1, 1] * 8))
+    result = bare_hf_loop(task, split, split, steps=1, seed=0)
+    assert result["train_s"] > 0 and 0 <= result["accuracy"] <= 100
