@@ -149,3 +149,16 @@ def test_the_bare_hugging_face_loop_of_the_speed_benchmark_runs(offline, one_thr
     split = __import__("sparsebench").TensorSplit(ids, torch.tensor([1, 0, 1, 1] * 8))
     result = bare_hf_loop(task, split, split, steps=1, seed=0)
     assert result["train_s"] > 0 and 0 <= result["accuracy"] <= 100
+
+
+@needs_package
+def test_sst2_splits_are_glue_s_rows_in_the_model_s_tokens(offline):
+    root = __import__("sparsebench.data", fromlist=["data_root"]).data_root()
+    if root is None or not (root / "sst2" / "dev.tsv").exists():
+        pytest.skip("SST-2 is not in the data root")
+    module = minilm_module()
+    splits = module.load_minilm_sst2(root, module.MAX_LEN)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (66_477, 872, 872)
+    first_dev = (root / "sst2" / "dev.tsv").read_text().splitlines()[1].split("\t")[0]
+    assert torch.equal(splits.test.inputs[0], module.tokenize([first_dev])[0])
+    assert (splits.train.inputs[:, 0] == 101).all() and splits.info["test_split"] == "dev"
