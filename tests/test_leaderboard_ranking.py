@@ -69,6 +69,8 @@ def test_summary_ranks_never_average_across_families():
     assert summary.rank_text(ranked.iloc[0]) in ("1.00 · 1 task", "2.00 · 1 task")  # not "1.00 (1)"
     few = summary.ranks(cell_rows([("t", "q", "x", 0.5, 1.0, 0.1, 2), ("t", "q", "y", 0.5, 2.0, 0.1, 3)]))
     assert summary.rank_text(few.set_index("method").loc["x"]) == "n < 3 on 1 of 1 task"
+    none = summary.ranks(cell_rows([("t", "q", "x", 0.5, 1.0, 0.1, 1), ("t", "q", "y", 0.5, 2.0, 0.1, 2)]))
+    assert none.empty  # a comparison where nothing is ranked has no table
 
 
 def test_the_recommendation_takes_the_leaders_group_of_the_longest_budget():

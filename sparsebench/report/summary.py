@@ -25,7 +25,7 @@ def ranks(table: pd.DataFrame) -> pd.DataFrame:
     within each of its tasks where all of them have a result and averages over those tasks. Columns:
     profile, variant, track, family, comparison (its tasks, comma-separated), method, sparsity, rank,
     tasks, of (methods ranked per task, on average), collapsed, at_chance, few (tasks where the cell
-    has fewer than three seeds).
+    has fewer than three seeds). A comparison where no method is ranked in any column is left out.
     """
     columns = ["profile", "variant", "track", "family", "comparison", "method", "sparsity", "rank", "tasks", "of",
                "collapsed", "at_chance", "few"]
@@ -42,6 +42,7 @@ def ranks(table: pd.DataFrame) -> pd.DataFrame:
             if len(methods) < 2:
                 continue
             name = ", ".join(sorted(tasks))
+            found = []
             for sparsity, cells in group[group["method"].isin(methods) & group["task"].isin(tasks)].groupby("sparsity"):
                 shared = [t for t in sorted(tasks) if set(cells.loc[cells["task"] == t, "method"]) >= set(methods)]
                 cells = cells[cells["task"].isin(shared)]
@@ -54,10 +55,12 @@ def ranks(table: pd.DataFrame) -> pd.DataFrame:
                     collapsed, chance = int((mine["collapsed"] > 0).sum()), int(mine["at_chance"].sum())
                     few = int((mine["n"] < MIN_SEEDS).sum())
                     mean = rank[mine.index]
-                    out.append({"profile": profile, "variant": variant, "track": track, "family": family,
-                                "comparison": name, "method": method, "sparsity": sparsity, "tasks": len(shared),
-                                "rank": mean.mean() if mean.notna().all() else float("nan"),
-                                "of": count.mean(), "collapsed": collapsed, "at_chance": chance, "few": few})
+                    found.append({"profile": profile, "variant": variant, "track": track, "family": family,
+                                  "comparison": name, "method": method, "sparsity": sparsity, "tasks": len(shared),
+                                  "rank": mean.mean() if mean.notna().all() else float("nan"),
+                                  "of": count.mean(), "collapsed": collapsed, "at_chance": chance, "few": few})
+            if any(r["rank"] == r["rank"] for r in found):
+                out += found
     return pd.DataFrame(out, columns=columns)
 
 
