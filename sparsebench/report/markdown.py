@@ -3,6 +3,8 @@ recommendation table, then the summary's ranks, then per section its plots, the 
 sparsity and the costs."""
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from sparsebench.report.recommend import FAMILIES, how_to_read, leader_lines, recommendations, track_name, where
@@ -79,7 +81,14 @@ def markdown_front(sections: list[Section]) -> str:
                 percent(entry["sparsity"]) if first else "", where(entry) if first else "",
                 line["method"] + ("" if entry["ranked"] else " ○ not ranked"), line["metric"], line["delta"],
                 line["cost"], line["speedup"], str(line["n"])]) + " |")
-    return "\n".join(lines + ["", "Below: the summary's ranks, then each section (plots, full tables, system card).", ""])
+    below = ", ".join(f"[{s.title.replace('`', '')}](#{anchor(s.title)})" for s in sections)
+    return "\n".join(lines + ["", "Below: [the summary's ranks](#summary-average-rank-within-a-family), then each "
+                               f"section (plots, full tables, system card): {below}.", ""])
+
+
+def anchor(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
 
 
 HEADER = ["# sparsebench leaderboard", "",
