@@ -49,6 +49,8 @@ def test_a_running_trial_shows_its_epoch_metric_and_time_left_from_its_logged_ep
     assert f"epoch 1/{epochs:g} · val accuracy 61.25 · 30 s elapsed" in shown
     if epochs > 1:
         assert f"~{progress.clock(30 * (epochs - 1))} left" in shown
+    assert progress.trial_line("t", "rigl", 0.9, 0, 0, 17, "accuracy", None, 60.0, typical=1200.0).endswith(
+        "1:00 elapsed, ~19:00 left (as earlier runs took)")  # before its first epoch: from earlier runs
     line = progress.trial_line("t", "lottery", 0.9, 0, 5, 2, "accuracy", 97.0, 50.0)
     assert "epoch 5 (2 per training: retraining)" in line and "left" not in line  # no estimate past one training
     live.say("[1/2] a finished trial")  # printed above the block, which is erased first

@@ -43,12 +43,16 @@ def profile_epochs(task: str, profile: str) -> float | None:
 
 
 def trial_line(task: str, method: str, sparsity: float, seed: int, epoch: int, epochs: float | None,
-               metric: str, value: float | None, elapsed: float) -> str:
-    """One running trial: 'resnet20 rigl 90% s0 · epoch 3/17 · val accuracy 61.2 · 4:05 elapsed, ~18:32 left'."""
+               metric: str, value: float | None, elapsed: float, typical: float | None = None) -> str:
+    """One running trial: 'resnet20 rigl 90% s0 · epoch 3/17 · val accuracy 61.2 · 4:05 elapsed, ~18:32 left'.
+    Before its first epoch ends, the time left is ``typical`` (the store's earlier trials of the same task,
+    profile and method, in seconds) less the time elapsed, where there were such trials."""
     if epochs and 0 < epoch <= epochs:
         left = f", ~{clock(elapsed / epoch * (epochs - epoch))} left"
+    elif epoch == 0 and typical:
+        left = f", ~{clock(max(typical - elapsed, 0))} left (as earlier runs took)"
     else:
-        left = ""  # no epoch done yet, or retraining beyond one training's budget: no estimate
+        left = ""  # no epoch done yet and no earlier run, or retraining beyond one training's budget
     total = f"/{epochs:g}" if epochs and epoch <= epochs else f" ({epochs:g} per training: retraining)" if epochs else ""
     seen = f" · val {metric} {value:.4g}" if value is not None and value == value else " · first epoch running"
     return (f"  {task} {method} {sparsity * 100:g}% seed {seed} · epoch {epoch}{total}{seen} · "
@@ -68,6 +72,7 @@ class Live:
         self.shown = 0  # lines of the status block now on the screen
         self.last = -math.inf
         self._dense: dict[tuple[str, str], float | None] = {}
+        self._typical: dict[tuple[str, str, str], float | None] = {}
 
     @property
     def out(self) -> TextIO:
@@ -89,11 +94,23 @@ class Live:
                 history = client.get_metric_history(run.info.run_id, f"val/{metric}") if metric else []
                 epoch = max((m.step for m in history), default=0)
                 value = max(history, key=lambda m: (m.step, m.timestamp)).value if history else None
-                lines.append(trial_line(task, tags.get("sb.method", "?"), float(tags.get("sb.sparsity", "nan")),
-                                        int(tags.get("sb.seed", 0)), epoch,
-                                        profile_epochs(task, tags.get("sb.profile", "")), metric, value,
-                                        self.now() - run.info.start_time / 1000))
+                method, profile = tags.get("sb.method", "?"), tags.get("sb.profile", "")
+                lines.append(trial_line(task, method, float(tags.get("sb.sparsity", "nan")),
+                                        int(tags.get("sb.seed", 0)), epoch, profile_epochs(task, profile), metric,
+                                        value, self.now() - run.info.start_time / 1000,
+                                        self.typical(client, exp, method, profile) if epoch == 0 else None))
         return lines
+
+    def typical(self, client, experiment: str, method: str, profile: str) -> float | None:
+        """The median wall time of the store's completed trials of ``method`` under ``profile`` in this
+        task's experiment (read once per sweep); None without any."""
+        key = (experiment, method, profile)
+        if key not in self._typical:
+            done = client.search_runs([experiment], f"tags.`sb.method` = '{method}' and tags.`sb.profile` = '{profile}' "
+                                                    "and tags.`sb.status` = 'completed'", max_results=50)
+            times = sorted(r.data.metrics["time/trial_seconds"] for r in done if "time/trial_seconds" in r.data.metrics)
+            self._typical[key] = times[len(times) // 2] if times else None
+        return self._typical[key]
 
     def poll(self, force: bool = False) -> None:
         """Redraw the status block from the store, where stdout is a terminal and it is time to."""
