@@ -35,10 +35,10 @@ bench: $(STAMP)
 	$(BIN)/sparsebench leaderboard --tracking-uri $(BENCH_URI) --out $(BENCH)/leaderboard
 	$(BIN)/sparsebench compare $(BUNDLE) --tracking-uri $(BENCH_URI) | tee $(BENCH)/reproduction-report.txt
 
-# add this machine's bench results to the committed bundle (runs of other code stay as history, marked stale
-# where nothing newer replaces them) and rebuild the committed board from the bundle alone
+# add this machine's bench results to the committed bundle (runs of superseded plugin versions leave it; runs of
+# other code stay, marked stale where nothing newer replaces them) and rebuild the committed board from the bundle
 publish: $(STAMP)
-	$(BIN)/sparsebench export --tracking-uri $(BENCH_URI) --out $(BUNDLE)
+	$(BIN)/sparsebench export --tracking-uri $(BENCH_URI) --out $(BUNDLE) --drop-superseded
 	rm -f $(BENCH)/publish.db
 	$(BIN)/sparsebench import $(BUNDLE) --tracking-uri sqlite:///$(CURDIR)/$(BENCH)/publish.db
 	$(BIN)/sparsebench leaderboard --tracking-uri sqlite:///$(CURDIR)/$(BENCH)/publish.db

@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep only runs of this checkout's plugin versions, dropping superseded ones from the "
                              "bundle (the committed bundle holds what the board shows)")
 
+    export.add_argument("--drop-superseded", action="store_true",
+                        help="keep only runs of this checkout's plugin versions, whatever code made them (what the "
+                             "board shows, stale or not; `make publish`)")
     export.add_argument("--method", nargs="+", help="only these methods' runs (and their tasks' dense references): "
                                                     "a method author's submission")
     export.add_argument("--task", nargs="+", help="only these tasks' runs")
@@ -240,9 +243,9 @@ def _leaderboard(args) -> int:
 def _export(args) -> int:
     from sparsebench.running.bundle import export_bundle
 
-    if args.current:
+    if args.current or args.drop_superseded:
         registry.discover([])  # to tell current plugin versions from superseded ones
-    written = export_bundle(args.tracking_uri, args.out, args.current, args.method, args.task)
+    written = export_bundle(args.tracking_uri, args.out, args.current, args.method, args.task, args.drop_superseded)
     print(f"sparsebench: {sum(written.values())} runs of {len(written)} tasks in {args.out}/")
     return 0
 

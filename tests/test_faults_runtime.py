@@ -21,7 +21,7 @@ from sparsebench import cli
 from sparsebench.core import catalog, registry
 from sparsebench.core.hparams import check_hparams, schema
 from sparsebench.errors import StoreError
-from sparsebench.running import tracking
+from sparsebench.running import claims, tracking
 from sparsebench.running.sweep import describe, execute, finished_since, pending, plan, trial_config
 from sparsebench.running.trial import TrialSpec
 
@@ -74,8 +74,8 @@ def claim(uri, spec, owner: dict, parent=None):
 
 def test_a_claim_of_a_dead_owner_on_this_host_is_taken_over_at_once(tracking_uri):
     spec = TrialSpec("tiny-mlp", "random", 0.5)
-    ghost = claim(tracking_uri, spec, {**tracking.owner(), "owner_pid": str(_ended())})  # its heartbeat is fresh
-    taker = claim(tracking_uri, spec, tracking.owner())
+    ghost = claim(tracking_uri, spec, {**claims.owner(), "owner_pid": str(_ended())})  # its heartbeat is fresh
+    taker = claim(tracking_uri, spec, claims.owner())
     assert taker.rival() is None  # a worker that starts the trial now is not stopped by it
     taker.withdraw()
     assert pending([spec], tracking_uri) == ([spec], 0)
@@ -84,7 +84,7 @@ def test_a_claim_of_a_dead_owner_on_this_host_is_taken_over_at_once(tracking_uri
 
 def test_a_live_owners_claim_is_left_to_it_and_says_who_and_until_when(tracking_uri):
     spec = TrialSpec("tiny-mlp", "random", 0.5)
-    live = claim(tracking_uri, spec, tracking.owner())
+    live = claim(tracking_uri, spec, claims.owner())
     far = TrialSpec("tiny-mlp", "random", 0.7)
     claim(tracking_uri, far, {"owner_pid": "4242", "owner_host": "elsewhere", "owner_start": ""})
     holders = {}
@@ -107,10 +107,10 @@ def test_a_dead_drivers_sweep_runs_are_ended_at_once(tracking_uri):
 
 
 def test_a_reused_pid_is_not_the_owner():
-    tags = {f"sb.{k}": v for k, v in tracking.owner().items()}
-    assert not tracking.owner_dead(tags)
-    assert tracking.owner_dead({**tags, "sb.owner_start": "1"})  # this pid, but a process started at another time
-    assert not tracking.owner_dead({**tags, "sb.owner_host": "elsewhere", "sb.owner_pid": str(_ended())})
+    tags = {f"sb.{k}": v for k, v in claims.owner().items()}
+    assert not claims.owner_dead(tags)
+    assert claims.owner_dead({**tags, "sb.owner_start": "1"})  # this pid, but a process started at another time
+    assert not claims.owner_dead({**tags, "sb.owner_host": "elsewhere", "sb.owner_pid": str(_ended())})
 
 
 # --- 4: hung trials and hung plugins --------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from torch import nn
 
 from sparsebench.core import registry
-from sparsebench.running import bundle, tracking
+from sparsebench.running import bundle, claims, tracking
 from sparsebench.running.sweep import describe, pending, run_sweep
 from sparsebench.running.trial import TrialSpec, run_trial
 
@@ -138,7 +138,7 @@ def test_a_disk_that_fills_during_a_sweep_loses_no_trial_and_poisons_no_bundle(s
     (small_disk / "fill").touch()
     run_sweep(grid, uri=uri, plugin_roots=roots, name="fills")  # the sweep goes on, and ends
     (small_disk / "ballast").unlink()  # space freed
-    monkeypatch.setattr(tracking, "DEAD_AFTER_S", 0)  # claims the full store could not even end have lapsed
+    monkeypatch.setattr(claims, "DEAD_AFTER_S", 0)  # claims the full store could not even end have lapsed
     again = run_sweep(grid, uri=uri, plugin_roots=roots, name="fills-again")
     assert again.completed + again.skipped == len(grid), str(again)
 

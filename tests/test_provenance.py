@@ -205,3 +205,22 @@ def test_on_another_processor_a_difference_is_judged_by_the_seeds_spread(store):
         assert verify.compare(moved, rerun, "this processor", spread).verdict == verdict
     assert verify.compare(moved, rerun, "this processor", {}).verdict == "unverifiable"
     assert verify.compare(moved, rerun, "another processor", spread).verdict == "MISMATCH"  # the same: to the bit
+
+
+def test_the_board_marks_runs_of_other_code_stale_and_prefers_this_codes_run(store, tmp_path):
+    from sparsebench.report import tables
+
+    records = lines(store["bundle"])
+    older = json.loads(json.dumps(magnitude(records)))  # the same cell, run earlier by other code, another result
+    older["run_id"], older["start_time"] = "2" * 32, older["start_time"] - 10_000
+    older["tags"]["sb.code.harness"] = "e" * 16
+    older["metrics"]["final/test_accuracy"] -= 1.0
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    bundle.import_bundle(write(tmp_path / "both", records + [older]), fresh)
+    table = tables.trial_table(fresh).set_index("run_id")
+    assert older["run_id"] not in table.index and not table["stale"].any()  # this code's run shown, unmarked
+    alone = f"sqlite:///{tmp_path / 'alone.db'}"
+    bundle.import_bundle(write(tmp_path / "old", [r for r in records if r["run_id"] != magnitude(records)["run_id"]]
+                               + [older]), alone)
+    table = tables.trial_table(alone).set_index("run_id")
+    assert table.loc[older["run_id"], "stale"] and table["stale"].sum() == 1  # shown, marked stale

@@ -2,7 +2,7 @@
 
 For each family (MLP, CNN, RNN, transformer), track and target sparsity, the recommendation is the
 leaders' group (rank 1 of :mod:`sparsebench.report.ranking`: the best method and those within noise
-of it) of one section: the one with ranked cells at that sparsity and the longest budget (a
+of it; sanity-check ablations such as ``snip+invert`` left out, whose spread can put them there) of one section: the one with ranked cells at that sparsity and the longest budget (a
 ``quick`` smoke test only where nothing else ran), then the most methods. Where no cell there has
 three seeds, the best mean is shown, marked as not ranked. Rendered by :mod:`sparsebench.report.html`
 and :mod:`sparsebench.report.markdown`.
@@ -12,10 +12,11 @@ from __future__ import annotations
 import pandas as pd
 
 from sparsebench.report.ranking import MIN_SEEDS, TEST
-from sparsebench.report.tables import Section, percent
+from sparsebench.report.tables import STALE, Section, percent
 
 FAMILIES = {"mlp": "MLP", "cnn": "CNN", "rnn": "RNN", "transformer": "transformer"}
 TRACK_ORDER = {"default": 0, "tuned": 1, "one-shot": 2}
+SANITY_CHECK = "+"  # ``snip+invert`` and the like (sparsebench.library.ablations): checks, never recommended
 PROFILE_WEIGHT = {"full": 4, "medium": 3, "medium-decay": 3, "pretrained": 3, "quick": 0}  # longer budgets first
 
 
@@ -42,7 +43,7 @@ def recommendations(sections: list[Section]) -> list[dict]:
     out = []
     for (fam, track, sparsity), found in candidates.items():
         _, section, cells = max(found, key=lambda c: c[0])
-        leaders = cells[cells["rank"] == 1]
+        leaders = cells[(cells["rank"] == 1) & ~cells["method"].str.contains(SANITY_CHECK, regex=False)]
         ranked = not leaders.empty
         if not ranked:
             leaders = cells.sort_values("mean", ascending=not section.higher_is_better).head(1)
@@ -99,7 +100,7 @@ def leader_lines(entry: dict) -> list[dict]:
     out = []
     for _, r in entry["leaders"].iterrows():
         d = delta(r, section.dense)
-        out.append({"method": r["method"], "row": r,
+        out.append({"method": r["method"] + (f" {STALE}" if r.get("stale", False) else ""), "row": r,
                     "metric": f"{r['mean']:.2f}" + ("" if pd.isna(r["std"]) else f" ± {r['std']:.2f}")
                     + ("" if section.higher_is_better else f" {section.metric} ↓"),
                     "delta": "no dense run" if section.dense is None else f"{d:+.2f}",

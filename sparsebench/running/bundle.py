@@ -23,7 +23,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sparsebench.core import registry
 from sparsebench.running import tracking
 from sparsebench.running import provenance
 from sparsebench.running.bundle_checks import COMPLETED_METRICS, check, conflicts  # noqa: F401 (COMPLETED_METRICS: the API)
@@ -51,11 +50,13 @@ def sort_key(record: dict) -> tuple:
 
 
 def export_bundle(uri: str | None = None, folder: str | Path = DEFAULT_FOLDER, current: bool = False,
-                  methods: list[str] | None = None, tasks: list[str] | None = None) -> dict[str, int]:
+                  methods: list[str] | None = None, tasks: list[str] | None = None,
+                  drop_superseded: bool = False) -> dict[str, int]:
     """Write every finished trial run of the store at ``uri`` into ``folder``, one file per task
     (merged with the records already there, by run id); returns records written per task. With
     ``current``, only runs of this checkout's code are kept (plugin versions and code digests: what
-    the board shows without a stale mark), so a superseded run leaves the bundle. ``methods`` and
+    the board shows without a stale mark); with ``drop_superseded``, only runs of this checkout's
+    plugin versions, whatever code made them (what the board shows, stale or not). ``methods`` and
     ``tasks`` keep only those runs (a method author's submission: ``--method mine``); the dense
     references of the tasks come along, as the submission's cells are read against them."""
     uri = tracking.open_store(tracking.tracking_uri(uri))
@@ -71,8 +72,9 @@ def export_bundle(uri: str | None = None, folder: str | Path = DEFAULT_FOLDER, c
         by_task.setdefault(task, {})[record["run_id"]] = record
     written = {}
     for task, records in sorted(by_task.items()):
-        if current:
-            records = {i: r for i, r in records.items() if check(r) is None and not provenance.staleness(r["tags"])}
+        if current or drop_superseded:
+            records = {i: r for i, r in records.items()
+                       if check(r) is None and not (current and provenance.staleness(r["tags"]))}
         lines = [bundle_line(r) for r in sorted(records.values(), key=sort_key)]
         target = folder / f"{task}.jsonl"
         tmp = target.with_suffix(".jsonl.tmp")

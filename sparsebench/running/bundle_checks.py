@@ -19,12 +19,11 @@ import math
 from collections import defaultdict
 
 from sparsebench.core import registry
-from sparsebench.running.records import BundleError
+from sparsebench.running.records import COMPLETED_METRICS, BundleError, result_metrics  # noqa: F401 (the API)
 from sparsebench.running.trial import config_hash
 
 REQUIRED_TAGS = ("sb.config_id", "sb.spec", "sb.status", "sb.code_version", "sb.method_version",
                  "sb.task_version", "sb.metric")
-COMPLETED_METRICS = ("final/sparsity", "final/effective_sparsity", "cost/train_steps", "cost/train_cost_rel")
 FRACTIONS = ("final/sparsity", "final/effective_sparsity", "final/sparsity_target", "final/group_sparsity",
              "train/density", "inference/flops_rel")
 NON_NEGATIVE = ("cost/", "params/", "time/", "inference/", "collapse/", "checkpoints/", "calibration/")
@@ -66,8 +65,7 @@ def check(record: dict) -> str | None:
     if tuning and test in metrics:
         raise BundleError(f"{where}: a tuning run with a test {tags['sb.metric']} (tuning sees validation only)")
     if status == "completed":
-        result = f"final/val_{tags['sb.metric']}" if tuning else test
-        absent = [m for m in (result, *COMPLETED_METRICS) if m not in metrics]
+        absent = [m for m in result_metrics(tags["sb.metric"], tuning) if m not in metrics]
         if absent:
             raise BundleError(f"{where}: a completed run without {', '.join(absent)}")
         if not record["history"].get(f"val/{tags['sb.metric']}") or not record.get("layers"):

@@ -21,6 +21,34 @@ from sparsebench.running import provenance
 INFRA_ATTEMPTS = 3   # runs of a trial whose worker died before its failure is kept as a result
 
 
+COMPLETED_METRICS = ("final/sparsity", "final/effective_sparsity", "cost/train_steps", "cost/train_cost_rel")
+UNWRITTEN = "the result was not all written (no {}): a write failed; run the sweep again"
+
+
+def unwritten(tags: dict, metrics) -> list[str]:
+    """What a run tagged completed lacks of its result (:func:`result_metrics`); empty for a whole
+    result, and for other statuses. A run that lacks any (written by older code, which tagged it
+    completed first) is no result: never exported or shown, and run again
+    (:func:`sparsebench.running.sweep.pending` marks it interrupted)."""
+    if tags.get("sb.status") != "completed":
+        return []
+    return [m for m in result_metrics(tags.get("sb.metric"), is_tuning_spec(tags.get("sb.spec"))) if m not in metrics]
+
+
+def result_metrics(metric: str | None, tuning: bool) -> tuple[str, ...]:
+    """What every completed run holds: its result (``final/test_<metric>``, on the tuning track
+    ``final/val_<metric>``) and ``COMPLETED_METRICS``."""
+    return (f"final/{'val' if tuning else 'test'}_{metric}", *COMPLETED_METRICS)
+
+
+def is_tuning_spec(spec: str | None) -> bool:
+    """Whether a run's ``sb.spec`` tag is of the tuning track."""
+    try:
+        return json.loads(spec or "{}").get("track") == "tuning"
+    except (TypeError, AttributeError, json.JSONDecodeError):
+        return False
+
+
 def is_done(tags: dict) -> bool:
     """A finished result: completed, or failed by the method (an infrastructure failure is re-run)."""
     return tags.get("sb.status") == "completed" or (tags.get("sb.status") == "failed"

@@ -26,7 +26,7 @@ import pandas as pd
 
 from sparsebench.core import registry
 
-from sparsebench.running import guard, progress, records, tracking
+from sparsebench.running import claims, guard, progress, records, tracking
 from sparsebench.running.records import describe
 from sparsebench.data import data_root as resolve_data_root
 from sparsebench.running.checkpoints import CheckpointStore
@@ -70,7 +70,7 @@ def pending(specs: list[TrialSpec], uri: str, retry_failed: bool = False,
     finished unless ``retry_failed`` or its worker died (re-run up to ``INFRA_ATTEMPTS`` runs);
     ``running`` runs whose heartbeat stopped are marked interrupted and their trials re-run.
     ``runs``: the store's runs of the specs' tasks, where already read; ``holders``, where given, gets
-    config id -> who holds a trial left to another sweep (:func:`tracking.claim_holder`)."""
+    config id -> who holds a trial left to another sweep (:func:`claims.claim_holder`)."""
     runs = tracking.runs_frame(uri, sorted({s.task for s in specs})) if runs is None else runs
     if runs.empty:
         return specs, 0
@@ -84,9 +84,9 @@ def pending(specs: list[TrialSpec], uri: str, retry_failed: bool = False,
         elif status == "failed" and not retry_failed:
             infra[config_id] = infra.get(config_id, 0) + 1
         elif status == "running":
-            (live.add(config_id) if tracking.is_alive(tag, start) else dead.append((config_id, run_id)))
+            (live.add(config_id) if claims.is_alive(tag, start) else dead.append((config_id, run_id)))
             if config_id in live and holders is not None:
-                holders.setdefault(config_id, tracking.claim_holder(tag, start))
+                holders.setdefault(config_id, claims.claim_holder(tag, start))
     done |= {c for c, n in infra.items() if n >= tracking.INFRA_ATTEMPTS}
     todo = [s for s in specs if s.config_id() not in done | live]
     todo_ids = {s.config_id() for s in todo}
@@ -174,7 +174,7 @@ def run_sweep(specs: list[TrialSpec], *, data_root=None, uri=None, address=None,
     parents = tracking.start_sweep(uri, tasks, f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
                                    {"trials": len(todo), "address": address or "local"})
     context = {"uri": uri, "data_root": str(root) if root else None, "parents": parents, "device": device,
-               "checkpoints": checkpoints, "trial_timeout": trial_timeout, "owner": tracking.owner(),
+               "checkpoints": checkpoints, "trial_timeout": trial_timeout, "owner": claims.owner(),
                "hung_plugins": sorted(registry.HUNG),
                "plugin_roots": [str(p) for p in registry.plugin_roots(plugin_roots)]}
     results: list = []
@@ -227,7 +227,7 @@ def execute(config: dict) -> dict:
     budget = context.get("trial_timeout") or registry.TASKS.get(spec.task)[0].trial_budget(spec.profile)
     owner = {f"sb.{k}": v for k, v in context.get("owner", {}).items()}
     with guard.Guard(budget, lambda elapsed: run.finish(guard.timeout_result(budget, elapsed)),  # a hung trial
-                     lambda: tracking.owner_dead(owner), every=min(5.0, budget / 4)):  # its driver killed
+                     lambda: claims.owner_dead(owner), every=min(5.0, budget / 4)):  # its driver killed
         try:
             store = CheckpointStore(context["uri"], spec.task) if context.get("checkpoints") else None
             with heartbeat(run.beat):
@@ -260,11 +260,11 @@ def where() -> dict:
 
 @contextmanager
 def heartbeat(beat: Callable[[], None], every: float | None = None):
-    """Call ``beat`` (a run's heartbeat) every ``every`` seconds (``tracking.HEARTBEAT_S``) while the block runs."""
+    """Call ``beat`` (a run's heartbeat) every ``every`` seconds (``claims.HEARTBEAT_S``) while the block runs."""
     stop = threading.Event()
 
     def beating():
-        while not stop.wait(every or tracking.HEARTBEAT_S):
+        while not stop.wait(every or claims.HEARTBEAT_S):
             try:
                 beat()
             except Exception:  # a missed beat is not a failure of the trial

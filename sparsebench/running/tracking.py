@@ -12,25 +12,24 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
-import sqlite3
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-import mlflow
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # reading layers.json run by run: no bars
+
+import mlflow  # noqa: E402
 import pandas as pd
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from sparsebench.running import records
-from sparsebench.running.records import INFRA_ATTEMPTS, code_version, is_done  # noqa: F401 (used by sweeps)
+from sparsebench.running import records, store_checks
+from sparsebench.running.claims import is_alive, owner, owner_dead  # noqa: F401 (the claims a run's tags make)
+from sparsebench.running.records import (INFRA_ATTEMPTS, UNWRITTEN, code_version, is_done,  # noqa: F401
+                                         is_tuning_spec, result_metrics, unwritten)
 from sparsebench.errors import StoreError
 
 EXPERIMENT_PREFIX = "sparsebench/"
@@ -40,10 +39,6 @@ TERMINAL = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"
 def tracking_uri(uri: str | None = None) -> str:
     """``uri``, else ``MLFLOW_TRACKING_URI``, else a SQLite file ``mlflow.db`` in the working directory."""
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-
-
-REACH_TIMEOUT_S = 5
-STORE_MIN_FREE_MB = 8  # a local store's disk must have this much free for a command to start
 
 
 def open_store(uri: str) -> str:
@@ -58,45 +53,17 @@ def open_store(uri: str) -> str:
         path = Path(uri[len("sqlite:///"):])
         if not path.parent.is_dir():
             raise StoreError(f"cannot create the MLflow store {path}: folder {path.parent} does not exist")
-        try:
-            lock = open(path.with_name(path.name + ".lock"), "w")
-            free = shutil.disk_usage(path.parent).free
-        except OSError as exc:
-            raise StoreError(f"cannot write the MLflow store's folder {path.parent}: {exc.strerror or exc}") from None
-        if free < STORE_MIN_FREE_MB * 2**20:
-            lock.close()
-            raise StoreError(f"the MLflow store's folder {path.parent} has {free / 2**20:.1f} MB free on its disk, "
-                             f"under the {STORE_MIN_FREE_MB} MB a command needs: free space, or give another "
-                             "store (--tracking-uri)")
+        lock = store_checks.open_lock(path)
         with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            _refuse_half_migrated(path)
+            store_checks.refuse_half_migrated(path)
             try:
                 MlflowClient(uri).search_experiments(max_results=1)  # creates and migrates the schema
             except Exception as exc:
                 raise StoreError(f"cannot open the MLflow store {path}: {type(exc).__name__}: {exc}"
-                                 f"{_WAY_OUT.format(path=path)}") from None
+                                 f"{store_checks.WAY_OUT.format(path=path)}") from None
     elif uri.startswith(("http://", "https://")):
-        probe = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1"  # /health skips the Host check
-        try:
-            with urllib.request.urlopen(probe, timeout=REACH_TIMEOUT_S) as answer:
-                body = answer.read()
-            if not isinstance(json.loads(body), dict):
-                raise ValueError("not a JSON object")
-        except urllib.error.HTTPError as exc:  # it answers; 401 and the like are MLflow's to handle
-            if exc.code == 403 and "Host header" in exc.read().decode(errors="replace"):
-                raise StoreError(f"MLflow at {uri} refuses requests addressed to {urllib.parse.urlsplit(uri).netloc}: "
-                                 "start it with --allowed-hosts listing that address, or use its IP address") from None
-            if exc.code in (404, 405, 501):
-                raise StoreError(f"{uri} is not an MLflow tracking server: it answered HTTP {exc.code} to MLflow's "
-                                 "REST API (is the address or port right?)") from None
-        except ValueError:  # 200, but no MLflow answer (an HTML page, say)
-            raise StoreError(f"{uri} is not an MLflow tracking server: it answered MLflow's REST API with something "
-                             "other than MLflow's JSON (is the address or port right?)") from None
-        except (OSError, urllib.error.URLError) as exc:
-            raise StoreError(f"cannot reach MLflow at {uri}: {getattr(exc, 'reason', exc)}. Is the tracking "
-                             "server running, and is the address right (--tracking-uri or MLFLOW_TRACKING_URI)?") \
-                from None
+        store_checks.probe_server(uri)
     READY.add(uri)
     return uri
 
@@ -109,21 +76,6 @@ def store_client(uri: str) -> MlflowClient:
     if uri not in READY:
         open_store(uri)
     return MlflowClient(uri)
-
-
-_WAY_OUT = (". To start over from the committed results, move it aside and rebuild it from the runs bundle: "
-            "mv {path} {path}.broken && sparsebench import leaderboard/runs")
-
-
-def _refuse_half_migrated(path: Path) -> None:
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    with sqlite3.connect(path) as db:
-        tables = [row[0] for row in db.execute("select name from sqlite_master where type = 'table'")]
-    leftovers = [t for t in tables if t.startswith("_alembic_tmp_")]
-    if leftovers:
-        raise StoreError(f"the MLflow store {path} is half-migrated (a schema migration was interrupted: "
-                         f"{', '.join(leftovers)} left behind){_WAY_OUT.format(path=path)}")
 
 
 def _experiment(client: MlflowClient, task: str) -> str:
@@ -288,34 +240,6 @@ def runs_frame(uri: str, experiments: list[str] | None = None) -> pd.DataFrame:
                                                         filter_string="tags.`sb.kind` = 'trial'"))
 
 
-UNWRITTEN = "the result was not all written (no {}): a write failed; run the sweep again"
-
-
-def unwritten(tags: dict, metrics) -> list[str]:
-    """What a run tagged completed lacks of its result (:func:`result_metrics`); empty for a whole
-    result, and for other statuses. A run that lacks any (written by older code, which tagged it
-    completed first) is no result: never exported or shown, and run again
-    (:func:`sparsebench.running.sweep.pending` marks it interrupted)."""
-    if tags.get("sb.status") != "completed":
-        return []
-    return [m for m in result_metrics(tags.get("sb.metric"), _tuning(tags.get("sb.spec"))) if m not in metrics]
-
-
-def result_metrics(metric: str | None, tuning: bool) -> tuple[str, ...]:
-    """What every completed run holds: its result (``final/test_<metric>``, on the tuning track
-    ``final/val_<metric>``) and ``bundle_checks.COMPLETED_METRICS``."""
-    from sparsebench.running.bundle_checks import COMPLETED_METRICS
-
-    return (f"final/{'val' if tuning else 'test'}_{metric}", *COMPLETED_METRICS)
-
-
-def _tuning(spec: str | None) -> bool:
-    try:
-        return json.loads(spec or "{}").get("track") == "tuning"
-    except (TypeError, AttributeError, json.JSONDecodeError):
-        return False
-
-
 def _unwritten_as_interrupted(runs: pd.DataFrame) -> pd.DataFrame:
     """``runs`` with those tagged completed but not whole (:func:`unwritten`) read as interrupted
     infrastructure failures with the reason, and marked in the column ``unwritten``."""
@@ -324,7 +248,7 @@ def _unwritten_as_interrupted(runs: pd.DataFrame) -> pd.DataFrame:
     runs = runs.assign(unwritten=False)
     done = runs[runs["tags.sb.status"] == "completed"]
     kinds = pd.DataFrame({"metric": done.get("tags.sb.metric", pd.Series(None, index=done.index, dtype=object)),
-                          "tuning": done.get("tags.sb.spec", pd.Series(None, index=done.index, dtype=object)).map(_tuning)})
+                          "tuning": done.get("tags.sb.spec", pd.Series(None, index=done.index, dtype=object)).map(is_tuning_spec)})
     lacks = pd.Series("", index=done.index)
     for (metric, tuning), rows in kinds.fillna({"metric": "None"}).groupby(["metric", "tuning"]).groups.items():
         for key in result_metrics(None if metric == "None" else metric, tuning):
@@ -345,62 +269,6 @@ def set_status(uri: str, run_id: str, status: str, reason: str, failure: str = "
     client.log_batch(run_id, tags=[RunTag("sb.status", status), RunTag("sb.reason", reason[:5000]),
                                    RunTag("sb.failure", failure)])
     client.set_terminated(run_id, TERMINAL[status])
-
-
-# --- claims: a running trial's heartbeat, and which failures are results --------------------------
-
-HEARTBEAT_S = 30     # seconds between a running trial's heartbeats
-DEAD_AFTER_S = 150   # a running trial whose last heartbeat is older is taken to have died
-
-
-def is_alive(tags: dict, start_time_ms: int, now: float | None = None) -> bool:
-    """Whether a ``running`` run's worker beat recently (runs without heartbeats: since their start)
-    and its owner, the sweep's driver, is not known dead (:func:`owner_dead`)."""
-    return (now or time.time()) < expires(tags, start_time_ms) and not owner_dead(tags)
-
-
-def expires(tags: dict, start_time_ms: int) -> float:
-    """When a ``running`` run's claim lapses unless its worker beats again (seconds since the epoch)."""
-    return float(tags.get("sb.heartbeat") or start_time_ms / 1000) + DEAD_AFTER_S
-
-
-def owner() -> dict[str, str]:
-    """This process as the owner of claims (a sweep's parent runs and trial runs; tags ``sb.owner_*``):
-    its pid and host, and its start (a later process given the same pid is not the owner)."""
-    return {"owner_pid": str(os.getpid()), "owner_host": records.where()["host"], "owner_start": _started(os.getpid())}
-
-
-def owner_dead(tags: dict) -> bool:
-    """Whether a claim's owner is known to be dead: a process of this host that runs no more (or whose
-    pid a later process holds). An owner on another host is known by its heartbeats alone."""
-    pid, host = tags.get("sb.owner_pid"), tags.get("sb.owner_host")
-    if not pid or host != records.where()["host"]:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, ValueError):  # a process of another user holds it; or a bad tag
-        return False
-    started = _started(int(pid))
-    return bool(tags.get("sb.owner_start")) and bool(started) and started != tags["sb.owner_start"]
-
-
-def claim_holder(tags: dict, start_time_ms: int) -> str:
-    """Who holds a live claim, and until when: "sweep pid P on host H; it expires at HH:MM:SS if that
-    sweep is dead"."""
-    who = (f"sweep pid {tags['sb.owner_pid']} on host {tags.get('sb.owner_host', '?')}" if tags.get("sb.owner_pid")
-           else f"a sweep on host {tags.get('sb.host') or '?'}")
-    return f"{who}; it expires at {time.strftime('%H:%M:%S', time.localtime(expires(tags, start_time_ms)))} " \
-           "if that sweep is dead"
-
-
-def _started(pid: int) -> str:
-    """The start of process ``pid`` (clock ticks since boot, from /proc), or "" where unknown."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
 
 
 # --- the runs bundle: trial runs as plain records (see :mod:`sparsebench.running.bundle`) ---------
