@@ -84,9 +84,9 @@ def test_the_posttraining_suite_prunes_trained_models_once_on_the_one_shot_track
     assert {s.task for s in dense} == {s.task for s in pruned} and all(s.track == "default" for s in dense)
     assert pruned and all(s.track == "one-shot" for s in pruned)
     assert {s.sparsity for s in pruned} == {0.5, 0.7, 0.9}
-    # every task's dense training runs before the trials that reuse it (else two workers train it)
-    first = {s.task: i for i, s in reversed(list(enumerate(trials)))}
-    assert all(first[s.task] == i for i, s in enumerate(trials) if s.method == "dense")
+    # every dense training (a task and seed) runs before the trials that reuse it (else two workers train it)
+    first = {(s.task, s.seed): i for i, s in reversed(list(enumerate(trials)))}
+    assert all(first[s.task, s.seed] == i for i, s in enumerate(trials) if s.method == "dense")
 
 
 def test_the_one_shot_track_holds_only_pruning_without_retraining():
@@ -133,6 +133,19 @@ def test_a_running_sweeps_status_line_counts_trials_and_estimates_the_time_left(
     assert status_line(125, 2, 0, 0, 10) == "sparsebench: 2:05 elapsed: 2 running, 0 done (0 failed), 10 to go"
     assert status_line(3600, 2, 4, 1, 10) == ("sparsebench: 1:00:00 elapsed: 2 running, 4 done (1 failed), 6 to go, "
                                               "about 1:30:00 left")
+
+
+def test_the_time_left_counts_each_trial_at_its_own_tasks_pace():
+    from sparsebench.running.progress import time_left
+    from sparsebench.running.trial import plan
+
+    slow = plan(["lenet5-mnist"], ["magnitude"], [0.9], [0])  # a sweep starts its long trials first
+    fast = plan(["lenet300-mnist"], ["magnitude", "snip"], [0.5, 0.9], [0, 1])
+    done = [(slow[0], "completed"), (fast[0], "completed")]
+    assert time_left(slow + fast, [], {}, 2) is None  # nothing finished yet: no estimate
+    # 7 fast trials left at 4 s, over 2 running: 14 s, not 7 x the mean of a 60 s and a 4 s trial / 2
+    assert time_left(slow + fast, done, {("lenet5-mnist", "quick"): [60.0], ("lenet300-mnist", "quick"): [4.0]},
+                     2) == 14.0
 
 
 def test_check_runs_the_contract_on_one_plugin_file(capsys, tmp_path):

@@ -34,6 +34,31 @@ def clock(seconds: float) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:{s:02d}" if minutes >= 60 else f"{minutes}:{s:02d}"
 
 
+def status_line(elapsed: float, running: int, done: int, failed: int, total: int,
+                seconds_left: float | None = None) -> str:
+    """A running sweep's state: trials running, done (failed among them), left; elapsed; a rough
+    time left once a trial has finished (``seconds_left``, else elapsed per finished trial times those left)."""
+    left = total - done
+    if seconds_left is None and done:
+        seconds_left = elapsed / done * left
+    eta = f", about {clock(seconds_left)} left" if done and left else ""
+    return (f"sparsebench: {clock(elapsed)} elapsed: {running} running, {done} done ({failed} failed), "
+            f"{left} to go{eta}")
+
+
+def time_left(specs: list, outcomes: list, durations: dict[tuple, list[float]], running: int) -> float | None:
+    """Seconds left: each unfinished trial at the mean time of the finished ones of its task and profile
+    (else of all), over the trials running at once. A sweep starts its longest trials first, so the
+    mean of all finished trials would overestimate the rest."""
+    every = [t for times in durations.values() for t in times]
+    if not every:
+        return None
+    finished = {spec.config_id() for spec, _ in outcomes}
+    mean = {key: sum(times) / len(times) for key, times in durations.items()}
+    overall = sum(every) / len(every)
+    return sum(mean.get((s.task, s.profile), overall) for s in specs if s.config_id() not in finished) / max(1, running)
+
+
 def profile_epochs(task: str, profile: str) -> float | None:
     """The epochs of a profile's training (None where its budget is in steps or unknown)."""
     try:

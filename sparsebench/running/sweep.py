@@ -27,6 +27,7 @@ import pandas as pd
 from sparsebench.core import registry
 
 from sparsebench.running import claims, guard, progress, records, tracking
+from sparsebench.running.progress import status_line, time_left  # noqa: F401 (status_line: the API)
 from sparsebench.running.records import describe
 from sparsebench.data import data_root as resolve_data_root
 from sparsebench.running.checkpoints import CheckpointStore
@@ -296,6 +297,7 @@ def _tune(specs: list[TrialSpec], context: dict, address: str | None, name: str,
         return {"cpu": res.get("cpu", 1), "gpu": res.get("gpu", 0) if context["device"] != "cpu" else 0}
 
     outcomes: list[tuple[TrialSpec, str]] = []
+    durations: dict[tuple, list[float]] = {}  # (task, profile) -> wall seconds of its finished trials
     started, last = time.monotonic(), [time.monotonic()]
 
     live = progress.Live(context["uri"], context["parents"])  # the running trials' status, in a terminal
@@ -307,11 +309,14 @@ def _tune(specs: list[TrialSpec], context: dict, address: str | None, name: str,
                 last[0] = time.monotonic()
                 running = sum(t.status == "RUNNING" for t in trials)
                 failed = sum(outcome != "completed" for _, outcome in outcomes)
-                live.say(status_line(last[0] - started, running, len(outcomes), failed, len(specs)))
+                live.say(status_line(last[0] - started, running, len(outcomes), failed, len(specs),
+                                     time_left(specs, outcomes, durations, running)))
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             r, spec = trial.last_result or {}, TrialSpec.from_json(trial.config["trial"]["spec"])
             outcomes.append((spec, r.get("status", "failed")))
+            if r.get("time_total_s"):
+                durations.setdefault((spec.task, spec.profile), []).append(r["time_total_s"])
             _progress(len(outcomes), len(specs), spec, live.finished(spec, r), live.say)
 
         def on_trial_error(self, iteration, trials, trial, **info):
@@ -368,20 +373,6 @@ def quiet(*loggers: str):
 
 
 PROGRESS_EVERY_S = 60  # seconds between status lines of a running sweep
-
-
-def status_line(elapsed: float, running: int, done: int, failed: int, total: int) -> str:
-    """A running sweep's state: trials running, done (failed among them), left; elapsed; a rough
-    time left (elapsed per finished trial, times those left) once a trial has finished."""
-    left = total - done
-    eta = f", about {_clock(elapsed / done * left)} left" if done and left else ""
-    return (f"sparsebench: {_clock(elapsed)} elapsed: {running} running, {done} done ({failed} failed), "
-            f"{left} to go{eta}")
-
-
-def _clock(seconds: float) -> str:
-    minutes, s = divmod(int(seconds), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{s:02d}" if minutes >= 60 else f"{minutes}:{s:02d}"
 
 
 def _progress(done: int, total: int, spec: TrialSpec, what: str, say: Callable[[str], None] = print) -> None:
