@@ -274,7 +274,8 @@ def page(sections: list[Section], ranked: pd.DataFrame, ui: str | None, cells: p
 <main>
 <h1>sparsebench leaderboard</h1>
 <p class="note">{"" if not sections else 'Jump to: <a href="#recommend">recommendation</a> · <a href="#decide">every cell</a> · '
-'<a href="#summary">summary</a> · the sections (links under the recommendation).'}</p>
+'<a href="#summary">summary</a> · the sections (links under the recommendation) · '
+'<a href="reproduction.html">does it reproduce the papers?</a>'}</p>
 {chr(10).join(body)}
 <section id="about"><p class="note">Every number comes from an MLflow run; regenerate with <code>make leaderboard</code>.
 Click a column header to sort; {links_note}</p></section>
