@@ -89,8 +89,10 @@ class BertEmbeddings(nn.Module):
         self.LayerNorm, self.dropout = nn.LayerNorm(dim, eps=eps), nn.Dropout(dropout)
 
     def forward(self, ids):
-        positions = torch.arange(ids.shape[1], device=ids.device)
-        x = self.word_embeddings(ids) + self.position_embeddings(positions) + self.token_type_embeddings.weight[0]
+        # positions and the type are read from the tables, not looked up: the effective-sparsity trace
+        # (``sparsebench.library.connectivity``) sums the rows of every lookup, which would make every
+        # position alike and leave attention's queries and keys on no path
+        x = self.word_embeddings(ids) + self.position_embeddings.weight[:ids.shape[1]] + self.token_type_embeddings.weight[0]
         return self.dropout(self.LayerNorm(x))
 
 

@@ -182,6 +182,30 @@ REPRODUCE = [
     {"tasks": ["lstm-ptb"], "methods": ["dense"], "sparsities": [], "seeds": [0], "profile": "pretrained"},
 ]
 
+# a pretrained transformer (all-MiniLM-L6-v2) fine-tuned on SST-2 under its headline profile ``medium`` (one
+# epoch, about 15 minutes a fine-tuning on one core, 25 with two sharing the machine): the dense fine-tunings
+# first (every other trial of a seed reuses its own through the checkpoint store); the one-shot track on the
+# fine-tuned model (about a minute a trial); then the methods of this setting, each a further fine-tuning (about
+# 20 minutes a trial): magnitude with retraining, GMP and movement pruning at the movement paper's 10 % and 3 %
+# remaining, soft movement, L0, heads (Michel et al. 2019), FFN neurons and attention heads by Taylor
+# importance, and 2:4. About 90 minutes on 2 cores to the one-shot track, 10 hours for everything on 3 seeds.
+MINILM_ONE_SHOT = ["magnitude-oneshot", "magnitude-oneshot-layerwise", "wanda", "sparsegpt", "obd", "owl-wanda",
+                   "owl-sparsegpt", "ria", "dsnot"]
+MINILM = [
+    {"tasks": ["minilm-sst2"], "methods": ["dense"], "sparsities": [], "seeds": [0, 1, 2], "profile": "medium"},
+    {"tasks": ["minilm-sst2"], "methods": MINILM_ONE_SHOT, "sparsities": ONE_SHOT_SPARSITIES, "seeds": [0, 1, 2],
+     "profile": "medium", "track": "one-shot"},
+    {"tasks": ["minilm-sst2"], "methods": ["nm-magnitude-oneshot", "wanda-2:4", "sparsegpt-2:4"], "sparsities": [0.5],
+     "seeds": [0, 1, 2], "profile": "medium", "track": "one-shot"},
+    {"tasks": ["minilm-sst2"], "methods": ["magnitude", "gmp", "movement"], "sparsities": [0.9, 0.97],
+     "seeds": [0, 1, 2], "profile": "medium"},
+    {"tasks": ["minilm-sst2"], "methods": ["soft-movement", "l0"], "sparsities": [0.9], "seeds": [0, 1, 2],
+     "profile": "medium"},
+    {"tasks": ["minilm-sst2"], "methods": ["head-importance", "taylor-structured"], "sparsities": [0.5],
+     "seeds": [0, 1, 2], "profile": "medium"},
+    {"tasks": ["minilm-sst2"], "methods": ["sr-ste"], "sparsities": [0.5], "seeds": [0, 1, 2], "profile": "medium"},
+]
+
 SUITES = {
     # the default benchmark: fits in 30 minutes on 2 CPU cores
     "default": DEFAULT,
@@ -199,6 +223,8 @@ SUITES = {
     "tuned": TUNED,
     # each method's own paper under its recipe, beside the paper's figure: about 10 h of CPU (LeNet-5 8 h)
     "reproduce": REPRODUCE,
+    # a pretrained transformer fine-tuned on SST-2: dense, one-shot track, then the methods of its papers
+    "minilm": MINILM,
     # the reference recipes of every task: GPU work for most of them
     "full": [{"tasks": ALL_TASKS,
               "methods": ["dense", "random-erk", "magnitude", "magnitude-init", "snip", "grasp", "synflow",
