@@ -139,6 +139,19 @@ def test_the_task_prunes_the_encoder_matrices_and_offers_heads(offline):
 
 
 @needs_package
+def test_the_dense_model_traces_as_fully_effective(offline):
+    # the trace sums every lookup's rows: were positions looked up too, every position would be alike and
+    # attention's queries and keys on no path (the pretrained model traced as 8 % "effectively sparse")
+    from sparsebench.library.connectivity import connectivity
+
+    cls, _ = registry.TASKS.get("minilm-sst2")
+    task = cls("quick")
+    model = task.model()
+    paths = connectivity(model, task.prunable(model), torch.tensor([[101, 2023, 3185, 2003, 2307, 102, 0, 0]]))
+    assert paths.effective_sparsity == 0.0 and not paths.collapsed
+
+
+@needs_package
 def test_the_bare_hugging_face_loop_of_the_speed_benchmark_runs(offline, one_thread):
     pytest.importorskip("transformers")
     from sparsebench.benchmarks.finetune_speed import bare_hf_loop

@@ -178,6 +178,8 @@ REPRODUCE = [
     # Han et al.'s 12x (10k steps of 64: 7 s a training; lr-rewind's 12 rounds 1.5 minutes; 6 minutes)
     {"tasks": ["lenet300-mnist"], "methods": ["dense", "magnitude", "magnitude-layerwise", "lr-rewind"],
      "sparsities": [0.917], "seeds": [0, 1, 2], "profile": "han-paper"},
+    # a pretrained transformer fine-tuned (the minilm suite's dense cells; about 25 minutes a seed on 2 cores)
+    {"tasks": ["minilm-sst2"], "methods": ["dense"], "sparsities": [], "seeds": [0, 1, 2], "profile": "medium"},
     # Zaremba et al.'s small LSTM, dense (in the runs bundle already: skipped by config id; 63 minutes if not)
     {"tasks": ["lstm-ptb"], "methods": ["dense"], "sparsities": [], "seeds": [0], "profile": "pretrained"},
 ]
