@@ -189,3 +189,43 @@ def test_a_flipped_byte_in_a_checkpoint_stored_in_mlflow_is_discarded(tracking_u
     assert tracking.CHECKPOINT_DIGEST in MlflowClient(tracking_uri).search_runs(
         [MlflowClient(tracking_uri).get_experiment_by_name("sparsebench/tiny-mlp").experiment_id],
         "tags.`sb.kind` = 'checkpoint'")[0].data.tags
+
+
+WAITER = """
+import sys, time
+from pathlib import Path
+from sparsebench.running.checkpoints import CheckpointStore
+store = CheckpointStore(None, "tiny-mlp", Path(sys.argv[1]))
+print("waiting", flush=True)
+done = store.get("k")
+print("hit" if done is not None else "miss", done and done["step"], store.hits, store.misses, store.waited_s > 0.5, flush=True)
+"""
+
+
+def waiter(folder):
+    import subprocess
+    import sys
+    process = subprocess.Popen([sys.executable, "-c", WAITER, str(folder)], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "waiting"
+    return process
+
+
+def test_a_training_in_progress_is_waited_for_not_run_twice(tmp_path):
+    import time
+    trainer = CheckpointStore(None, "tiny-mlp", tmp_path)
+    assert trainer.get("k") is None and trainer.get("k") is None  # a miss claims the key; asking again is no deadlock
+    other = waiter(tmp_path)
+    time.sleep(2.0)  # the other trial needs the key meanwhile
+    assert other.poll() is None, "it must wait for the training, not run it too"
+    trainer.put("k", {"step": 7})
+    assert other.communicate(timeout=60)[0].split() == ["hit", "7", "1", "0", "True"]
+
+
+def test_a_claim_dropped_without_a_checkpoint_passes_the_training_on(tmp_path):
+    import time
+    trainer = CheckpointStore(None, "tiny-mlp", tmp_path)
+    assert trainer.get("k") is None
+    other = waiter(tmp_path)
+    time.sleep(1.0)
+    trainer.release()  # the trial failed before storing it: the waiting one trains it
+    assert other.communicate(timeout=60)[0].split() == ["miss", "None", "0", "1", "True"]

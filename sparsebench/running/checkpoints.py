@@ -13,9 +13,13 @@ them), and in a local cache, ``$SPARSEBENCH_CACHE/checkpoints`` (default
 ``~/.cache/sparsebench/checkpoints``), that spares downloads. They are a cache: clearing either
 costs time, never results (results are in the runs bundle); any change of the harness's or the
 task's code makes new keys (``sparsebench/core``, ``sparsebench/data`` and the task's file).
-Two workers that need one checkpoint at once both train it and both write it (atomically);
-either copy is the same. A sweep starts such trials apart
-(:func:`sparsebench.running.sweep.apart_by_training`).
+A training in progress is claimed: a trial that misses a key locks ``<key>.lock`` in the local
+cache (``flock``, released when it stores the checkpoint, when its trial ends or when its process
+dies), and a trial on the same machine that needs the same key meanwhile waits for that checkpoint
+instead of training it again (at most :data:`WAIT_S`; then it trains it too, as before). Workers on
+other machines of a cluster do not see each other's locks: two that need one checkpoint at once
+both train it and both write it (atomically); either copy is the same. A sweep also starts such
+trials apart (:func:`sparsebench.running.sweep.apart_by_training`).
 
 Every copy is checked against the SHA-256 of what was written, kept apart from the bytes it
 protects: in the local file's name (``<key>.<sha256>.pt``, written in one atomic rename with its
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import time
 import io
 import os
 import re
@@ -40,6 +45,13 @@ import torch
 from sparsebench.data import cache_dir
 
 ARTIFACT = "checkpoint.pt"
+WAIT_S = 3 * 3600.0  # the longest wait for another trial's training of a key (a LSTM's is about 45 minutes)
+POLL_S = 2.0
+
+try:
+    import fcntl
+except ImportError:  # no flock (Windows): trainings in progress are not claimed
+    fcntl = None
 
 
 @lru_cache(maxsize=None)
@@ -69,14 +81,69 @@ class CheckpointStore:
         self.folder = Path(folder) if folder else cache_dir("checkpoints")
         self.folder.mkdir(parents=True, exist_ok=True)
         self.hits = self.misses = 0
+        self.waited_s = 0.0  # time spent waiting for other trials' trainings
+        self._claims: dict[str, int] = {}  # key -> the descriptor of its locked claim file
 
     def _path(self, key: str, digest: str) -> Path:
         return self.folder / f"{key}.{digest}.pt"
 
     def get(self, key: str) -> dict | None:
+        """The stored training of ``key``, else None, and the caller trains it and ``put``s it: then
+        ``key`` is claimed (waiting first, where another trial on this machine is training it)."""
+        if key in self._claims:  # ours to train
+            return None
+        done = self._find(key)
+        if done is None and self._claim(key):  # another trial trained it while we waited
+            done = self._find(key)
+            if done is not None:
+                self._release(key)
+        if done is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return done
+
+    def _claim(self, key: str) -> bool:
+        """Lock ``key``'s claim file, waiting while another process holds it (at most :data:`WAIT_S`);
+        True if another process held it (its checkpoint may be stored now)."""
+        if fcntl is None:
+            return False
+        try:
+            fd = os.open(self.folder / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:  # a read-only cache: no claim, train it
+            return False
+        started, waited = time.monotonic(), False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() - started > WAIT_S:
+                    _warn(f"checkpoint {key}: another trial has been training it for over {WAIT_S:.0f} s; training it here too")
+                    os.close(fd)
+                    return True
+                waited = True
+                time.sleep(POLL_S)
+            except OSError:  # a file system without locks
+                os.close(fd)
+                return False
+        self.waited_s += time.monotonic() - started
+        self._claims[key] = fd
+        return waited
+
+    def _release(self, key: str) -> None:
+        fd = self._claims.pop(key, None)
+        if fd is not None:
+            os.close(fd)  # closing the descriptor drops its lock
+
+    def release(self) -> None:
+        """Drop every claim still held (a trial that ended without storing what it claimed)."""
+        for key in list(self._claims):
+            self._release(key)
+
+    def _find(self, key: str) -> dict | None:
         for path in sorted(self.folder.glob(f"{key}.*.pt")):  # the local cache
             if (done := self._load(path, path.name[len(key) + 1:-len(".pt")], f"checkpoint {path}")) is not None:
-                self.hits += 1
                 return done
         for _ in range(3) if self.uri else ():  # then MLflow: each stored copy of the key in turn
             from sparsebench.running import tracking
@@ -91,13 +158,11 @@ class CheckpointStore:
                 _warn(f"checkpoint {key} not fetched from {self.uri}: {exc}")
                 break
             if (done := self._load(path, digest, f"checkpoint {key} of MLflow run {run_id}")) is not None:
-                self.hits += 1
                 return done
             try:
                 tracking.discard_checkpoint(self.uri, run_id)
             except Exception:
                 break
-        self.misses += 1
         return None
 
     @staticmethod
@@ -132,6 +197,8 @@ class CheckpointStore:
                 tracking.store_checkpoint(self.uri, self.task_name, key, path, ARTIFACT, digest)
         except Exception as exc:  # a cache: never a reason for a trial to fail
             _warn(f"checkpoint {key} not stored: {exc}")
+        finally:
+            self._release(key)
 
 
 def _warn(message: str) -> None:

@@ -229,15 +229,20 @@ def execute(config: dict) -> dict:
     owner = {f"sb.{k}": v for k, v in context.get("owner", {}).items()}
     with guard.Guard(budget, lambda elapsed: run.finish(guard.timeout_result(budget, elapsed)),  # a hung trial
                      lambda: claims.owner_dead(owner), every=min(5.0, budget / 4)):  # its driver killed
+        store = None
         try:
             store = CheckpointStore(context["uri"], spec.task) if context.get("checkpoints") else None
             with heartbeat(run.beat):
                 result = run_trial(spec, Path(context["data_root"]) if context["data_root"] else None, run.log,
                                    context["device"], store)
             if store is not None:
-                result["metrics"].update({"checkpoints/hits": store.hits, "checkpoints/misses": store.misses})
+                result["metrics"].update({"checkpoints/hits": store.hits, "checkpoints/misses": store.misses,
+                                          "checkpoints/waited_seconds": store.waited_s})
         except Exception as exc:  # the task failed to load or build: still a result
             result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "metrics": {}}
+        finally:
+            if store is not None:
+                store.release()
     result["metrics"]["time/trial_seconds"] = time.time() - started
     note = config.get("note") or {}
     result["metrics"].update(note.get("metrics", {}))
