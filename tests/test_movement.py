@@ -79,20 +79,28 @@ def test_soft_penalty_is_the_gradient_of_the_l1_of_sigmoid_scores():
     assert movement.lambda_for(0.8) < movement.lambda_for(0.9) < movement.lambda_for(0.95)
 
 
-@pytest.mark.parametrize("name", ["movement", "soft-movement"])
+@pytest.mark.parametrize("name", ["movement", "soft-movement", "movement-during", "soft-movement-during"])
 def test_run_bakes_the_last_mask_into_real_zeros(name):
     task_cls, _ = registry.TASKS.get("tiny-mlp")
     task = task_cls("quick")
     splits = task.load(None)
     torch.manual_seed(0)
     ctx = make_context(task, splits.train, splits.val, 0.8, torch.Generator().manual_seed(0))
-    make_method(name, {"final_lambda": 30.0} if name == "soft-movement" else {}).run(ctx)
-    assert ctx.step == 2 * ctx.total_steps  # the dense training, then one fine-tuning of the same length
+    initial = {n: p.detach().clone() for n, p in ctx.masks.params.items()}
+    seen = []
+    method = make_method(name, {"final_lambda": 30.0} if "soft" in name else {})
+    ctx.train = (lambda train: lambda *a, **k: (seen.append(k.get("from_step", 0)), train(*a, **k)))(ctx.train)
+    method.run(ctx)
+    if name.endswith("-during"):  # the task's training alone, its scores learned from the initial weights
+        assert ctx.step == ctx.total_steps and seen == [0] and method.when == "during"
+    else:  # the dense training, then one fine-tuning of the same length
+        assert ctx.step == 2 * ctx.total_steps and len(seen) == 2 and method.when == "after"
+    assert any(not torch.equal(p, initial[n]) for n, p in ctx.masks.params.items())
     assert not any(parametrize.is_parametrized(m) for m in ctx.model.modules())
     assert ctx.masks.held()
     for n, p in ctx.masks.params.items():
         assert torch.equal(p != 0, ctx.masks[n].bool())  # every kept weight is nonzero, every other zero
-        if name == "movement":
+        if "soft" not in name:
             assert int((p != 0).sum()) == round(0.2 * p.numel())  # Top_v in each layer: the target exactly
 
 
@@ -103,3 +111,8 @@ def test_movement_reuses_the_shared_dense_training(tmp_path):
     result = run_trial(TrialSpec("tiny-mlp", "movement", 0.8, 0), checkpoints=store)
     assert result["status"] == "completed" and abs(result["metrics"]["final/sparsity"] - 0.8) < 1e-3
     assert store.hits == 1  # the dense model magnitude-oneshot trained
+
+
+def test_unknown_start_is_refused():
+    with pytest.raises(ValueError, match="start"):
+        make_method("movement", {"start": "pretrained"})

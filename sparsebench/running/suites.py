@@ -189,7 +189,7 @@ REPRODUCE = [
 # first (every other trial of a seed reuses its own through the checkpoint store); the one-shot track on the
 # fine-tuned model (about a minute a trial); then the methods of this setting, each a further fine-tuning (about
 # 20 minutes a trial): magnitude with retraining, GMP and movement pruning at the movement paper's 10 % and 3 %
-# remaining, soft movement, L0, heads (Michel et al. 2019), FFN neurons and attention heads by Taylor
+# remaining, soft movement (both while the pretrained model fine-tunes, the ``-during`` variants), L0, heads (Michel et al. 2019), FFN neurons and attention heads by Taylor
 # importance, and 2:4. About 90 minutes on 2 cores to the one-shot track, 10 hours for everything on 3 seeds.
 MINILM_ONE_SHOT = ["magnitude-oneshot", "magnitude-oneshot-layerwise", "wanda", "sparsegpt", "obd", "owl-wanda",
                    "owl-sparsegpt", "ria", "dsnot"]
@@ -199,9 +199,9 @@ MINILM = [
      "profile": "medium", "track": "one-shot"},
     {"tasks": ["minilm-sst2"], "methods": ["nm-magnitude-oneshot", "wanda-2:4", "sparsegpt-2:4"], "sparsities": [0.5],
      "seeds": [0, 1, 2], "profile": "medium", "track": "one-shot"},
-    {"tasks": ["minilm-sst2"], "methods": ["magnitude", "gmp", "movement"], "sparsities": [0.9, 0.97],
+    {"tasks": ["minilm-sst2"], "methods": ["magnitude", "gmp", "movement-during"], "sparsities": [0.9, 0.97],
      "seeds": [0, 1, 2], "profile": "medium"},
-    {"tasks": ["minilm-sst2"], "methods": ["soft-movement", "l0"], "sparsities": [0.9], "seeds": [0, 1, 2],
+    {"tasks": ["minilm-sst2"], "methods": ["soft-movement-during", "l0"], "sparsities": [0.9], "seeds": [0, 1, 2],
      "profile": "medium"},
     {"tasks": ["minilm-sst2"], "methods": ["head-importance", "taylor-structured"], "sparsities": [0.5],
      "seeds": [0, 1, 2], "profile": "medium"},
