@@ -13,7 +13,7 @@ its code defaults to plain SGD; with momentum 0.9 at learning rate 0.1 the dense
 diverges within 10 steps here, so ``full`` uses plain SGD like the code. SNIP does not state
 the total in the text we checked; ``full`` trains 100k iterations (four learning-rate stages).
 SNIP holds out 10 % of the training images; here the last 5,000, as for LeNet-300-100. Dense
-reference (SNIP Table 2): 0.8 % test error on MNIST. SNIP has no Fashion-MNIST result; the same
+reference (SNIP's LeNet table): 0.9 % test error on MNIST. SNIP has no Fashion-MNIST result; the same
 recipe is used there. ``quick``: one epoch (550 steps) with the same schedule shape.
 
 Prunable: the weights of both convs and both linear layers (SNIP prunes all weights, not the
