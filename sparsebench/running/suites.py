@@ -199,8 +199,11 @@ MINILM = [
      "profile": "medium", "track": "one-shot"},
     {"tasks": ["minilm-sst2"], "methods": ["nm-magnitude-oneshot", "wanda-2:4", "sparsegpt-2:4"], "sparsities": [0.5],
      "seeds": [0, 1, 2], "profile": "medium", "track": "one-shot"},
-    {"tasks": ["minilm-sst2"], "methods": ["magnitude", "gmp", "movement-during"], "sparsities": [0.9, 0.97],
-     "seeds": [0, 1, 2], "profile": "medium"},
+    {"tasks": ["minilm-sst2"], "methods": ["magnitude", "gmp"], "sparsities": [0.9, 0.97], "seeds": [0, 1, 2],
+     "profile": "medium"},
+    # movement pruning at chance under this budget (its scores need the authors' 10 epochs: methods/movement.py):
+    # one seed, shown and not ranked
+    {"tasks": ["minilm-sst2"], "methods": ["movement-during"], "sparsities": [0.9], "seeds": [0], "profile": "medium"},
     {"tasks": ["minilm-sst2"], "methods": ["soft-movement-during", "l0"], "sparsities": [0.9], "seeds": [0, 1, 2],
      "profile": "medium"},
     {"tasks": ["minilm-sst2"], "methods": ["head-importance", "taylor-structured"], "sparsities": [0.5],
