@@ -154,7 +154,8 @@ def _run_bundle(args, specs: list) -> int:
     from sparsebench.running.standalone import run_bundle
 
     try:
-        counts = run_bundle(specs, args.bundle, args.workers, args.data_root, args.device, args.threads, args.plugins)
+        counts = run_bundle(specs, args.bundle, args.workers, args.data_root, args.device, args.threads, args.plugins,
+                            checkpoints=not args.no_checkpoints)
     except KeyboardInterrupt:
         print(f"sparsebench: interrupted; the trials that finished are in {args.bundle}, the running ones are not: "
               "run again to resume")

@@ -65,6 +65,22 @@ def test_a_bundle_run_without_the_stack_imports_resumes_and_records_a_dead_proce
     assert len((out / "tiny-mlp.jsonl").read_text().splitlines()) == 5
 
 
+def test_a_bundle_run_trains_the_shared_dense_model_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPARSEBENCH_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "runs"
+    grid = ["--task", "tiny-mlp", "--method", "magnitude-oneshot", "--sparsity", "0.5", "0.9", "--bundle", str(out)]
+    done = run_bundle(tmp_path, *grid)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in (out / "tiny-mlp.jsonl").read_text().splitlines()]
+    assert sorted((r["metrics"]["checkpoints/hits"], r["metrics"]["checkpoints/misses"]) for r in records) == \
+        [(0, 1), (1, 0)]  # the first trains the dense model and stores it, the second loads it
+    assert len(list((tmp_path / "cache" / "checkpoints").glob("*.pt"))) == 1
+    apart = run_bundle(tmp_path, *grid[:-1], str(tmp_path / "apart"), "--no-checkpoints")
+    assert apart.returncode == 0, apart.stderr
+    assert all("checkpoints/hits" not in json.loads(line)["metrics"]
+               for line in (tmp_path / "apart" / "tiny-mlp.jsonl").read_text().splitlines())
+
+
 def test_a_bundle_run_refuses_what_needs_ray_or_mlflow(tmp_path):
     refused = run_bundle(tmp_path, "--task", "tiny-mlp", "--method", "dense", "--bundle", str(tmp_path / "runs"),
                          "--tune", "2")

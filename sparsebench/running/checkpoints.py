@@ -136,6 +136,11 @@ class CheckpointStore:
         if fd is not None:
             os.close(fd)  # closing the descriptor drops its lock
 
+    def metrics(self) -> dict[str, float]:
+        """What a trial's run records of its use of the store."""
+        return {"checkpoints/hits": self.hits, "checkpoints/misses": self.misses,
+                "checkpoints/waited_seconds": self.waited_s}
+
     def release(self) -> None:
         """Drop every claim still held (a trial that ended without storing what it claimed)."""
         for key in list(self._claims):

@@ -10,7 +10,8 @@ children only), at most ``workers`` at once; the parent alone writes the bundle,
 finished trial, so an interruption loses only the trials running at that moment. Trials the
 bundle already holds (completed, or failed by the method) are skipped; a trial whose process died
 is recorded as an infrastructure failure and run again by the next call, up to ``INFRA_ATTEMPTS``
-runs in all.
+runs in all. Trainings are shared through the local checkpoint store, as in a Ray sweep (the dense
+model a suite's post-training trials prune is trained once), unless ``--no-checkpoints``.
 """
 from __future__ import annotations
 
@@ -45,9 +46,11 @@ def append(folder: Path, record: dict) -> None:
 
 
 def trial_process(spec_json: dict, data_root: str | None, device: str, threads: int, plugin_roots: list[str],
-                  out: str) -> None:
+                  out: str, checkpoints: bool = True) -> None:
     """A child: run one trial and write its record to ``out``."""
     import torch
+
+    from sparsebench.running.checkpoints import CheckpointStore
 
     registry.discover(plugin_roots)
     torch.set_num_threads(threads)
@@ -58,10 +61,16 @@ def trial_process(spec_json: dict, data_root: str | None, device: str, threads: 
         for key, value in metrics.items():
             history[key].append([step, float(value)])
     started = time.time()
+    store = CheckpointStore(None, spec.task) if checkpoints else None  # the local cache alone
     try:
-        result = run_trial(spec, Path(data_root) if data_root else None, log, device)
+        result = run_trial(spec, Path(data_root) if data_root else None, log, device, store)
+        if store is not None:
+            result["metrics"].update(store.metrics())
     except Exception as exc:  # the task failed to load or build: still a result
         result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "metrics": {}}
+    finally:
+        if store is not None:
+            store.release()
     result["metrics"]["time/trial_seconds"] = time.time() - started
     record = records.bundle_record(spec, result, history, int(started * 1000), int(time.time() * 1000),
                                    {**records.describe(spec), **records.where()})
@@ -78,7 +87,8 @@ def died(spec: TrialSpec, exitcode: int | None) -> dict:
 
 
 def run_bundle(specs: list[TrialSpec], folder: str | Path, workers: int = 1, data_root: str | None = None,
-               device: str = "cpu", threads: int = 1, plugin_roots: list[str] | None = None) -> Counter:
+               device: str = "cpu", threads: int = 1, plugin_roots: list[str] | None = None,
+               checkpoints: bool = True) -> Counter:
     """Run the ``specs`` the bundle at ``folder`` lacks, ``workers`` at a time; returns how many
     trials ended in each status (and ``skipped``)."""
     if workers < 1 or threads < 1:
@@ -98,7 +108,7 @@ def run_bundle(specs: list[TrialSpec], folder: str | Path, workers: int = 1, dat
                 out = scratch / f"{spec.config_id()}.json"
                 out.unlink(missing_ok=True)
                 process = spawn.Process(target=trial_process, args=(spec.to_json(), data_root, device, threads,
-                                                                    list(plugin_roots or []), str(out)))
+                                                                    list(plugin_roots or []), str(out), checkpoints))
                 process.start()
                 running[process.sentinel] = (process, spec, out)
             for sentinel in wait(list(running)):

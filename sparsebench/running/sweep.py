@@ -236,8 +236,7 @@ def execute(config: dict) -> dict:
                 result = run_trial(spec, Path(context["data_root"]) if context["data_root"] else None, run.log,
                                    context["device"], store)
             if store is not None:
-                result["metrics"].update({"checkpoints/hits": store.hits, "checkpoints/misses": store.misses,
-                                          "checkpoints/waited_seconds": store.waited_s})
+                result["metrics"].update(store.metrics())
         except Exception as exc:  # the task failed to load or build: still a result
             result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "metrics": {}}
         finally:
