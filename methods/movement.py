@@ -6,7 +6,8 @@ github.com/huggingface/transformers, ``examples/research_projects/movement-pruni
 ``emmental/modules/masked_nn.py``: ``MaskedLinear``; ``masked_run_squad.py``: ``schedule_threshold``,
 ``regularization``, the optimizer's parameter groups and the defaults of its arguments).
 
-Algorithm: start from a trained model; fine-tune it with a score S_ij per prunable weight. The forward pass uses W' = W ⊙ M(S); the backward pass treats M as the identity
+Algorithm: start from a trained model; fine-tune it with a score S_ij per prunable weight. The
+forward pass uses W' = W ⊙ M(S); the backward pass treats M as the identity
 (straight-through), so ∂L/∂S = ∂L/∂W' ⊙ W, and S grows for weights moving away from zero.
 
 - ``movement`` (the paper's movement pruning, ``--pruning_method topK``): M = Top_v(S), the
@@ -89,7 +90,7 @@ class Masked(nn.Module):
 @register_method("movement")
 @dataclass
 class Movement(Method):
-    finetune_fraction: float = 1.0  # fine-tuning steps, in trainings of the recipe
+    finetune_fraction: float = 1.0  # fine-tuning steps, in trainings of the recipe (start="trained" only)
     begin: float = 0.1              # initial warm-up, as a fraction of fine-tuning
     end: float = 0.8                # the schedule's end; the rest is the final warm-up
     score_lr: float = 1e-2          # mask_scores_learning_rate (Adam)
