@@ -6,6 +6,7 @@ Real trials of the tiny test task in real MLflow stores (SQLite files); no mocks
 import json
 import multiprocessing
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -63,9 +64,55 @@ def test_every_record_names_its_code_and_a_changed_file_makes_it_stale(store):
     assert {tags[f"sb.code.{k}"] for k in provenance.KEYS} == set(now.values())
     assert tags["sb.commit"] and tags["sb.dirty"] in ("true", "false")
     assert provenance.staleness(tags) == ""
-    assert provenance.staleness({**tags, "sb.code.harness": "0" * 16}) == "code changed since (harness)"
+    assert provenance.staleness({**tags, provenance.REACHED: "0" * 16}) == "code changed since (harness)"
+    assert provenance.staleness({**tags, "sb.code.method": "0" * 16}) == "code changed since (method)"
     legacy = {k: v for k, v in tags.items() if not k.startswith("sb.code.")}
     assert "before provenance" in provenance.staleness(legacy)
+
+
+def test_a_harness_change_stales_only_the_runs_whose_trials_reach_it(store):
+    tags = magnitude(lines(store["bundle"]))["tags"]
+    reached = {provenance.relative(f) for f in provenance.trial_files("magnitude", "tiny-mlp")}
+    assert {"running/trial.py", "core/masks.py", "core/train.py"} <= reached
+    assert "library/dynamic.py" not in reached  # RigL's and SET's module: magnitude never imports it
+    # another harness digest (a file changed elsewhere), the same files reached: current
+    assert provenance.staleness({**tags, "sb.code.harness": "0" * 16}) == ""
+
+
+def test_runs_recorded_before_reach_are_judged_by_the_files_of_their_harness_digest(store, tmp_path, monkeypatch):
+    tags = {k: v for k, v in magnitude(lines(store["bundle"]))["tags"].items() if k != provenance.REACHED}
+    files = {provenance.relative(f): provenance.file_digest(f) for f in provenance.harness_files()}
+
+    def entry(**changed):
+        named = {**files, **changed}
+        order = sorted(named, key=lambda f: Path(f).parts)
+        return provenance.combine([(Path(f).name, named[f]) for f in order]), named
+
+    unreached, unreached_files = entry(**{"library/dynamic.py": "1" * 64})
+    reached, reached_files = entry(**{"core/masks.py": "2" * 64})
+    forged = entry(**{"library/dynamic.py": "3" * 64})[0]
+    history = tmp_path / "harness_history.json"
+    history.write_text(json.dumps({unreached: unreached_files, reached: reached_files, forged: files}))
+    monkeypatch.setattr(provenance, "HISTORY", history)
+    provenance.history.cache_clear()
+    try:
+        assert provenance.staleness({**tags, "sb.code.harness": unreached}) == ""
+        assert provenance.staleness({**tags, "sb.code.harness": reached}) == "code changed since (harness)"
+        # an entry whose files do not give its digest is not believed
+        assert provenance.staleness({**tags, "sb.code.harness": forged}) == "code changed since (harness)"
+        assert provenance.staleness({**tags, "sb.code.harness": "4" * 16}) == "code changed since (harness)"
+    finally:
+        provenance.history.cache_clear()
+
+
+def test_the_committed_harness_history_holds_true_entries_only():
+    entries = json.loads(provenance.HISTORY.read_text())
+    assert entries and set(provenance.history()) == set(entries)
+
+
+def test_a_plugin_that_loads_a_sibling_file_reaches_it():
+    assert "wanda.py" in {f.name for f in provenance.trial_files("dsnot", "tiny-mlp")}
+    assert "wanda.py" not in {f.name for f in provenance.trial_files("magnitude", "tiny-mlp")}
 
 
 def test_export_current_keeps_only_runs_of_this_code(store, tmp_path):
@@ -213,7 +260,7 @@ def test_the_board_marks_runs_of_other_code_stale_and_prefers_this_codes_run(sto
     records = lines(store["bundle"])
     older = json.loads(json.dumps(magnitude(records)))  # the same cell, run earlier by other code, another result
     older["run_id"], older["start_time"] = "2" * 32, older["start_time"] - 10_000
-    older["tags"]["sb.code.harness"] = "e" * 16
+    older["tags"]["sb.code.harness"] = older["tags"]["sb.code.reached"] = "e" * 16
     older["metrics"]["final/test_accuracy"] -= 1.0
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
     bundle.import_bundle(write(tmp_path / "both", records + [older]), fresh)

@@ -6,9 +6,12 @@ Each trial run records (tags, written when it starts):
 
 - ``sb.code.method``: the method plugin's file (and the plugin files of its base classes);
 - ``sb.code.task``: the task plugin's file;
-- ``sb.code.harness``: the harness code a trial runs — ``sparsebench/core``, ``data``, ``library``
-  and ``running/trial.py`` (what the checkpoint store's keys hash too, and the scores and schedules
+- ``sb.code.harness``: the harness code — ``sparsebench/core``, ``data``, ``library`` and
+  ``running/trial.py`` (what the checkpoint store's keys hash too, and the scores and schedules
   methods share);
+- ``sb.code.reached``: the harness files a trial of this method on this task can run — those its
+  imports reach from ``running/trial.py`` and the two plugins' files (:func:`reached_files`): a
+  change to a library module that a method does not import leaves its runs current;
 - ``sb.commit`` and ``sb.dirty``: the git commit and whether the tree had local changes.
 
 A digest is of the code's syntax tree, not its bytes: comments, docstrings and layout do not count,
@@ -16,13 +19,17 @@ anything that can change a number does. The tree is written out by :func:`canoni
 and field values, empty fields left out), not by ``ast.dump``, whose output changes between Python
 releases. A run whose digests differ from this checkout's (or that has none: recorded before
 provenance) is *stale*: the board marks its cell, ``export --current`` leaves it out, and
-``sparsebench verify`` tells whether it still reproduces.
+``sparsebench verify`` tells whether it still reproduces. Runs recorded before ``sb.code.reached``
+are judged by the same rule through ``harness_history.json``: for each of their ``sb.code.harness``
+digests, the per-file digests it was computed from (checked against it when read, so an entry can
+only be true).
 """
 from __future__ import annotations
 
 import ast
 import hashlib
 import inspect
+import json
 import subprocess
 from functools import lru_cache
 from pathlib import Path
@@ -33,6 +40,8 @@ from sparsebench.core.registry import PROJECT_ROOT
 PACKAGE = Path(__file__).resolve().parents[1]
 HARNESS = ("core/*.py", "data/*.py", "library/*.py", "running/trial.py")
 KEYS = ("method", "task", "harness")
+REACHED = "sb.code.reached"
+HISTORY = Path(__file__).with_name("harness_history.json")
 
 
 def canonical(node) -> str:
@@ -64,13 +73,22 @@ def _file_digest(path: str, mtime_ns: int) -> str:
     return hashlib.sha256(canonical(ast.parse(Path(path).read_text(), path)).encode()).hexdigest()
 
 
+def file_digest(path: Path) -> str:
+    """The digest of one Python file's code."""
+    return _file_digest(str(path), path.stat().st_mtime_ns)
+
+
+def combine(named: list[tuple[str, str]]) -> str:
+    """One digest of (file name, file digest) pairs, in order."""
+    digest = hashlib.sha256()
+    for name, file in named:
+        digest.update(name.encode() + file.encode())
+    return digest.hexdigest()[:16]
+
+
 def source_digest(paths) -> str:
     """One digest of the code of the Python files ``paths`` (named by file name, in order)."""
-    digest = hashlib.sha256()
-    for path in paths:
-        path = Path(path)
-        digest.update(path.name.encode() + _file_digest(str(path), path.stat().st_mtime_ns).encode())
-    return digest.hexdigest()[:16]
+    return combine([(Path(p).name, file_digest(Path(p))) for p in paths])
 
 
 def harness_files() -> list[Path]:
@@ -88,6 +106,104 @@ def plugin_files(cls: type) -> list[Path]:
         if PACKAGE not in path.parents and path not in files:
             files.append(path)
     return files
+
+
+@lru_cache(maxsize=None)
+def _imports(path: str, mtime_ns: int) -> tuple[str, ...]:
+    """The ``sparsebench`` modules a file imports anywhere in it (also inside functions)."""
+    import sparsebench
+    names = set()
+    for node in ast.walk(ast.parse(Path(path).read_text(), path)):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module == "sparsebench":  # the lazy plugin API: each name's module
+                names |= {sparsebench._API.get(alias.name, f"sparsebench.{alias.name}") for alias in node.names}
+            else:
+                names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return tuple(sorted(n for n in names if n.startswith("sparsebench.")))
+
+
+def module_files(module: str) -> list[Path]:
+    """The package files importing ``module`` runs: its packages' ``__init__.py`` and its own file."""
+    parts, files = module.split(".")[1:], []
+    for i in range(1, len(parts) + 1):
+        folder = PACKAGE.joinpath(*parts[:i])
+        if (folder / "__init__.py").is_file():
+            files.append(folder / "__init__.py")
+        elif i == len(parts) and folder.with_suffix(".py").is_file():
+            files.append(folder.with_suffix(".py"))
+    return files
+
+
+def reached_files(roots) -> list[Path]:
+    """The harness files among ``roots`` and those their imports reach, following harness files only."""
+    harness, todo = set(harness_files()), [Path(r) for r in roots]
+    seen = harness & set(todo)
+    while todo:
+        path = todo.pop()
+        for module in _imports(str(path), path.stat().st_mtime_ns):
+            for file in module_files(module):
+                if file in harness and file not in seen:
+                    seen.add(file)
+                    todo.append(file)
+    return sorted(seen)
+
+
+def loaded_siblings(files) -> list[Path]:
+    """Plugin files that ``files`` load by name beside themselves (``Path(__file__).with_name("x.py")``,
+    as ``dsnot`` loads ``wanda.py``), and those these load."""
+    out, todo = [], list(files)
+    while todo:
+        path = todo.pop()
+        for name in _sibling_names(str(path), path.stat().st_mtime_ns):
+            sibling = path.with_name(name)
+            if sibling.is_file() and sibling not in out and sibling not in files:
+                out.append(sibling)
+                todo.append(sibling)
+    return out
+
+
+@lru_cache(maxsize=None)
+def _sibling_names(path: str, mtime_ns: int) -> tuple[str, ...]:
+    return tuple(node.args[0].value for node in ast.walk(ast.parse(Path(path).read_text(), path))
+                 if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "with_name" and node.args
+                 and isinstance(node.args[0], ast.Constant) and str(node.args[0].value).endswith(".py"))
+
+
+def trial_files(method: str, task: str) -> list[Path]:
+    """The code a trial of ``method`` on ``task`` runs beyond its two plugins' digests: the harness
+    files it reaches (from ``running/trial.py``, the plugins' files and the plugin files these load)
+    and those loaded plugin files."""
+    plugins = [*plugin_files(registry.METHODS.get(method)[0]), *plugin_files(registry.TASKS.get(task)[0])]
+    siblings = loaded_siblings(plugins)
+    return reached_files([PACKAGE / "running" / "trial.py", *plugins, *siblings]) + siblings
+
+
+def relative(path: Path) -> str:
+    return path.relative_to(PACKAGE).as_posix()
+
+
+@lru_cache(maxsize=1)
+def history() -> dict[str, dict[str, str]]:
+    """``harness_history.json``: harness digests of earlier runs and the file digests each was made
+    of (relative paths, in order); an entry whose files do not give its digest is left out."""
+    entries = json.loads(HISTORY.read_text()) if HISTORY.is_file() else {}
+    return {digest: files for digest, files in entries.items()
+            if combine([(Path(f).name, files[f]) for f in sorted(files, key=lambda f: Path(f).parts)]) == digest}
+
+
+def harness_changed(run_tags: dict, method: str, task: str, harness: str) -> bool:
+    """Whether code a trial of ``method`` on ``task`` runs changed since the run, beyond its plugins'
+    files: the files it reaches (``sb.code.reached``); for runs recorded without that tag, the whole
+    harness, unless every harness file it reaches is as it was (``harness_history.json``)."""
+    if REACHED in run_tags:
+        return run_tags[REACHED] != source_digest(trial_files(method, task))
+    if run_tags["sb.code.harness"] == harness:
+        return False
+    old = history().get(run_tags["sb.code.harness"])
+    files = [f for f in trial_files(method, task) if PACKAGE in f.parents]
+    return old is None or any(old.get(relative(f)) != file_digest(f) for f in files)
 
 
 def digests(method: str, task: str) -> dict[str, str]:
@@ -112,18 +228,30 @@ def commit() -> tuple[str, bool]:
 def tags(method: str, task: str) -> dict[str, str]:
     """A trial run's provenance tags."""
     sha, dirty = commit()
-    return {**{f"sb.code.{k}": v for k, v in digests(method, task).items()}, "sb.commit": sha,
+    return {**{f"sb.code.{k}": v for k, v in digests(method, task).items()},
+            REACHED: source_digest(trial_files(method, task)), "sb.commit": sha,
             "sb.dirty": str(dirty).lower()}
 
 
 def staleness(run_tags: dict, method: str | None = None, task: str | None = None) -> str:
     """Why a run's results may not be what this checkout's code gives ("" when its code is this
-    checkout's): no digests recorded, or which of method, task and harness changed since."""
+    checkout's): no digests recorded, or which of method, task and harness changed since (the
+    harness only where a file the trial reaches changed)."""
     method, task = method or run_tags.get("sb.method"), task or run_tags.get("sb.task")
     if not all(f"sb.code.{k}" in run_tags for k in KEYS):
         return "no code digest (recorded before provenance)"
     if method not in registry.METHODS.entries or task not in registry.TASKS.entries:
         return "its plugin is not in this checkout"
     now = digests(method, task)
-    changed = [k for k in KEYS if run_tags[f"sb.code.{k}"] != now[k]]
+    changed = [k for k in ("method", "task") if run_tags[f"sb.code.{k}"] != now[k]]
+    if harness_changed(run_tags, method, task, now["harness"]):
+        changed.append("harness")
     return f"code changed since ({', '.join(changed)})" if changed else ""
+
+
+def record_history() -> None:
+    """Add this checkout's harness digest and its file digests to ``harness_history.json`` (for the
+    runs recorded before ``sb.code.reached``: run it once, at the code that made them)."""
+    entries = json.loads(HISTORY.read_text()) if HISTORY.is_file() else {}
+    entries[source_digest(harness_files())] = {relative(f): file_digest(f) for f in harness_files()}
+    HISTORY.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
