@@ -17,8 +17,10 @@ lowest Wanda score; a row stops for good once |e| ≤ 0.1. Each row keeps its co
 default ``without_same_sign`` (a ``type=bool`` flag, true whatever is passed) drops its
 same-sign check, so it is not made here either. Order: block by block, as the code's.
 
-Deviations: the code skips its LLaMA blocks' MLP layers by default (``--skip_layer mlp``); here
-every layer is refined. Var(x_j) is the variance over all calibration rows (the code pools
+Deviations: the code skips its LLaMA blocks' MLP layers by default (``--skip_layer mlp``): it
+refines the attention projections only. Here every layer is refined by default (``layers="all"``:
+on a model without attention the code's default would refine nothing); ``dsnot-attention``
+(``layers="attention"``) is the code's default on transformer tasks. Var(x_j) is the variance over all calibration rows (the code pools
 per-sample variances); inputs of zero variance get no regrowth score (0, where the code divides by
 zero). Where a row has no candidate left on the side it needs, it stops (the code would read an
 entry of the other side).
@@ -33,8 +35,10 @@ from sparsebench import register_method
 from sparsebench.core import registry
 from sparsebench.library.inputs import as_matrix, input_covariances, input_statistics, owners, unmatrix
 from sparsebench.library.posttraining import LayerwisePruning
+from sparsebench.library.structures import head_groups
 
 INITIAL = ("wanda", "magnitude", "sparsegpt")
+LAYERS = ("all", "attention")
 registry.load_file(registry.METHODS, Path(__file__).with_name("wanda.py"))
 per_row_top_k = sys.modules[registry.METHODS.get("wanda")[0].__module__].per_row_top_k
 
@@ -42,6 +46,7 @@ per_row_top_k = sys.modules[registry.METHODS.get("wanda")[0].__module__].per_row
 @register_method("dsnot", retrain="none")
 @register_method("dsnot-magnitude", retrain="none", initial="magnitude")
 @register_method("dsnot-sparsegpt", retrain="none", initial="sparsegpt")
+@register_method("dsnot-attention", retrain="none", layers="attention")
 @dataclass
 class DSnoT(LayerwisePruning):
     version = "1"
@@ -49,7 +54,9 @@ class DSnoT(LayerwisePruning):
     max_cycles: int = 50           # max_cycle_time
     update_threshold: float = 0.1  # a row stops once its |e| is at most this
     var_power: float = 1.0         # pow_of_var_regrowing
-    bounds = {"initial": INITIAL, "max_cycles": "[0, inf)", "update_threshold": "[0, inf)", "var_power": "[0, inf)"}
+    layers: str = "all"            # the layers refined: all | attention (the code's --skip_layer mlp)
+    bounds = {"initial": INITIAL, "layers": LAYERS, "max_cycles": "[0, inf)", "update_threshold": "[0, inf)",
+              "var_power": "[0, inf)"}
 
     criterion = "magnitude × activation"
     paper = "Zhang et al. 2024, Dynamic Sparse No Training: Training-Free Fine-tuning for Sparse LLMs (ICLR)"
@@ -59,6 +66,8 @@ class DSnoT(LayerwisePruning):
         super().__post_init__()
         if self.initial not in INITIAL:
             raise ValueError(f"unknown initial {self.initial!r}; choose one of {', '.join(INITIAL)}")
+        if self.layers not in LAYERS:
+            raise ValueError(f"unknown layers {self.layers!r}; choose one of {', '.join(LAYERS)}")
 
     def prune_block(self, ctx, calibration, names, sparsity):
         stats = input_statistics(ctx, calibration, lambda x: torch.stack([x.pow(2).sum(0), x.sum(0), x.new_full(
@@ -66,6 +75,8 @@ class DSnoT(LayerwisePruning):
             names=names)
         hessians = input_covariances(ctx, calibration, names) if self.initial == "sparsegpt" else {}
         modules, params, out = owners(ctx), ctx.masks.params, {}
+        refined = (set(names) if self.layers == "all" else
+                   {w for group in head_groups(ctx.model, list(params)) for w, _, _ in group.members})
         for name in names:
             squares, sums, rows = stats[name].float()
             w = as_matrix(modules[name], params[name].detach())
@@ -74,8 +85,8 @@ class DSnoT(LayerwisePruning):
                        else sparsegpt_ratio(w, hessians[name]))
             keep = per_row_top_k(initial, 1.0 - sparsity[name], tiebreak=w.abs()).bool()
             var = squares / rows - (sums / rows) ** 2
-            keep = refine(keep, w * sums / calibration.examples, wanda, var, self.max_cycles,
-                          self.update_threshold, self.var_power)
+            keep = refine(keep, w * sums / calibration.examples, wanda, var,
+                          self.max_cycles if name in refined else 0, self.update_threshold, self.var_power)
             out[name] = unmatrix(modules[name], keep.to(w.dtype), params[name])
         return out
 

@@ -60,6 +60,30 @@ def test_dsnot_swaps_move_the_reconstruction_error_towards_zero_and_keep_the_cou
     assert torch.equal(small, keep)  # |e| = 0.045 ≤ 0.1: nothing to repair
 
 
+def test_dsnot_attention_refines_the_attention_projections_only(one_thread):
+    from sparsebench.library.inputs import blocks
+    from sparsebench.running.trial import make_context, make_task
+    task = make_task("tiny-transformer", "quick")
+    splits = task.load(None)
+    masks = {}
+    for method in ("wanda", "dsnot", "dsnot-attention"):
+        torch.manual_seed(0)  # the same model and calibration draw for the three
+        ctx = make_context(task, splits.train, splits.val, 0.5, torch.Generator().manual_seed(0))
+        cls, defaults = registry.METHODS.get(method)
+        cls(**defaults).run(ctx)
+        first = blocks(ctx)[0]  # one block's inputs are measured before any of its layers is pruned
+        masks[method] = {name: ctx.masks[name].clone() for name in first}
+    attention = [name for name in masks["wanda"] if "_proj" in name]
+    assert attention and len(attention) < len(masks["wanda"])
+    for name in masks["wanda"]:
+        assert torch.equal(masks["dsnot-attention"][name], masks["dsnot" if name in attention else "wanda"][name]), name
+    # the swaps changed masks on both sides, so the comparisons above tell the variants apart
+    assert any(not torch.equal(masks["dsnot"][n], masks["wanda"][n]) for n in attention)
+    assert any(not torch.equal(masks["dsnot"][n], masks["wanda"][n]) for n in masks["wanda"] if n not in attention)
+    with pytest.raises(ValueError, match="unknown layers"):
+        registry.METHODS.get("dsnot")[0](layers="mlp")
+
+
 @pytest.mark.parametrize("method, n, m", [("wanda-2:4", 2, 4), ("sparsegpt-4:8", 4, 8), ("ria-2:4", 2, 4),
                                           ("nm-magnitude-oneshot-4:8", 4, 8)])
 def test_nm_one_shot_trials_hold_their_pattern(method, n, m, one_thread):
