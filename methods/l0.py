@@ -46,10 +46,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
 from sparsebench import Method, Uniform, register_method
 from sparsebench.library.calibration import from_table
+from sparsebench.library.reparametrize import fold, reparametrize
 
 EPSILON = 1e-6  # the code's bound on u and on the gates' CDF
 
@@ -127,25 +127,17 @@ class L0(Method):
         per_example = lam / ctx.train_examples  # λ/N
         scale = self.gate_lr_scale or max(1.0, PAPER_STEPS / ctx.total_steps)
         log_alpha_init = math.log(1 - self.droprate_init) - math.log(self.droprate_init)
-        modules, owners = dict(ctx.model.named_modules()), []
-        for name, theta in ctx.masks.params.items():
-            module_name, _, tensor = name.rpartition(".")
-            gate = HardConcreteGate(theta.shape, log_alpha_init, scale,
-                                    self.beta, self.gamma, self.zeta).to(theta.device)
-            parametrize.register_parametrization(modules[module_name], tensor, gate)
-            owners.append((modules[module_name], tensor, gate))
+        gates = reparametrize(ctx, lambda name, theta: HardConcreteGate(
+            theta.shape, log_alpha_init, scale, self.beta, self.gamma, self.zeta).to(theta.device))
 
         def l0_penalty(_):
-            for _, _, gate in owners:
+            for gate in gates.values():
                 gate.constrain()  # after the previous step
-            (per_example * sum(gate.p_open().sum() for _, _, gate in owners)).backward()
-            for _, _, gate in owners:
+            (per_example * sum(gate.p_open().sum() for gate in gates.values())).backward()
+            for gate in gates.values():
                 gate.a.grad.div_(scale)
 
         ctx.train(every=1, callback=l0_penalty)  # the optimizer also trains the gates
-        ctx.model.eval()  # fold the test-time gates into the weights: the zeros become real
-        for module, tensor, gate in owners:
+        for gate in gates.values():
             gate.constrain()
-            parametrize.remove_parametrizations(module, tensor, leave_parametrized=True)
-        ctx.model.train()
-        ctx.masks.set({n: (p != 0) for n, p in ctx.masks.params.items()})
+        fold(ctx, gates, test_time=True)  # the test-time gates folded into the weights: the zeros become real

@@ -59,10 +59,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
 from sparsebench import Method, Uniform, register_method, top_k_masks
 from sparsebench.library.calibration import from_table
+from sparsebench.library.reparametrize import fold, reparametrize
 from sparsebench.library.schedules import cubic_sparsity
 
 INITS = ("constant", "uniform", "kaiming")
@@ -144,18 +144,13 @@ class Movement(Method):
             steps = ctx.total_steps  # the task's training, from its initial (pretrained) weights
         t0, t1 = round(self.begin * steps), max(round(self.begin * steps), round(self.end * steps))
         scores = {n: self.initial_scores(p.detach()).requires_grad_() for n, p in ctx.masks.params.items()}
-        modules = dict(ctx.model.named_modules())
-        masked = {}
-        for name in ctx.masks:
-            module_name, _, tensor = name.rpartition(".")
-            masked[name] = (modules[module_name], tensor, Masked(scores[name]))
-            parametrize.register_parametrization(*masked[name])
+        masked = reparametrize(ctx, lambda name, w: Masked(scores[name]))
         optimizer = torch.optim.Adam(scores.values(), lr=self.score_lr)
 
         @torch.no_grad()
         def set_masks(t):
             for name, m in self.binarize(scores, self.value(t, t0, t1, ctx.sparsity)).items():
-                masked[name][2].mask = m.to(scores[name].dtype)
+                masked[name].mask = m.to(scores[name].dtype)
 
         def update_scores(i):
             self.penalize(scores, i, t0, t1, ctx.sparsity)
@@ -168,10 +163,7 @@ class Movement(Method):
 
         set_masks(0)
         ctx.train(steps=steps, from_step=max(0, ctx.total_steps - steps), every=1, callback=update_scores)
-        final = {n: m.mask.bool() for n, (_, _, m) in masked.items()}  # the last M
-        for module, tensor, _ in masked.values():
-            parametrize.remove_parametrizations(module, tensor, leave_parametrized=False)
-        ctx.masks.set(final)  # the zeros become real in the weights
+        fold(ctx, masked, masks={n: m.mask.bool() for n, m in masked.items()})  # the last M, its zeros made real
 
 
 def lambda_for(sparsity: float) -> float:

@@ -49,10 +49,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils import parametrize
 
 from sparsebench import Method, Uniform, register_method
 from sparsebench.library.calibration import from_table
+from sparsebench.library.reparametrize import fold, owner, reparametrize
 
 K1, K2, K3 = 0.63576, 1.87320, 1.48695
 LOCAL = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)  # layers sampled by the local reparameterization
@@ -136,28 +136,25 @@ class SparseVD(Method):
         scale = self.kl_scale if self.kl_scale is not None else \
             self.kl_scale_factor * kl_scale_for(ctx.sparsity)
         examples = ctx.train_examples  # the ELBO's N
-        modules, layers, hooks = dict(ctx.model.named_modules()), [], []
-        for name, theta in ctx.masks.params.items():
-            module_name, _, tensor = name.rpartition(".")
-            module = modules[module_name]
+        hooks = []
+
+        def variational(name, theta):
+            module, tensor = owner(ctx.model, name)
             local = isinstance(module, LOCAL) and tensor == "weight"
-            vw = VariationalWeight(theta, self.log_sigma2_init, self.threshold, self.train_clip, not local)
-            parametrize.register_parametrization(module, tensor, vw)
-            layers.append((module, tensor, theta, vw))
             if local:
                 hooks.append(module.register_forward_hook(local_reparameterization))
+            return VariationalWeight(theta, self.log_sigma2_init, self.threshold, self.train_clip, not local)
+
+        layers = reparametrize(ctx, variational)
+        thetas = ctx.masks.params
 
         def kl_term(i):
             weight = scale * kl_weight(i / ctx.total_steps, self.warmup_begin, self.warmup_end)
             if weight > 0:
-                kl = sum(kl_divergence(vw.log_alpha(theta)).sum() for _, _, theta, vw in layers)
+                kl = sum(kl_divergence(vw.log_alpha(thetas[name])).sum() for name, vw in layers.items())
                 (weight / examples * kl).backward()
 
         ctx.train(every=1, callback=kl_term)  # the optimizer also trains log σ²
         for hook in hooks:
             hook.remove()
-        ctx.model.eval()  # the test-time weights: θ zeroed where log α ≥ threshold
-        for module, tensor, _, _ in layers:
-            parametrize.remove_parametrizations(module, tensor, leave_parametrized=True)
-        ctx.model.train()
-        ctx.masks.set({n: (p != 0) for n, p in ctx.masks.params.items()})
+        fold(ctx, layers, test_time=True)  # the test-time weights: θ zeroed where log α ≥ threshold

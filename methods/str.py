@@ -32,10 +32,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
 from sparsebench import Method, Uniform, register_method
 from sparsebench.library.calibration import from_table
+from sparsebench.library.reparametrize import fold, reparametrize
 
 # target sparsity -> λ (approximate; see the module docstring). Measured with s_init = -8 on
 # lenet300-mnist, profile quick (Adam 1.2e-3, 2 epochs), seed 0: λ = 1e-5, 1e-4, 1e-3, 3e-3, 1e-2,
@@ -80,13 +80,8 @@ class STR(Method):
 
     def run(self, ctx):
         lam = self.weight_decay if self.weight_decay is not None else self.lambda_scale * lambda_for(ctx.sparsity)
-        modules = dict(ctx.model.named_modules())
-        owners = []  # (module, tensor name) of each prunable weight
-        for name in ctx.masks:
-            module_name, _, tensor = name.rpartition(".")
-            owners.append((modules[module_name], tensor))
-            parametrize.register_parametrization(owners[-1][0], tensor, SoftThreshold(self.s_init))
-        decayed = [*ctx.masks.params.values(), *(m.parametrizations[t][0].s for m, t in owners)]
+        thresholds = reparametrize(ctx, lambda name, w: SoftThreshold(self.s_init))
+        decayed = [*ctx.masks.params.values(), *(t.s for t in thresholds.values())]
 
         @torch.no_grad()
         def weight_decay(_):
@@ -95,9 +90,7 @@ class STR(Method):
                     p.grad.add_(p, alpha=lam)
 
         ctx.train(every=1, callback=weight_decay)  # the optimizer also trains the thresholds s
-        for module, tensor in owners:                # the zeros become real in the weights
-            parametrize.remove_parametrizations(module, tensor, leave_parametrized=True)
-        ctx.masks.set({n: (p != 0) for n, p in ctx.masks.params.items()})
+        fold(ctx, thresholds)  # the zeros become real in the weights
 
     def learned_thresholds(self, model: nn.Module) -> dict[str, float]:
         """g(s) of every reparameterized layer (while training)."""
