@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--device", default="cpu", help="torch device of each trial (cpu, cuda)")
     run.add_argument("--plugins", nargs="*", default=[], help="extra plugin roots holding methods/ and tasks/")
     run.add_argument("--retry-failed", action="store_true", help="run failed trials again")
+    run.add_argument("--rerun-stale", action="store_true",
+                     help="run again the trials whose runs were made by other code than this checkout's "
+                          "(the board's stale cells)")
     run.add_argument("--trial-timeout", type=float, metavar="SECONDS",
                      help="wall-clock limit of each trial, past which it is ended and recorded as failed (kind "
                           "timeout); default: each task profile's budget (`Task.trial_budget`)")
@@ -128,7 +131,8 @@ def _run(args, argv: list[str] | None = None) -> int:
 
     options = dict(data_root=args.data_root, uri=args.tracking_uri, address=args.address,
                    retry_failed=args.retry_failed, device=args.device, plugin_roots=args.plugins,
-                   checkpoints=not args.no_checkpoints, trial_timeout=args.trial_timeout)
+                   checkpoints=not args.no_checkpoints, trial_timeout=args.trial_timeout,
+                   rerun_stale=args.rerun_stale)
     name = args.suite or "sweep"
     summaries = {}
     if specs:
@@ -155,7 +159,7 @@ def _run_bundle(args, specs: list) -> int:
 
     try:
         counts = run_bundle(specs, args.bundle, args.workers, args.data_root, args.device, args.threads, args.plugins,
-                            checkpoints=not args.no_checkpoints)
+                            checkpoints=not args.no_checkpoints, rerun_stale=args.rerun_stale)
     except KeyboardInterrupt:
         print(f"sparsebench: interrupted; the trials that finished are in {args.bundle}, the running ones are not: "
               "run again to resume")

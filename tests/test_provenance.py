@@ -126,6 +126,33 @@ def test_export_current_keeps_only_runs_of_this_code(store, tmp_path):
     assert old["run_id"] not in kept and magnitude(records)["run_id"] in kept
 
 
+def test_export_drop_superseded_leaves_out_a_stale_run_that_a_run_of_this_code_replaces(store, tmp_path):
+    records = lines(store["bundle"])
+    replaced = {**magnitude(records), "run_id": "5" * 32}  # the same config id, run earlier by other code
+    replaced["tags"] = {**replaced["tags"], "sb.code.method": "f" * 16}
+    folder = write(tmp_path / "runs", records + [replaced])
+    bundle.export_bundle(store["uri"], folder, drop_superseded=True)
+    kept = {r["run_id"] for r in lines(folder)}
+    assert replaced["run_id"] not in kept and magnitude(records)["run_id"] in kept
+    assert {r["run_id"] for r in records} <= kept
+
+
+def test_rerun_stale_runs_again_the_trials_whose_runs_other_code_made(store, tmp_path):
+    from sparsebench.running import standalone, sweep
+    records = lines(store["bundle"])
+    stale = json.loads(json.dumps(magnitude(records)))
+    stale["tags"]["sb.code.method"] = "f" * 16
+    folder = write(tmp_path / "runs", [r for r in records if r["run_id"] != stale["run_id"]] + [stale])
+    specs = plan(["tiny-mlp"], ["dense", "magnitude"], [0.5, 0.9], [0, 1])
+    spec = next(s for s in specs if s.config_id() == stale["tags"]["sb.config_id"])
+    assert standalone.pending(specs, folder) == []
+    assert standalone.pending(specs, folder, rerun_stale=True) == [spec]
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    bundle.import_bundle(folder, fresh)
+    assert sweep.pending(specs, fresh)[0] == []
+    assert sweep.pending(specs, fresh, rerun_stale=True)[0] == [spec]
+
+
 def test_export_of_one_method_keeps_its_runs_and_the_dense_references(store, tmp_path):
     bundle.export_bundle(store["uri"], tmp_path / "mine", methods=["magnitude"])
     assert {r["params"]["method"] for r in lines(tmp_path / "mine")} == {"magnitude", "dense"}

@@ -56,7 +56,8 @@ def export_bundle(uri: str | None = None, folder: str | Path = DEFAULT_FOLDER, c
     (merged with the records already there, by run id); returns records written per task. With
     ``current``, only runs of this checkout's code are kept (plugin versions and code digests: what
     the board shows without a stale mark); with ``drop_superseded``, only runs of this checkout's
-    plugin versions, whatever code made them (what the board shows, stale or not). ``methods`` and
+    plugin versions, whatever code made them, a stale run left out where a run of this checkout's
+    code has the same config id (what the board shows, stale or not). ``methods`` and
     ``tasks`` keep only those runs (a method author's submission: ``--method mine``); the dense
     references of the tasks come along, as the submission's cells are read against them."""
     uri = tracking.open_store(tracking.tracking_uri(uri))
@@ -73,8 +74,11 @@ def export_bundle(uri: str | None = None, folder: str | Path = DEFAULT_FOLDER, c
     written = {}
     for task, records in sorted(by_task.items()):
         if current or drop_superseded:
-            records = {i: r for i, r in records.items()
-                       if check(r) is None and not (current and provenance.staleness(r["tags"]))}
+            stale = {i for i, r in records.items() if provenance.staleness(r["tags"])}
+            redone = {r["tags"].get("sb.config_id") for i, r in records.items()  # a run of this code replaces others
+                      if i not in stale and r["tags"].get("sb.status") == "completed"}
+            records = {i: r for i, r in records.items() if check(r) is None and not (
+                i in stale and (current or r["tags"].get("sb.config_id") in redone))}
         lines = [bundle_line(r) for r in sorted(records.values(), key=sort_key)]
         target = folder / f"{task}.jsonl"
         tmp = target.with_suffix(".jsonl.tmp")

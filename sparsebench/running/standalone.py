@@ -23,15 +23,18 @@ from multiprocessing.connection import wait
 from pathlib import Path
 
 from sparsebench.core import registry
-from sparsebench.running import records
+from sparsebench.running import provenance, records
 from sparsebench.running.trial import TrialSpec, run_trial
 
 
-def pending(specs: list[TrialSpec], folder: Path) -> list[TrialSpec]:
-    """The specs without a finished record in the bundle at ``folder``."""
+def pending(specs: list[TrialSpec], folder: Path, rerun_stale: bool = False) -> list[TrialSpec]:
+    """The specs without a finished record in the bundle at ``folder`` (with ``rerun_stale``, one
+    made by this checkout's code)."""
     done, infra = set(), Counter()
     for record in (r for path in sorted(folder.glob("*.jsonl")) for r in records.read_file(path)):
         config_id = record["tags"].get("sb.config_id")
+        if rerun_stale and provenance.staleness(record["tags"]):
+            continue
         if records.is_done(record["tags"]):
             done.add(config_id)
         elif record["tags"].get("sb.failure") == "infrastructure":
@@ -88,14 +91,14 @@ def died(spec: TrialSpec, exitcode: int | None) -> dict:
 
 def run_bundle(specs: list[TrialSpec], folder: str | Path, workers: int = 1, data_root: str | None = None,
                device: str = "cpu", threads: int = 1, plugin_roots: list[str] | None = None,
-               checkpoints: bool = True) -> Counter:
+               checkpoints: bool = True, rerun_stale: bool = False) -> Counter:
     """Run the ``specs`` the bundle at ``folder`` lacks, ``workers`` at a time; returns how many
     trials ended in each status (and ``skipped``)."""
     if workers < 1 or threads < 1:
         raise ValueError(f"--workers and --threads are at least 1, got {workers} and {threads}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    todo = pending(specs, folder)
+    todo = pending(specs, folder, rerun_stale)
     counts = Counter(skipped=len(specs) - len(todo))
     scratch = folder / ".running"
     scratch.mkdir(exist_ok=True)

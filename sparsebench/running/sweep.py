@@ -26,7 +26,7 @@ import pandas as pd
 
 from sparsebench.core import registry
 
-from sparsebench.running import claims, guard, progress, records, tracking
+from sparsebench.running import claims, guard, progress, provenance, records, tracking
 from sparsebench.running.progress import status_line, time_left  # noqa: F401 (status_line: the API)
 from sparsebench.running.records import describe
 from sparsebench.data import data_root as resolve_data_root
@@ -66,9 +66,11 @@ def validate(specs: list[TrialSpec], data_root) -> None:
 
 
 def pending(specs: list[TrialSpec], uri: str, retry_failed: bool = False,
-            runs: pd.DataFrame | None = None, holders: dict | None = None) -> tuple[list[TrialSpec], int]:
+            runs: pd.DataFrame | None = None, holders: dict | None = None,
+            rerun_stale: bool = False) -> tuple[list[TrialSpec], int]:
     """Specs without a finished run, and how many others a live sweep is running. A failure is
-    finished unless ``retry_failed`` or its worker died (re-run up to ``INFRA_ATTEMPTS`` runs);
+    finished unless ``retry_failed`` or its worker died (re-run up to ``INFRA_ATTEMPTS`` runs); with
+    ``rerun_stale``, a run made by other code than this checkout's (:mod:`provenance`) is not;
     ``running`` runs whose heartbeat stopped are marked interrupted and their trials re-run.
     ``runs``: the store's runs of the specs' tasks, where already read; ``holders``, where given, gets
     config id -> who holds a trial left to another sweep (:func:`claims.claim_holder`)."""
@@ -80,6 +82,9 @@ def pending(specs: list[TrialSpec], uri: str, retry_failed: bool = False,
     done, infra, live, dead = set(), {}, set(), []
     for run_id, tag, start in zip(runs["run_id"], tags, starts):
         config_id, status = tag.get("sb.config_id"), tag.get("sb.status")
+        if rerun_stale and status in ("completed", "failed") and provenance.staleness(
+                {k: v for k, v in tag.items() if isinstance(v, str)}):
+            continue
         if status == "completed" or (status == "failed" and not retry_failed and tracking.is_done(tag)):
             done.add(config_id)
         elif status == "failed" and not retry_failed:
@@ -147,12 +152,14 @@ def apart_by_training(specs: list[TrialSpec], workers: int) -> list[TrialSpec]:
 
 def run_sweep(specs: list[TrialSpec], *, data_root=None, uri=None, address=None, name="sweep",
               retry_failed=False, device="cpu", plugin_roots=None, notes: dict | None = None,
-              checkpoints: bool = True, apart: bool = True, trial_timeout: float | None = None) -> SweepSummary:
+              checkpoints: bool = True, apart: bool = True, trial_timeout: float | None = None,
+              rerun_stale: bool = False) -> SweepSummary:
     """Run the specs without a finished run; ``notes`` (config id -> {"tags": ..., "metrics": ...})
     are recorded with a trial's result (e.g. a tuned trial's search). With ``checkpoints``, trials
     share their trainings through the checkpoint store (:mod:`sparsebench.running.checkpoints`),
     and, with ``apart``, those that may share one start apart (:func:`apart_by_training`).
-    ``trial_timeout``: each trial's wall-clock limit in seconds (default: its task profile's budget)."""
+    ``trial_timeout``: each trial's wall-clock limit in seconds (default: its task profile's budget).
+    ``rerun_stale``: also run the specs whose runs were all made by other code (see :func:`pending`)."""
     if trial_timeout is not None and not trial_timeout > 0:
         raise ValueError(f"--trial-timeout takes a number of seconds above 0, got {trial_timeout}")
     uri = tracking.tracking_uri(uri)
@@ -161,7 +168,7 @@ def run_sweep(specs: list[TrialSpec], *, data_root=None, uri=None, address=None,
     tracking.open_store(uri)
     runs = tracking.runs_frame(uri, sorted({s.task for s in specs}))
     holders: dict[str, str] = {}
-    todo, elsewhere = pending(specs, uri, retry_failed, runs, holders)
+    todo, elsewhere = pending(specs, uri, retry_failed, runs, holders, rerun_stale)
     for holder, count in collections.Counter(holders.values()).items():
         print(f"sparsebench: {count} trial{'s' * (count > 1)} left to {holder}", flush=True)
     todo = longest_first(todo, runs)
