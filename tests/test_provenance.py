@@ -105,6 +105,54 @@ def test_runs_recorded_before_reach_are_judged_by_the_files_of_their_harness_dig
         provenance.history.cache_clear()
 
 
+def test_a_profile_digest_leaves_the_other_profiles_out():
+    import ast
+    base = 'class T:\n    profiles = {"quick": R(lr=1), "full": R(lr=2), **BASE}\n'
+    digest = lambda source, profile="quick": provenance.canonical(provenance.only_profile(ast.parse(source), profile))
+    assert digest(base) == digest(base.replace('"full": R(lr=2)', '"full": R(lr=3), "new": R()'))
+    assert digest(base) != digest(base.replace("R(lr=1)", "R(lr=5)"))  # its own recipe
+    assert digest(base) != digest(base.replace("**BASE", "**OTHER"))  # what every profile may read
+    assert digest(base) != digest(base.replace("class T:", "K = 1\nclass T:"))  # the rest of the file
+
+
+def test_runs_of_a_profile_stay_current_when_another_profile_of_their_task_changes(store, tmp_path, monkeypatch):
+    import base64
+    import zlib
+    tags = {k: v for k, v in magnitude(lines(store["bundle"]))["tags"].items() if k != provenance.PROFILE}
+    assert tags["sb.profile"] == "quick"
+    path = provenance.plugin_files(provenance.registry.TASKS.get("tiny-mlp")[0])[0]
+    source = path.read_text()
+
+    def entry(text):  # a task_history.json entry for the task file as it was when ``text``
+        name = path.name
+        digest = provenance.combine([(name, provenance._source_digest(text))])
+        return digest, [[name, base64.b64encode(zlib.compress(text.encode())).decode()]]
+
+    other, other_files = entry(source.replace('"adam": Recipe(batch_size=32,', '"adam": Recipe(batch_size=16,'))
+    own, own_files = entry(source.replace('"quick": Recipe(batch_size=32,', '"quick": Recipe(batch_size=16,'))
+    assert other != tags["sb.code.task"] != own
+    history = tmp_path / "task_history.json"
+    history.write_text(json.dumps({other: other_files, own: own_files, "0" * 16: other_files}))
+    monkeypatch.setattr(provenance, "TASK_HISTORY", history)
+    provenance.task_history.cache_clear()
+    try:
+        assert provenance.staleness({**tags, "sb.code.task": other}) == ""  # another recipe changed since
+        assert provenance.staleness({**tags, "sb.code.task": own}) == "code changed since (task)"
+        # an entry whose sources do not give its digest is not believed
+        assert provenance.staleness({**tags, "sb.code.task": "0" * 16}) == "code changed since (task)"
+    finally:
+        provenance.task_history.cache_clear()
+    recorded = magnitude(lines(store["bundle"]))["tags"]  # new runs carry their profile's digest
+    assert recorded[provenance.PROFILE] == provenance.profile_digest("tiny-mlp", "quick")
+    assert provenance.staleness({**recorded, "sb.code.task": "1" * 16}) == ""
+    assert provenance.staleness({**recorded, provenance.PROFILE: "1" * 16}) == "code changed since (task)"
+
+
+def test_the_committed_task_history_holds_true_entries_only():
+    entries = json.loads(provenance.TASK_HISTORY.read_text())
+    assert entries and set(provenance.task_history()) == set(entries)
+
+
 def test_the_committed_harness_history_holds_true_entries_only():
     entries = json.loads(provenance.HISTORY.read_text())
     assert entries and set(provenance.history()) == set(entries)

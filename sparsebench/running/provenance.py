@@ -12,6 +12,8 @@ Each trial run records (tags, written when it starts):
 - ``sb.code.reached``: the harness files a trial of this method on this task can run — those its
   imports reach from ``running/trial.py`` and the two plugins' files (:func:`reached_files`): a
   change to a library module that a method does not import leaves its runs current;
+- ``sb.code.profile``: the task's files with the other profiles' entries of its ``profiles`` dict
+  left out (:func:`profile_digest`): adding or changing one recipe leaves the others' runs current;
 - ``sb.commit`` and ``sb.dirty``: the git commit and whether the tree had local changes.
 
 A digest is of the code's syntax tree, not its bytes: comments, docstrings and layout do not count,
@@ -21,16 +23,19 @@ releases. A run whose digests differ from this checkout's (or that has none: rec
 provenance) is *stale*: the board marks its cell, ``export --current`` leaves it out, and
 ``sparsebench verify`` tells whether it still reproduces. Runs recorded before ``sb.code.reached``
 are judged by the same rule through ``harness_history.json``: for each of their ``sb.code.harness``
-digests, the per-file digests it was computed from (checked against it when read, so an entry can
-only be true).
+digests, the per-file digests it was computed from, and ``task_history.json``: for each of their
+``sb.code.task`` digests, the task files' sources (both checked against the digest when read, so an
+entry can only be true).
 """
 from __future__ import annotations
 
 import ast
+import base64
 import hashlib
 import inspect
 import json
 import subprocess
+import zlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -40,8 +45,9 @@ from sparsebench.core.registry import PROJECT_ROOT
 PACKAGE = Path(__file__).resolve().parents[1]
 HARNESS = ("core/*.py", "data/*.py", "library/*.py", "running/trial.py")
 KEYS = ("method", "task", "harness")
-REACHED = "sb.code.reached"
+REACHED, PROFILE = "sb.code.reached", "sb.code.profile"
 HISTORY = Path(__file__).with_name("harness_history.json")
+TASK_HISTORY = Path(__file__).with_name("task_history.json")
 
 
 def canonical(node) -> str:
@@ -206,6 +212,36 @@ def harness_changed(run_tags: dict, method: str, task: str, harness: str) -> boo
     return old is None or any(old.get(relative(f)) != file_digest(f) for f in files)
 
 
+def only_profile(tree: ast.AST, profile: str) -> ast.AST:
+    """``tree`` with the entries of its classes' ``profiles`` dicts other than ``profile`` left out
+    (entries whose key is not a plain string, such as ``**base``, are kept)."""
+    for node in ast.walk(tree):
+        for stmt in node.body if isinstance(node, ast.ClassDef) else []:
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] if isinstance(
+                stmt, ast.AnnAssign) else []
+            if any(getattr(t, "id", None) == "profiles" for t in targets) and isinstance(stmt.value, ast.Dict):
+                kept = [(k, v) for k, v in zip(stmt.value.keys, stmt.value.values)
+                        if not (isinstance(k, ast.Constant) and isinstance(k.value, str)) or k.value == profile]
+                stmt.value.keys, stmt.value.values = [k for k, _ in kept], [v for _, v in kept]
+    return tree
+
+
+def _source_digest(source: str, profile: str | None = None) -> str:
+    tree = ast.parse(source)
+    return hashlib.sha256(canonical(tree if profile is None else only_profile(tree, profile)).encode()).hexdigest()
+
+
+@lru_cache(maxsize=None)
+def _profile_file_digest(path: str, mtime_ns: int, profile: str) -> str:
+    return _source_digest(Path(path).read_text(), profile)
+
+
+def profile_digest(task: str, profile: str) -> str:
+    """The digest of a task's plugin files with its other profiles left out (:func:`only_profile`)."""
+    return combine([(p.name, _profile_file_digest(str(p), p.stat().st_mtime_ns, profile))
+                    for p in plugin_files(registry.TASKS.get(task)[0])])
+
+
 def digests(method: str, task: str) -> dict[str, str]:
     """The code digests of a trial of ``method`` on ``task`` in this checkout."""
     return {"method": source_digest(plugin_files(registry.METHODS.get(method)[0])),
@@ -225,12 +261,12 @@ def commit() -> tuple[str, bool]:
         return "", False
 
 
-def tags(method: str, task: str) -> dict[str, str]:
+def tags(method: str, task: str, profile: str) -> dict[str, str]:
     """A trial run's provenance tags."""
     sha, dirty = commit()
     return {**{f"sb.code.{k}": v for k, v in digests(method, task).items()},
-            REACHED: source_digest(trial_files(method, task)), "sb.commit": sha,
-            "sb.dirty": str(dirty).lower()}
+            REACHED: source_digest(trial_files(method, task)), PROFILE: profile_digest(task, profile),
+            "sb.commit": sha, "sb.dirty": str(dirty).lower()}
 
 
 def staleness(run_tags: dict, method: str | None = None, task: str | None = None) -> str:
@@ -243,10 +279,39 @@ def staleness(run_tags: dict, method: str | None = None, task: str | None = None
     if method not in registry.METHODS.entries or task not in registry.TASKS.entries:
         return "its plugin is not in this checkout"
     now = digests(method, task)
-    changed = [k for k in ("method", "task") if run_tags[f"sb.code.{k}"] != now[k]]
+    changed = ["method"] if run_tags["sb.code.method"] != now["method"] else []
+    if task_changed(run_tags, task, run_tags.get("sb.profile") or json.loads(run_tags.get("sb.spec", "{}")).get(
+            "profile", ""), now["task"]):
+        changed.append("task")
     if harness_changed(run_tags, method, task, now["harness"]):
         changed.append("harness")
     return f"code changed since ({', '.join(changed)})" if changed else ""
+
+
+@lru_cache(maxsize=1)
+def task_history() -> dict[str, list[tuple[str, str]]]:
+    """``task_history.json``: task digests of earlier runs and the sources of the files each was made
+    of ((file name, source) in order); an entry whose sources do not give its digest is left out."""
+    entries = json.loads(TASK_HISTORY.read_text()) if TASK_HISTORY.is_file() else {}
+    out = {}
+    for digest, files in entries.items():
+        sources = [(name, zlib.decompress(base64.b64decode(text)).decode()) for name, text in files]
+        if combine([(name, _source_digest(source)) for name, source in sources]) == digest:
+            out[digest] = sources
+    return out
+
+
+def task_changed(run_tags: dict, task: str, profile: str, whole: str) -> bool:
+    """Whether the task's code of the run's profile changed since the run (``sb.code.profile``); for
+    runs recorded without that tag, the whole task file, unless the recipe of its profile and the
+    rest of the file are as they were (``task_history.json``)."""
+    if PROFILE in run_tags:
+        return run_tags[PROFILE] != profile_digest(task, profile)
+    if run_tags["sb.code.task"] == whole:
+        return False
+    sources = task_history().get(run_tags["sb.code.task"])
+    return sources is None or profile_digest(task, profile) != combine(
+        [(name, _source_digest(source, profile)) for name, source in sources])
 
 
 def record_history() -> None:
@@ -255,3 +320,14 @@ def record_history() -> None:
     entries = json.loads(HISTORY.read_text()) if HISTORY.is_file() else {}
     entries[source_digest(harness_files())] = {relative(f): file_digest(f) for f in harness_files()}
     HISTORY.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
+
+
+def record_task_history() -> None:
+    """Add this checkout's task digests and their files' sources to ``task_history.json`` (for the
+    runs recorded before ``sb.code.profile``: run it once, at the code that made them)."""
+    entries = json.loads(TASK_HISTORY.read_text()) if TASK_HISTORY.is_file() else {}
+    for name in registry.TASKS.entries:
+        files = plugin_files(registry.TASKS.get(name)[0])
+        entries[source_digest(files)] = [[p.name, base64.b64encode(zlib.compress(p.read_bytes(), 9)).decode()]
+                                         for p in files]
+    TASK_HISTORY.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")

@@ -100,7 +100,7 @@ def start_tags(spec, config_id: str, described: dict) -> dict[str, str]:
             # the spec again as tags, so that the MLflow UI shows and filters them as columns
             "sb.task": spec.task, "sb.profile": spec.profile, "sb.method": spec.method,
             "sb.sparsity": str(spec.sparsity), "sb.seed": str(spec.seed), "sb.track": spec.track,
-            **provenance.tags(spec.method, spec.task)}
+            **provenance.tags(spec.method, spec.task, spec.profile)}
     if spec.study:
         tags["sb.study"] = spec.study
     return tags
