@@ -33,7 +33,7 @@ against ``prune_DSnoT`` again (error, regrowth and pruning orders as above), so 
 not a bug. Measured per layer on the calibration inputs (Wanda's 50 % mask; E[(Σ_pruned W x)²] per
 row): the mean shift e² is 5–25 % of Wanda's output error; the swaps remove it (to 0–13 % of
 itself) but raise the whole error 1.1–2.0× in the 16 layers that read a LayerNorm's output (Q, K,
-V, FC1) and lower it at most 20 % in the other 8 — they trade the part of the error Wanda's score
+V, FC1) and change it by −20 to +3 % in the other 8 — they trade the part of the error Wanda's score
 bounds for the part e measures, which is worth it where inputs have large means (an LLM's outlier
 channels), not here. On ``minilm-sst2`` and LeNet-300-100 DSnoT is within the seeds' noise of
 Wanda at 50 % and behind it at 90 %.
