@@ -75,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("--task", nargs="+", help="only runs of these tasks")
     verify.add_argument("--method", nargs="+", help="only runs of these methods")
     verify.add_argument("--seed", nargs="+", type=int, help="only runs of these seeds")
+    verify.add_argument("--profile", nargs="+", help="only runs of these task profiles")
+    verify.add_argument("--stale", action="store_true", help="only runs made by other code than this checkout's")
+    verify.add_argument("--keep", metavar="DIR", help="keep the re-runs as a runs bundle in DIR (import it to "
+                        "replace stale runs; run again to resume)")
     verify.add_argument("--draw", type=int, default=0, help="seed of the random sample (default: 0)")
     verify.add_argument("--workers", type=int, default=1, help="trials re-run at once (default: 1)")
     verify.add_argument("--data-root", help="folder with the datasets (default: $SPARSEBENCH_DATA_ROOT)")
@@ -261,13 +265,15 @@ def _verify(args) -> int:
 
     registry.discover(args.plugins)
     everything = [r for source in args.bundle for r in read_bundle(source)]
-    chosen = verify.select(everything, None if args.all else args.sample, args.task, args.method, args.seed, args.draw)
+    chosen = verify.select(everything, None if args.all else args.sample, args.task, args.method, args.seed, args.draw,
+                           args.profile, args.stale)
     if not chosen:
         raise ValueError("no completed run of current plugins in the bundle matches the options given")
     recorded = sum(r["metrics"].get("time/trial_seconds", 0.0) for r in chosen)
     print(f"sparsebench: verify: re-running {len(chosen)} of {len(everything)} runs (recorded trial time "
-          f"{recorded:.0f} s) in a scratch folder", flush=True)
-    comparisons, seconds = verify.timed(verify.verify, chosen, everything, args.workers, args.data_root, args.plugins)
+          f"{recorded:.0f} s) in {args.keep or 'a scratch folder'}", flush=True)
+    comparisons, seconds = verify.timed(verify.verify, chosen, everything, args.workers, args.data_root, args.plugins,
+                                        keep=args.keep)
     print(f"sparsebench: verify: {verify.summary(comparisons, cpu=verify.cpu_name(), seconds=seconds)}")
     return 0 if verify.passed(comparisons) else 1
 

@@ -314,6 +314,29 @@ def test_verify_reruns_a_sample_and_catches_a_changed_result(store, tmp_path, ca
     assert "MISMATCH" in capsys.readouterr().out
 
 
+def test_verify_stale_keep_reruns_the_stale_runs_into_a_bundle_that_replaces_them(store, tmp_path, capsys):
+    records = lines(store["bundle"])
+    for r in records:
+        r["tags"]["sb.cpu"] = verify.cpu_name()
+    old = magnitude(records)
+    old["tags"]["sb.code.method"] = "f" * 16  # made by other code
+    folder, keep = write(tmp_path / "runs", records), tmp_path / "kept"
+    plugins = ["--plugins", str(TEST_PLUGINS)]
+    assert main(["verify", str(folder), "--all", "--stale", "--keep", str(keep), *plugins]) == 0
+    assert "re-running 1 of" in capsys.readouterr().out
+    kept = lines(keep)
+    assert [r["tags"]["sb.config_id"] for r in kept] == [old["tags"]["sb.config_id"]]
+    assert kept[0]["run_id"] != old["run_id"] and provenance.staleness(kept[0]["tags"]) == ""
+    assert "checkpoints/hits" not in kept[0]["metrics"]  # from scratch, without the checkpoint cache
+    assert main(["verify", str(folder), "--all", "--stale", "--keep", str(keep), *plugins]) == 0
+    assert len(lines(keep)) == 1  # a second call resumes: nothing re-run twice
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    bundle.import_bundle(folder, fresh)
+    bundle.import_bundle(keep, fresh)
+    bundle.export_bundle(fresh, folder, drop_superseded=True)
+    assert old["run_id"] not in {r["run_id"] for r in lines(folder)}  # the re-run replaced it
+
+
 def test_on_another_processor_a_difference_is_judged_by_the_seeds_spread(store):
     records = lines(store["bundle"])
     record = magnitude(records)

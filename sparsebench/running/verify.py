@@ -55,11 +55,15 @@ def spreads(records: list[dict]) -> dict[tuple, dict[str, float]]:
 
 
 def select(records: list[dict], sample: int | None = None, tasks=None, methods=None, seeds=None,
-           draw: int = 0) -> list[dict]:
-    """The completed runs of current plugins matching the filters; ``sample`` of them drawn with seed ``draw``."""
+           draw: int = 0, profiles=None, stale: bool = False) -> list[dict]:
+    """The completed runs of current plugins matching the filters (with ``stale``, only those made by
+    other code than this checkout's); ``sample`` of them drawn with seed ``draw``."""
+    from sparsebench.running import provenance
     chosen = [r for r in records if r["tags"].get("sb.status") == "completed" and check(r) is None
               and (not tasks or r["params"]["task"] in tasks) and (not methods or r["params"]["method"] in methods)
-              and (not seeds or int(r["params"]["seed"]) in seeds)]
+              and (not seeds or int(r["params"]["seed"]) in seeds)
+              and (not profiles or r["params"]["profile"] in profiles)
+              and (not stale or provenance.staleness(r["tags"]))]
     chosen.sort(key=lambda r: r["run_id"])
     return random.Random(draw).sample(chosen, sample) if sample is not None and sample < len(chosen) else chosen
 
@@ -124,18 +128,21 @@ def judge(key: str, a: float, b: float, same_cpu: bool, spread: dict[str, float]
 
 
 def verify(records: list[dict], bundle_records: list[dict], workers: int = 1, data_root=None,
-           plugin_roots=None, say=print) -> list[Comparison]:
+           plugin_roots=None, say=print, keep: str | Path | None = None) -> list[Comparison]:
     """Re-run ``records`` into a scratch folder and compare each with its record (``bundle_records``:
-    the whole bundle, whose seeds measure the spread)."""
+    the whole bundle, whose seeds measure the spread). ``keep``: a bundle folder that keeps the
+    re-runs (runs of this checkout's code: imported, they replace stale runs of the same config ids;
+    a second call resumes, re-running only what it lacks)."""
     from sparsebench.running.records import read_file
     from sparsebench.running.standalone import run_bundle
     from sparsebench.running.trial import TrialSpec
 
     cpu, spread = cpu_name(), spreads(bundle_records)
     with tempfile.TemporaryDirectory(prefix="sparsebench-verify-") as scratch:
+        folder = Path(keep) if keep is not None else Path(scratch)
         specs = [TrialSpec.from_json(json.loads(r["tags"]["sb.spec"])) for r in records]
-        run_bundle(specs, scratch, workers, data_root, plugin_roots=plugin_roots)
-        reruns = {r["tags"]["sb.config_id"]: r for path in Path(scratch).glob("*.jsonl") for r in read_file(path)}
+        run_bundle(specs, folder, workers, data_root, plugin_roots=plugin_roots, checkpoints=False)
+        reruns = {r["tags"]["sb.config_id"]: r for path in folder.glob("*.jsonl") for r in read_file(path)}
     out = []
     for record in records:
         rerun = reruns.get(record["tags"]["sb.config_id"], {"tags": {"sb.status": "failed", "sb.reason": "no record"}})
