@@ -1,4 +1,8 @@
 """End to end through real Ray and real MLflow (a SQLite file): sweep, failures, resume, leaderboard."""
+import json
+from pathlib import Path
+from xml.etree import ElementTree
+
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -64,7 +68,14 @@ def test_sweep_records_runs_resumes_and_builds_leaderboard(tracking_uri, tmp_pat
     assert {"final/test_accuracy", "final/sparsity", "cost/train_cost_rel"} <= set(run.data.metrics)
     assert len(client.get_metric_history(run.info.run_id, "val/accuracy")) == 2  # two epochs
     assert run.data.tags["mlflow.parentRunId"]
-    assert "layers.json" in [a.path for a in client.list_artifacts(run.info.run_id)]
+    assert {"layers.json", "layers.svg"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    def artifact(path):
+        return Path(client.download_artifacts(run.info.run_id, path, str(tmp_path))).read_text()
+
+    figure = ElementTree.fromstring(artifact("layers.svg"))  # two bars a layer: density, effective density
+    assert len(list(figure.iter("{http://www.w3.org/2000/svg}rect"))) == 2 * len(json.loads(artifact("layers.json")))
+    kind = client.get_experiment(run.info.experiment_id).tags.get("mlflow.experimentKind")
+    assert kind == "custom_model_development"  # MLflow 3 opens it in its training view, not the GenAI one
     assert run.info.artifact_uri.startswith((tmp_path / "mlartifacts").as_uri())
 
     # the leaderboard is built from those runs alone

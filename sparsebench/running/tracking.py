@@ -27,6 +27,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from sparsebench.running import records, store_checks
+from sparsebench.running.figures import layer_densities_svg
 from sparsebench.running.claims import is_alive, owner, owner_dead  # noqa: F401 (the claims a run's tags make)
 from sparsebench.running.records import (INFRA_ATTEMPTS, UNWRITTEN, code_version, is_done,  # noqa: F401
                                          is_tuning_spec, result_metrics, unwritten)
@@ -87,8 +88,9 @@ def _experiment(client: MlflowClient, task: str) -> str:
     artifacts = None
     if uri.startswith("sqlite:///"):  # keep artifacts beside the database, not in the working directory
         artifacts = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").resolve().as_uri()
-    try:
-        return client.create_experiment(name, artifact_location=artifacts)
+    try:  # the kind MLflow 3 reads to open the experiment in its model-training view (not the GenAI one)
+        return client.create_experiment(name, artifact_location=artifacts,
+                                        tags={"mlflow.experimentKind": "custom_model_development"})
     except mlflow.exceptions.MlflowException:  # created meanwhile by another worker
         return client.get_experiment_by_name(name).experiment_id
 
@@ -209,7 +211,7 @@ class TrialRun:
             self.client.log_batch(self.run_id, params=[Param(k, v) for k, v in records.finish_params(result).items()])
             self._write(result.get("metrics", {}), step=0)
             if result.get("layers"):
-                self.client.log_dict(self.run_id, result["layers"], "layers.json")
+                log_layers(self.client, self.run_id, result["layers"])
             if result.get("traceback"):
                 self.client.log_text(self.run_id, result["traceback"], "traceback.txt")
             self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in records.finish_tags(result).items()])
@@ -356,6 +358,12 @@ def store_lock(uri: str, name: str):
         yield
 
 
+def log_layers(client: MlflowClient, run_id: str, layers: dict) -> None:
+    """A run's ``layers.json`` and its figure, ``layers.svg``."""
+    client.log_dict(run_id, layers, "layers.json")
+    client.log_text(run_id, layer_densities_svg(layers), "layers.svg")
+
+
 def import_record(uri: str, record: dict) -> str:
     """Write one record as a new run of the store (tagged with its origin id); returns the new id."""
     client = store_client(uri)
@@ -371,7 +379,7 @@ def import_record(uri: str, record: dict) -> str:
     for i in range(0, len(metrics), 1000):
         client.log_batch(run_id, metrics=metrics[i:i + 1000])
     if record.get("layers"):
-        client.log_dict(run_id, record["layers"], "layers.json")
+        log_layers(client, run_id, record["layers"])
     client.set_terminated(run_id, TERMINAL[record["tags"]["sb.status"]], end_time=record["end_time"])
     return run_id
 
