@@ -75,7 +75,7 @@ def test_sweep_records_runs_resumes_and_builds_leaderboard(tracking_uri, tmp_pat
     figure = ElementTree.fromstring(artifact("layers.svg"))  # two bars a layer: density, effective density
     assert len(list(figure.iter("{http://www.w3.org/2000/svg}rect"))) == 2 * len(json.loads(artifact("layers.json")))
     kind = client.get_experiment(run.info.experiment_id).tags.get("mlflow.experimentKind")
-    assert kind == "custom_model_development"  # MLflow 3 opens it in its training view, not the GenAI one
+    assert kind == "custom_model_development"  # a model-training experiment for MLflow 3, not a GenAI one
     assert run.info.artifact_uri.startswith((tmp_path / "mlartifacts").as_uri())
 
     # the leaderboard is built from those runs alone

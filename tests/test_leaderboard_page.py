@@ -279,7 +279,7 @@ def board(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:  # skip `git describe` per run; and mark the runs as test data
         for module in (records, tracking):
             patch.setattr(module, "code_version", lambda: "made-up-test-data")
-        patch.setattr(provenance, "tags", lambda method, task: {})  # made-up plugins have no code to digest
+        patch.setattr(provenance, "tags", lambda method, task, profile: {})  # made-up plugins have no code to digest
         written = write_test_runs(uri)
     build(uri, root / "leaderboard", ui=UI)
     return {"dir": root / "leaderboard", "uri": uri, "runs": written}
@@ -342,7 +342,7 @@ def test_page_renders_tables_plots_and_links(board, browser, tmp_path):
         return [td.querySelector('a').href, td.title, td.textContent]; }})()""")
     href, title, shown = cell
     assert shown.startswith("90.00 ± 0.20 [89.50, 90.50]") and "n=3" in shown and "#2" in shown  # the CI printed
-    assert href.startswith(UI + "/#/experiments/") and "/runs?searchFilter=" in href  # the runs table
+    assert href.startswith(UI + "/#/experiments/") and "/runs?workflowType=machine_learning&searchFilter=" in href
     where = unquote(href.split("searchFilter=")[1])
     client = MlflowClient(board["uri"])
     found = client.search_runs([href.split("/#/experiments/")[1].split("/runs?")[0]], where)

@@ -135,8 +135,9 @@ class Links:
         self.base = base
 
     def experiment(self, experiment_id) -> str | None:
-        """The experiment's runs table (MLflow 3 opens a bare experiment link on its overview instead)."""
-        return f"{self.base}/#/experiments/{experiment_id}/runs" if self.base else None
+        """The experiment's runs table in MLflow 3's model-training view (a bare experiment link opens
+        its GenAI overview instead: traces, no metrics)."""
+        return f"{self.base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning" if self.base else None
 
     @staticmethod
     def page(run_id: str) -> str:
@@ -150,7 +151,7 @@ class Links:
         between stores that imported the same bundle."""
         if not self.base:
             return self.page(str(row["run_ids"]).split()[0])
-        return f"{self.experiment(row['experiment_id'])}?searchFilter={quote(search_filter(row), safe='')}"
+        return f"{self.experiment(row['experiment_id'])}&searchFilter={quote(search_filter(row), safe='')}"
 
 
 def search_filter(row: pd.Series) -> str:

@@ -14,6 +14,7 @@ from urllib.parse import quote, unquote, urlparse
 
 import pandas as pd
 
+from sparsebench.report.htmlkit import Links
 from sparsebench.report.tables import percent, slug, track_title
 from sparsebench.running import tracking
 
@@ -128,7 +129,7 @@ def write(uri: str, trials: pd.DataFrame, out: Path, section_slugs: set[str], ui
         back = "../index.html" + (f"#{anchor}" if anchor in section_slugs else "")
         # by its config id, which every store that imported the run holds (run ids differ between stores)
         where = f"tags.`sb.config_id` = '{run.data.tags.get('sb.config_id', '')}' and tags.`sb.status` = 'completed'"
-        link = f"{ui}/#/experiments/{trial['experiment_id']}/runs?searchFilter={quote(where, safe='')}" if ui else None
+        link = f"{Links(ui).experiment(trial['experiment_id'])}&searchFilter={quote(where, safe='')}" if ui else None
         html = page(trial, run, history, layers, seeds[tuple(trial[k] for k in keys)], back, link)
         (folder / f"{trial['run_id']}.html").write_text(html)
     return len(trials)

@@ -88,7 +88,7 @@ def _experiment(client: MlflowClient, task: str) -> str:
     artifacts = None
     if uri.startswith("sqlite:///"):  # keep artifacts beside the database, not in the working directory
         artifacts = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").resolve().as_uri()
-    try:  # the kind MLflow 3 reads to open the experiment in its model-training view (not the GenAI one)
+    try:  # a model-training experiment, not a GenAI one, for MLflow 3's experiment-kind selector
         return client.create_experiment(name, artifact_location=artifacts,
                                         tags={"mlflow.experimentKind": "custom_model_development"})
     except mlflow.exceptions.MlflowException:  # created meanwhile by another worker
