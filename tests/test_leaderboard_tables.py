@@ -103,6 +103,22 @@ def test_a_cell_at_chance_is_not_ranked_and_is_marked():
     assert summary.rank_grid(summary.ranks(table)).loc["a"].tolist() == ["≈ chance on 1 of 1 task"]
 
 
+def test_a_cell_far_from_its_target_sparsity_is_not_ranked_and_is_marked():
+    table = cells([("t1", "quick", "official", "a", 0.9, 89.7, 0), ("t1", "quick", "official", "b", 0.9, 80.0, 0),
+                   ("t1", "quick", "official", "c", 0.9, 70.0, 0), ("t1", "quick", "official", "d", 0.9, 60.0, 0)])
+    # a penalty that reached 27 % where 90 % was asked (its density 7.3x the target's), one within 1.25x, and
+    # a structured method whose target counts units, not weights
+    table = table.assign(sparsity_achieved=[0.27, 0.915, 0.9, 0.5], structure=["weights", "weights", "weights", "heads"])
+    table["off_target"] = tables.off_target(table)
+    assert table.set_index("method")["off_target"].to_dict() == {"a": True, "b": False, "c": False, "d": False}
+    ranked = summary.ranks(table).set_index("method")
+    assert pd.isna(ranked.loc["a", "rank"]) and ranked.loc["a", "off_target"] == 1
+    assert ranked.loc[["b", "c", "d"], "rank"].tolist() == [1.0, 2.0, 3.0]
+    assert summary.rank_grid(summary.ranks(table)).loc["a"].tolist() == ["↕ off target on 1 of 1 task"]
+    assert tables.cell(89.7, float("nan"), 1, reached=0.27) == "89.70 (1 seed) ↕ off target: 27.0% reached"
+    assert ranking.unranked_reason(table.set_index("method").loc["a"]) == "off target"
+
+
 def test_at_chance_follows_the_metrics_direction():
     trials = pd.DataFrame({"task": ["t"] * 2, "profile": ["q"] * 2, "variant": ["official"] * 2, "track": ["default"] * 2,
                            "method": ["a", "b"], "sparsity": [0.9, 0.9], "seed": [0, 0], "metric": ["perplexity"] * 2,

@@ -16,8 +16,8 @@ import pandas as pd
 from sparsebench.report.htmlfront import front
 from sparsebench.report.htmlkit import SCRIPT, STYLE, Links, metric_cell, run_ids, table, td, th
 from sparsebench.report.summary import rank_text, title as comparison_title
-from sparsebench.report.tables import (Section, count, duration, mean_std, percent, ratio, speedups, system_card,
-                                       track_title, tuning_table)
+from sparsebench.report.tables import (OFF_TARGET_FACTOR, Section, count, duration, mean_std, percent, ratio, speedups,
+                                       system_card, track_title, tuning_table)
 
 
 def results_table(section: Section, links: Links) -> str:
@@ -216,7 +216,8 @@ def summary_html(ranked: pd.DataFrame) -> str:
              "leaders' group; methods within noise share a rank), averaged over the tasks of a comparison: the "
              "methods that ran on all of those tasks of one family (families are never averaged together). "
              "Profiles, dataset variants and tracks are ranked separately; a cell with fewer than 3 seeds, a "
-             "collapsed network or a result at chance is not ranked.</p>"]
+             f"collapsed network, a result at chance or a sparsity reached more than {OFF_TARGET_FACTOR}x off its "
+             "target (in density) is not ranked.</p>"]
     for key, group in ranked.groupby(["profile", "variant", "track", "family", "comparison"], sort=False):
         parts.append(f"<h3>{escape(comparison_title(*key))}</h3>")
         sparsities = sorted(group["sparsity"].unique())

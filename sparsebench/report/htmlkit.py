@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from sparsebench.report.tables import AT_CHANCE, COLLAPSED, STALE, UNRANKED, confidence, mean_std
+from sparsebench.report.tables import AT_CHANCE, COLLAPSED, OFF_TARGET, STALE, UNRANKED, confidence, mean_std
 
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color: #1d232a;
@@ -207,7 +207,7 @@ def run_ids(row: pd.Series) -> list[str]:
 
 def badges(row: pd.Series, links: Links) -> str:
     """The marks after a cell's value (raw HTML): its shared rank, n (a link to the first seed's run
-    page), not ranked, collapsed, at chance, stale."""
+    page), not ranked, collapsed, at chance, off target, stale."""
     n = int(row["n"])
     ids = run_ids(row)
     seeds = f'<a href="{escape(Links.page(ids[0]))}" title="the runs of this cell, one page each">n={n}</a>'
@@ -224,6 +224,9 @@ def badges(row: pd.Series, links: Links) -> str:
     if bool(row.get("at_chance", False)):
         out += (f' <span class="collapsed" title="no better than chance: {row["chance"]:.4g} (the majority class or '
                 f'the unigram model)">{AT_CHANCE}</span>')
+    if bool(row.get("off_target", False)):
+        out += (f' <span class="collapsed" title="sparsity reached {row["sparsity_achieved"]:.2%}, far from the '
+                f'target: shown, not ranked">{escape(OFF_TARGET)}</span>')
     if bool(row.get("stale", False)):
         out += f' <span class="stale" title="the code changed since these runs">{escape(STALE)}</span>'
     return out

@@ -9,7 +9,8 @@ import pandas as pd
 
 from sparsebench.report.recommend import FAMILIES, how_to_read, leader_lines, recommendations, track_name, where
 from sparsebench.report.summary import rank_grid, title as comparison_title
-from sparsebench.report.tables import COLLAPSED, Section, cell, cost_table, percent, results_grid, system_card, tuning_table
+from sparsebench.report.tables import (COLLAPSED, OFF_TARGET_FACTOR, Section, cell, cost_table,
+                                       percent, results_grid, system_card, tuning_table)
 
 
 def markdown_section(section: Section) -> str:
@@ -60,8 +61,9 @@ def markdown_summary(ranked: pd.DataFrame) -> str:
              "Shared rank of each method among the pruning methods of a task at one sparsity (1 = the leaders' "
              "group; methods within noise share a rank), averaged over the tasks of a comparison: the methods that "
              "ran on all of those tasks of one family (families are never averaged together). Profiles, dataset "
-             "variants and tracks are ranked separately; a cell with fewer than 3 seeds, a collapsed network or a "
-             "result at chance is not ranked.", ""]
+             "variants and tracks are ranked separately; a cell with fewer than 3 seeds, a collapsed network, a "
+             f"result at chance or a sparsity reached more than {OFF_TARGET_FACTOR}x off its target (in density) is "
+             "not ranked.", ""]
     for key, group in ranked.groupby(["profile", "variant", "track", "family", "comparison"], sort=False):
         lines += [f"### {comparison_title(*key)}", "", rank_grid(group).to_markdown(), ""]
     return "\n".join(lines)

@@ -3,8 +3,8 @@
 The test is Welch's t-test on the seeds of two cells (mean, std, n), two-sided at 5 %
 (:data:`ALPHA`), with no correction for the many comparisons a board makes: with a dozen methods
 some pairs will differ at 5 % by chance alone, so a lone separated pair is weak evidence. Only
-cells with at least :data:`MIN_SEEDS` seeds that neither collapsed nor sit at chance are ranked;
-the others are shown, marked, and left out.
+cells with at least :data:`MIN_SEEDS` seeds that neither collapsed, sit at chance, nor missed their
+target sparsity are ranked; the others are shown, marked, and left out.
 
 Groups: the best remaining cell (by mean, in the metric's direction) opens a group at its position
 (1 for the leader), and every remaining cell not significantly different from it joins that group;
@@ -39,11 +39,14 @@ def differs(a: pd.Series, b: pd.Series) -> bool:
 
 
 def unranked_reason(row: pd.Series) -> str:
-    """Why a cell is not ranked ("" when it is): too few seeds, a collapse, or a chance-level result."""
+    """Why a cell is not ranked ("" when it is): too few seeds, a collapse, a chance-level result, or
+    a sparsity reached far from the target (:func:`sparsebench.report.tables.off_target`)."""
     if int(row.get("collapsed", 0) or 0):
         return "collapsed"
     if bool(row.get("at_chance", False)):
         return "at chance"
+    if bool(row.get("off_target", False)):
+        return "off target"
     if int(row["n"]) < MIN_SEEDS:
         return f"n < {MIN_SEEDS}"
     return ""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from sparsebench.report.ranking import MIN_SEEDS, group_ranks
-from sparsebench.report.tables import AT_CHANCE, COLLAPSED, percent, track_title
+from sparsebench.report.tables import AT_CHANCE, COLLAPSED, OFF_TARGET, percent, track_title
 
 FEW = f"n < {MIN_SEEDS}"  # the mark of a column where some of the method's cells have too few seeds
 
@@ -24,11 +24,11 @@ def ranks(table: pd.DataFrame) -> pd.DataFrame:
     single task only where there is no other). At each sparsity, a comparison ranks its methods
     within each of its tasks where all of them have a result and averages over those tasks. Columns:
     profile, variant, track, family, comparison (its tasks, comma-separated), method, sparsity, rank,
-    tasks, of (methods ranked per task, on average), collapsed, at_chance, few (tasks where the cell
-    has fewer than three seeds). A comparison where no method is ranked in any column is left out.
+    tasks, of (methods ranked per task, on average), collapsed, at_chance, off_target, few (tasks where
+    the cell has fewer than three seeds). A comparison where no method is ranked in any column is left out.
     """
     columns = ["profile", "variant", "track", "family", "comparison", "method", "sparsity", "rank", "tasks", "of",
-               "collapsed", "at_chance", "few"]
+               "collapsed", "at_chance", "off_target", "few"]
     pruned = table[(table["method"] != "dense") & table["mean"].notna()]
     if "family" not in pruned:
         pruned = pruned.assign(family="")
@@ -53,12 +53,14 @@ def ranks(table: pd.DataFrame) -> pd.DataFrame:
                 for method in methods:
                     mine = cells[cells["method"] == method]
                     collapsed, chance = int((mine["collapsed"] > 0).sum()), int(mine["at_chance"].sum())
+                    off = int(mine["off_target"].sum()) if "off_target" in mine else 0
                     few = int((mine["n"] < MIN_SEEDS).sum())
                     mean = rank[mine.index]
                     found.append({"profile": profile, "variant": variant, "track": track, "family": family,
                                   "comparison": name, "method": method, "sparsity": sparsity, "tasks": len(shared),
                                   "rank": mean.mean() if mean.notna().all() else float("nan"),
-                                  "of": count.mean(), "collapsed": collapsed, "at_chance": chance, "few": few})
+                                  "of": count.mean(), "collapsed": collapsed, "at_chance": chance,
+                                  "off_target": off, "few": few})
             if any(r["rank"] == r["rank"] for r in found):
                 out += found
     return pd.DataFrame(out, columns=columns)
@@ -67,7 +69,7 @@ def ranks(table: pd.DataFrame) -> pd.DataFrame:
 def rank_text(r: pd.Series) -> str:
     """A summary cell: '1.50 · 2 tasks', or why it is not ranked ('⚠ collapsed on 1 of 2 tasks', 'n < 3 on 1 of 1 tasks')."""
     tasks = int(r["tasks"])
-    for key, mark in (("collapsed", COLLAPSED), ("at_chance", AT_CHANCE), ("few", FEW)):
+    for key, mark in (("collapsed", COLLAPSED), ("at_chance", AT_CHANCE), ("off_target", OFF_TARGET), ("few", FEW)):
         if r.get(key, 0):
             return f"{mark} on {int(r[key])} of {tasks} task{'s' * (tasks != 1)}"
     return f"{r['rank']:.2f} · {tasks} task{'s' * (tasks != 1)}"

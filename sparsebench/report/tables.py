@@ -78,7 +78,7 @@ def trial_table(uri: str) -> pd.DataFrame:
         "method": runs["params.method"], "sparsity": runs["params.sparsity"].astype(float),
         "seed": runs["params.seed"].astype(int), "metric": metric_name,
         "higher_is_better": col("tags.sb.higher_is_better") == "True", "value": value,
-        "sparsity_achieved": col("metrics.final/sparsity"),
+        "sparsity_achieved": col("metrics.final/sparsity"), "structure": col("tags.sb.structure", "").fillna(""),
         "effective_sparsity": col("metrics.final/effective_sparsity"),
         "collapse": col("tags.sb.collapse", "").fillna(""), "train_cost_rel": col("metrics.cost/train_cost_rel"),
         "train_steps_rel": col("metrics.cost/train_steps_rel"),
@@ -130,12 +130,12 @@ def system_card(section: "Section") -> str:
 def aggregate(trials: pd.DataFrame) -> pd.DataFrame:
     """Mean, std and n over seeds for each task, profile, variant, method and sparsity."""
     trials = trials.sort_values("seed")
-    trials = trials.assign(**{k: v for k, v in (("stale", False), ("track_tagged", False), ("method_version", ""))
-                              if k not in trials})
+    trials = trials.assign(**{k: v for k, v in (("stale", False), ("track_tagged", False), ("method_version", ""),
+                                                ("structure", "")) if k not in trials})
     grouped = trials.groupby(KEYS, dropna=False)
     out = grouped.agg(metric=("metric", "first"), higher_is_better=("higher_is_better", "first"),
                       mean=("value", "mean"), std=("value", "std"), n=("value", "count"),
-                      sparsity_achieved=("sparsity_achieved", "mean"),
+                      sparsity_achieved=("sparsity_achieved", "mean"), structure=("structure", "first"),
                       effective_sparsity=("effective_sparsity", "mean"),
                       collapsed=("collapse", lambda c: int((c != "").sum())),
                       collapse=("collapse", lambda c: "; ".join(sorted(set(c) - {""}))),
@@ -155,7 +155,22 @@ def aggregate(trials: pd.DataFrame) -> pd.DataFrame:
     out = out.reset_index()
     # no better than a model that learned nothing from its inputs (runs from before it was measured: never)
     out["at_chance"] = (out["mean"] <= out["chance"]).where(out["higher_is_better"], out["mean"] >= out["chance"])
+    out["off_target"] = off_target(out)
     return out
+
+
+OFF_TARGET_FACTOR = 1.25
+
+
+def off_target(cells: pd.DataFrame) -> pd.Series:
+    """Cells of weight (and N:M) sparsity whose density reached is more than :data:`OFF_TARGET_FACTOR`
+    times off the target's, either way: a method that sets its sparsity only through a penalty
+    (STR, L0, soft movement, sparse VD) compared at a sparsity it did not reach. Structured methods'
+    targets count units (filters, neurons, heads), not weights: not judged here."""
+    reached, target = 1.0 - cells["sparsity_achieved"], 1.0 - cells["sparsity"]
+    ratio = reached / target
+    return (cells["structure"].isin(["weights", "n:m"]) & (cells["sparsity"] > 0) & reached.notna()
+            & ((ratio > OFF_TARGET_FACTOR) | (ratio < 1.0 / OFF_TARGET_FACTOR)))
 
 
 TRACK_TITLES = {"tuned": "tuned track", "one-shot": "one-shot track: pruned after training, no retraining"}
@@ -302,20 +317,23 @@ def confidence(mean: float, std: float, n: int) -> tuple[float, float] | None:
 
 
 def cell(mean: float, std: float, n: int, collapsed: int = 0, at_chance: bool = False, rank: float | None = None,
-         stale: bool = False) -> str:
+         stale: bool = False, reached: float | None = None) -> str:
     """'97.04 ± 0.08 (3; 95% CI 96.84–97.24)', '97.04 ± 0.08 (2)' or '97.04 (1 seed)'; with a collapse
     mark where ``collapsed`` of the n seeds collapsed; with ``rank`` given (a section's cell), its
-    shared rank ('#1') or, with fewer than three seeds, :data:`UNRANKED`."""
+    shared rank ('#1') or, with fewer than three seeds, :data:`UNRANKED`; ``reached``: the sparsity
+    an off-target cell reached (:func:`off_target`)."""
     interval = confidence(mean, std, n)
     count = "1 seed" if n == 1 else f"{n}; 95% CI {interval[0]:.2f}–{interval[1]:.2f}" if interval else f"{n}"
     ranked = "" if rank is None else f" #{rank:.0f}" if not pd.isna(rank) else f" {UNRANKED}" if n < 3 else ""
     return (f"{mean_std(mean, std)} ({count})" + (f" {COLLAPSED} {collapsed}/{n}" if collapsed else "")
-            + (f" {AT_CHANCE}" if at_chance else "") + ranked + (f" {STALE}" if stale else ""))
+            + (f" {AT_CHANCE}" if at_chance else "") + (f" {OFF_TARGET}: {reached:.1%} reached" if reached is not None
+                                                          else "") + ranked + (f" {STALE}" if stale else ""))
 
 
 COLLAPSED = "⚠ collapsed"  # a cell where a layer or an output of the network was cut off
 AT_CHANCE = "≈ chance"  # a cell no better than a model that learned nothing from its inputs
 UNRANKED = "○ not ranked (n < 3)"  # a cell with fewer than three seeds: shown, not ranked
+OFF_TARGET = "↕ off target"  # a cell whose sparsity reached is far from its target (see :func:`off_target`)
 STALE = "† stale"  # a cell whose runs' code changed since they ran (see :func:`stale`)
 
 
@@ -351,7 +369,8 @@ def results_grid(section: Section) -> pd.DataFrame:
     rows = section.rows
 
     def text(r):
-        shown = cell(r["mean"], r["std"], r["n"], r["collapsed"], r["at_chance"], r["rank"], bool(r.get("stale")))
+        shown = cell(r["mean"], r["std"], r["n"], r["collapsed"], r["at_chance"], r["rank"], bool(r.get("stale")),
+                     r["sparsity_achieved"] if r.get("off_target", False) else None)
         return f"**{shown}**" if r["rank"] == 1 else shown
     cells = rows.assign(cell=[text(r) for _, r in rows.iterrows()])
     grid = cells.pivot(index="method", columns="sparsity", values="cell").reindex(section.methods).fillna("—")
