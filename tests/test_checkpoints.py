@@ -125,6 +125,25 @@ def test_a_training_has_the_same_key_in_every_process(tmp_path):
     assert len(keys) == 1 and "lenet300" in next(iter(keys)).lower(), keys
 
 
+def test_a_new_recipe_or_a_comment_keeps_the_other_profiles_checkpoint_keys(tmp_path, monkeypatch):
+    import shutil
+
+    from sparsebench.running import checkpoints, provenance
+    from sparsebench.running.trial import make_task
+
+    task = make_task("tiny-mlp", "quick")
+    source = provenance.plugin_files(type(task))[0]
+    before = checkpoints.identity(task)
+    copy = tmp_path / source.name
+    shutil.copy(source, copy)
+    monkeypatch.setattr(provenance, "plugin_files", lambda cls: [copy])
+    text = source.read_text()
+    copy.write_text(text.replace('    profiles = {\n', '    profiles = {  # a comment\n        "new": Recipe(epochs=9),\n', 1))
+    assert checkpoints.identity(task) == before  # another recipe and a comment: the same trainings
+    copy.write_text(text.replace('"quick": Recipe(batch_size=32,', '"quick": Recipe(batch_size=16,', 1))
+    assert checkpoints.identity(task) != before  # its own recipe's code
+
+
 def test_a_sweep_starts_trials_that_may_share_trainings_apart():
     """Two trials of one seed started side by side would both train what they share: with two
     workers no two neighbours share a task, profile and seed while another group is at hand, every

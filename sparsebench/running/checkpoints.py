@@ -12,7 +12,8 @@ Checkpoints live in MLflow, as the artifact ``checkpoint.pt`` of runs tagged
 them), and in a local cache, ``$SPARSEBENCH_CACHE/checkpoints`` (default
 ``~/.cache/sparsebench/checkpoints``), that spares downloads. They are a cache: clearing either
 costs time, never results (results are in the runs bundle); any change of the harness's or the
-task's code makes new keys (``sparsebench/core``, ``sparsebench/data`` and the task's file).
+task's code makes new keys (``sparsebench/core``, ``sparsebench/data`` and the task's files, by
+their syntax: comments and docstrings do not count, nor the task's other profiles).
 A training in progress is claimed: a trial that misses a key locks ``<key>.lock`` in the local
 cache (``flock``, released when it stores the checkpoint, when its trial ends or when its process
 dies), and a trial on the same machine that needs the same key meanwhile waits for that checkpoint
@@ -30,19 +31,18 @@ one warning line, and the training is fetched or run again.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import time
 import io
 import os
 import re
 import sys
 import tempfile
-from functools import lru_cache
 from pathlib import Path
 
 import torch
 
 from sparsebench.data import cache_dir
+from sparsebench.running import provenance
 
 ARTIFACT = "checkpoint.pt"
 WAIT_S = 3 * 3600.0  # the longest wait for another trial's training of a key (a LSTM's is about 45 minutes)
@@ -54,23 +54,21 @@ except ImportError:  # no flock (Windows): trainings in progress are not claimed
     fcntl = None
 
 
-@lru_cache(maxsize=None)
-def code_digest(*files: str) -> str:
-    """A hash of the code a training runs: the harness's contracts, training loop and data
-    (``sparsebench/core``, ``sparsebench/data``) and ``files`` (e.g. the task plugin's)."""
-    package = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for path in sorted([*package.glob("core/*.py"), *package.glob("data/*.py")]) + [Path(f) for f in files]:
-        digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()[:16]
+def code_digest(task) -> str:
+    """A hash of the code a training of ``task`` runs, of its syntax (comments, docstrings and layout
+    do not count): the harness's contracts, training loop and data (``sparsebench/core``,
+    ``sparsebench/data``) and the task's files without its other profiles' recipes
+    (:func:`sparsebench.running.provenance.profile_digest`: a new recipe keeps the others' checkpoints)."""
+    harness = provenance.source_digest(sorted([*provenance.PACKAGE.glob("core/*.py"),
+                                               *provenance.PACKAGE.glob("data/*.py")]))
+    return provenance.combine([("harness", harness), ("task", provenance.profile_digest(type(task), task.profile))])
 
 
 def identity(task) -> str:
-    """What a training's outcome depends on beyond the state it starts from."""
-    task_file = inspect.getsourcefile(type(task))  # its code is in the digest: not its module's name,
-    # which names the file's place on this machine (plugins are loaded from files)
+    """What a training's outcome depends on beyond the state it starts from (the task's code by its
+    digest, not by its module's name, which names the file's place on this machine)."""
     return (f"{type(task).__qualname__} v{task.version} {task.profile} {task.recipe!r} "
-            f"code {code_digest(task_file)} torch {torch.__version__} {task.device}")
+            f"code {code_digest(task)} torch {torch.__version__} {task.device}")
 
 
 class CheckpointStore:

@@ -236,10 +236,11 @@ def _profile_file_digest(path: str, mtime_ns: int, profile: str) -> str:
     return _source_digest(Path(path).read_text(), profile)
 
 
-def profile_digest(task: str, profile: str) -> str:
-    """The digest of a task's plugin files with its other profiles left out (:func:`only_profile`)."""
-    return combine([(p.name, _profile_file_digest(str(p), p.stat().st_mtime_ns, profile))
-                    for p in plugin_files(registry.TASKS.get(task)[0])])
+def profile_digest(task: str | type, profile: str) -> str:
+    """The digest of a task's plugin files (the task by name or its class) with its other profiles
+    left out (:func:`only_profile`)."""
+    cls = registry.TASKS.get(task)[0] if isinstance(task, str) else task
+    return combine([(p.name, _profile_file_digest(str(p), p.stat().st_mtime_ns, profile)) for p in plugin_files(cls)])
 
 
 def digests(method: str, task: str) -> dict[str, str]:
