@@ -105,6 +105,27 @@ def test_runs_recorded_before_reach_are_judged_by_the_files_of_their_harness_dig
         provenance.history.cache_clear()
 
 
+def test_a_process_records_the_code_it_loaded_even_after_its_file_changed(store, tmp_path):
+    import os
+
+    from sparsebench.core import registry
+    plugin = tmp_path / "recorded_probe.py"
+    plugin.write_text("from dataclasses import dataclass\nfrom sparsebench import register_method\n"
+                      "from sparsebench.core import registry\nMagnitude = registry.METHODS.get('magnitude')[0]\n\n\n"
+                      "@register_method('recorded-probe')\n@dataclass\nclass Probe(Magnitude):\n    version = '1'\n")
+    registry.load_file(registry.METHODS, plugin)
+    try:
+        first = provenance.tags("recorded-probe", "tiny-mlp", "quick")
+        plugin.write_text(plugin.read_text() + "\nCHANGED = 1\n")  # edited on disk while this process runs
+        os.utime(plugin, ns=(plugin.stat().st_atime_ns, plugin.stat().st_mtime_ns + 10**9))
+        assert provenance.tags("recorded-probe", "tiny-mlp", "quick") == first  # a reused worker: what it loaded
+        assert provenance.digests("recorded-probe", "tiny-mlp")["method"] != first["sb.code.method"]  # on disk now
+        assert provenance.staleness({**first, "sb.method": "recorded-probe", "sb.task": "tiny-mlp",
+                                     "sb.profile": "quick"}) == "code changed since (method)"
+    finally:
+        registry.METHODS.entries.pop("recorded-probe", None)
+
+
 def test_a_profile_digest_leaves_the_other_profiles_out():
     import ast
     base = 'class T:\n    profiles = {"quick": R(lr=1), "full": R(lr=2), **BASE}\n'

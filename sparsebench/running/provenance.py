@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import contextvars
 import hashlib
 import inspect
 import json
@@ -79,9 +80,22 @@ def _file_digest(path: str, mtime_ns: int) -> str:
     return hashlib.sha256(canonical(ast.parse(Path(path).read_text(), path)).encode()).hexdigest()
 
 
+_AS_LOADED = contextvars.ContextVar("as_loaded", default=False)
+_FIRST_SEEN: dict[str, int] = {}
+
+
+def stamp(path: Path) -> int:
+    """The version of a file that digests are of: its modification time, the key of their caches —
+    while a trial's tags are made (:func:`tags`), the time this process first recorded it, so that a
+    long-lived worker (Ray's are reused across trials) records the code it loaded even after the
+    file changed on disk."""
+    now = Path(path).stat().st_mtime_ns
+    return _FIRST_SEEN.setdefault(str(path), now) if _AS_LOADED.get() else now
+
+
 def file_digest(path: Path) -> str:
     """The digest of one Python file's code."""
-    return _file_digest(str(path), path.stat().st_mtime_ns)
+    return _file_digest(str(path), stamp(path))
 
 
 def combine(named: list[tuple[str, str]]) -> str:
@@ -148,7 +162,7 @@ def reached_files(roots) -> list[Path]:
     seen = harness & set(todo)
     while todo:
         path = todo.pop()
-        for module in _imports(str(path), path.stat().st_mtime_ns):
+        for module in _imports(str(path), stamp(path)):
             for file in module_files(module):
                 if file in harness and file not in seen:
                     seen.add(file)
@@ -162,7 +176,7 @@ def loaded_siblings(files) -> list[Path]:
     out, todo = [], list(files)
     while todo:
         path = todo.pop()
-        for name in _sibling_names(str(path), path.stat().st_mtime_ns):
+        for name in _sibling_names(str(path), stamp(path)):
             sibling = path.with_name(name)
             if sibling.is_file() and sibling not in out and sibling not in files:
                 out.append(sibling)
@@ -240,7 +254,7 @@ def profile_digest(task: str | type, profile: str) -> str:
     """The digest of a task's plugin files (the task by name or its class) with its other profiles
     left out (:func:`only_profile`)."""
     cls = registry.TASKS.get(task)[0] if isinstance(task, str) else task
-    return combine([(p.name, _profile_file_digest(str(p), p.stat().st_mtime_ns, profile)) for p in plugin_files(cls)])
+    return combine([(p.name, _profile_file_digest(str(p), stamp(p), profile)) for p in plugin_files(cls)])
 
 
 def digests(method: str, task: str) -> dict[str, str]:
@@ -263,11 +277,16 @@ def commit() -> tuple[str, bool]:
 
 
 def tags(method: str, task: str, profile: str) -> dict[str, str]:
-    """A trial run's provenance tags."""
+    """A trial run's provenance tags: the digests of the code as this process first recorded it
+    (:func:`stamp`)."""
     sha, dirty = commit()
-    return {**{f"sb.code.{k}": v for k, v in digests(method, task).items()},
-            REACHED: source_digest(trial_files(method, task)), PROFILE: profile_digest(task, profile),
-            "sb.commit": sha, "sb.dirty": str(dirty).lower()}
+    token = _AS_LOADED.set(True)
+    try:
+        return {**{f"sb.code.{k}": v for k, v in digests(method, task).items()},
+                REACHED: source_digest(trial_files(method, task)), PROFILE: profile_digest(task, profile),
+                "sb.commit": sha, "sb.dirty": str(dirty).lower()}
+    finally:
+        _AS_LOADED.reset(token)
 
 
 def staleness(run_tags: dict, method: str | None = None, task: str | None = None) -> str:
