@@ -222,6 +222,19 @@ def test_rerun_stale_runs_again_the_trials_whose_runs_other_code_made(store, tmp
     assert sweep.pending(specs, fresh, rerun_stale=True)[0] == [spec]
 
 
+def test_a_stale_finished_run_holds_its_trial_only_without_rerun_stale(tmp_path):
+    from mlflow.tracking import MlflowClient
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    context = {"uri": uri, "data_root": None, "parents": {}, "device": "cpu", "plugin_roots": [str(TEST_PLUGINS)]}
+    spec = plan(["tiny-mlp"], ["magnitude"], [0.5], [0])[0]
+    first = execute(trial_config(spec, context))
+    assert first["status"] == "completed"
+    MlflowClient(uri).set_tag(first["run_id"], "sb.code.method", "f" * 16)  # made by other code
+    assert execute(trial_config(spec, context))["status"] == "elsewhere"  # a finished run holds it
+    again = execute(trial_config(spec, {**context, "rerun_stale": True}))
+    assert again["status"] == "completed" and again["run_id"] != first["run_id"]
+
+
 def test_export_of_one_method_keeps_its_runs_and_the_dense_references(store, tmp_path):
     bundle.export_bundle(store["uri"], tmp_path / "mine", methods=["magnitude"])
     assert {r["params"]["method"] for r in lines(tmp_path / "mine")} == {"magnitude", "dense"}

@@ -182,7 +182,8 @@ def run_sweep(specs: list[TrialSpec], *, data_root=None, uri=None, address=None,
     parents = tracking.start_sweep(uri, tasks, f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
                                    {"trials": len(todo), "address": address or "local"})
     context = {"uri": uri, "data_root": str(root) if root else None, "parents": parents, "device": device,
-               "checkpoints": checkpoints, "trial_timeout": trial_timeout, "owner": claims.owner(),
+               "checkpoints": checkpoints, "trial_timeout": trial_timeout, "rerun_stale": rerun_stale,
+               "owner": claims.owner(),
                "hung_plugins": sorted(registry.HUNG),
                "plugin_roots": [str(p) for p in registry.plugin_roots(plugin_roots)]}
     results: list = []
@@ -228,7 +229,7 @@ def execute(config: dict) -> dict:
     run = tracking.TrialRun(context["uri"], spec, spec.config_id(), {**describe(spec), **where(),
                                                                        **context.get("owner", {})},
                             context["parents"].get(spec.task))
-    if rival := run.rival():
+    if rival := run.rival(context.get("rerun_stale", False)):
         run.withdraw()
         return {"status": "elsewhere", "reason": f"run {rival} of another sweep holds this trial", "run_id": rival}
     started = time.time()

@@ -167,17 +167,20 @@ class TrialRun:
         """Say that this run's worker is alive (a run whose heartbeat stops is reclaimed)."""
         store_client(self.uri).set_tag(self.run_id, "sb.heartbeat", str(int(time.time())))
 
-    def rival(self) -> str | None:
-        """The id of a run that holds this trial instead of this one: finished, or running (with a
-        live heartbeat) and claimed first. Claims are taken by creating the run and then looking:
-        of two live claims the earlier one (by start time, then id) wins, as both sides see."""
+    def rival(self, rerun_stale: bool = False) -> str | None:
+        """The id of a run that holds this trial instead of this one: finished (with ``rerun_stale``,
+        by this checkout's code), or running (with a live heartbeat) and claimed first. Claims are
+        taken by creating the run and then looking: of two live claims the earlier one (by start
+        time, then id) wins, as both sides see."""
+        from sparsebench.running import provenance
         client = store_client(self.uri)
         for other in client.search_runs([self.experiment_id], f"tags.`sb.config_id` = '{self.config_id}'",
                                         max_results=1000):
             tags = other.data.tags
             if other.info.run_id == self.run_id or tags.get("sb.kind") != "trial":
                 continue
-            whole = is_done(tags) and not unwritten(tags, other.data.metrics)
+            whole = (is_done(tags) and not unwritten(tags, other.data.metrics)
+                     and not (rerun_stale and provenance.staleness(tags)))
             if whole or (tags.get("sb.status") == "running" and is_alive(tags, other.info.start_time)
                          and (other.info.start_time, other.info.run_id) < (self.start_time, self.run_id)):
                 return other.info.run_id
