@@ -87,6 +87,14 @@ def test_the_recommendation_takes_the_leaders_group_of_the_longest_budget():
     assert recommend.leader_lines(quick_only)[0]["delta"] == "no dense run"
 
 
+def test_a_cell_off_its_target_sparsity_is_recommended_nowhere():
+    table = cell_rows([("resnet", "medium", "penalty", 0.9, 85.0, 0.1, 3), ("resnet", "medium", "b", 0.9, 80.0, 0.1, 3),
+                       ("resnet", "full", "penalty", 0.74, 90.0, float("nan"), 1)])
+    table["off_target"] = table["method"] == "penalty"  # reached far less sparsity than asked
+    entries = recommend.recommendations(tables.sections(table))
+    assert [(e["sparsity"], list(e["leaders"]["method"])) for e in entries] == [(0.9, ["b"])]
+
+
 def test_plots_keep_the_dense_reference_in_view_and_draw_error_bars(tmp_path, monkeypatch):
     from sparsebench.report import plots
 

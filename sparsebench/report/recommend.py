@@ -36,7 +36,9 @@ def recommendations(sections: list[Section]) -> list[dict]:
     candidates: dict[tuple, list[tuple]] = {}
     for section in sections:
         fam = family(section)
-        for sparsity, cells in section.rows.groupby("sparsity"):
+        rows = section.rows  # a cell that did not reach its sparsity recommends nothing at it
+        rows = rows[~rows["off_target"].fillna(False).astype(bool)] if "off_target" in rows else rows
+        for sparsity, cells in rows.groupby("sparsity"):
             ranked = int(cells["rank"].notna().sum())
             key = (ranked >= 2, PROFILE_WEIGHT.get(section.profile, 1), ranked, len(cells))
             candidates.setdefault((fam, section.track, sparsity), []).append((key, section, cells))
