@@ -119,6 +119,12 @@ def test_a_cell_far_from_its_target_sparsity_is_not_ranked_and_is_marked():
     assert ranking.unranked_reason(table.set_index("method").loc["a"]) == "off target"
 
 
+def test_runs_recorded_before_the_structure_tag_take_their_plugins_structure():
+    runs = pd.DataFrame({"params.method": ["str", "not-a-plugin", "str"], "tags.sb.structure": [None, None, "heads"]})
+    column = lambda name, default=None: runs[name] if name in runs else pd.Series(default, index=runs.index)  # noqa: E731
+    assert tables.structure(runs, column).tolist() == ["weights", "", "heads"]
+
+
 def test_at_chance_follows_the_metrics_direction():
     trials = pd.DataFrame({"task": ["t"] * 2, "profile": ["q"] * 2, "variant": ["official"] * 2, "track": ["default"] * 2,
                            "method": ["a", "b"], "sparsity": [0.9, 0.9], "seed": [0, 0], "metric": ["perplexity"] * 2,

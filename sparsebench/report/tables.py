@@ -78,7 +78,7 @@ def trial_table(uri: str) -> pd.DataFrame:
         "method": runs["params.method"], "sparsity": runs["params.sparsity"].astype(float),
         "seed": runs["params.seed"].astype(int), "metric": metric_name,
         "higher_is_better": col("tags.sb.higher_is_better") == "True", "value": value,
-        "sparsity_achieved": col("metrics.final/sparsity"), "structure": col("tags.sb.structure", "").fillna(""),
+        "sparsity_achieved": col("metrics.final/sparsity"), "structure": structure(runs, col),
         "effective_sparsity": col("metrics.final/effective_sparsity"),
         "collapse": col("tags.sb.collapse", "").fillna(""), "train_cost_rel": col("metrics.cost/train_cost_rel"),
         "train_steps_rel": col("metrics.cost/train_steps_rel"),
@@ -125,6 +125,15 @@ def system_card(section: "Section") -> str:
     unrecorded = int(frame["cpu"].astype(str).str.split("|").apply(lambda v: "" in v).sum())
     note = f" ({unrecorded} cell(s) with runs from before the system was recorded)" if unrecorded else ""
     return ("; ".join(parts) if parts else "not recorded (runs from before the system card)") + (note if parts else "")
+
+
+def structure(runs: pd.DataFrame, col) -> pd.Series:
+    """What each run's method removes (``sb.structure``); for runs recorded before the tag, what the
+    method's plugin declares, where it is in this checkout."""
+    tagged = col("tags.sb.structure", "").fillna("")
+    declared = runs["params.method"].map(lambda m: registry.METHODS.entries[m][0].structure
+                                         if m in registry.METHODS.entries else "")
+    return tagged.where(tagged != "", declared)
 
 
 def aggregate(trials: pd.DataFrame) -> pd.DataFrame:
