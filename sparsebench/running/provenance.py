@@ -77,7 +77,7 @@ def _docstring(node) -> bool:
 
 @lru_cache(maxsize=None)
 def _file_digest(path: str, mtime_ns: int) -> str:
-    return hashlib.sha256(canonical(ast.parse(Path(path).read_text(), path)).encode()).hexdigest()
+    return _source_digest(Path(path).read_text())
 
 
 _AS_LOADED = contextvars.ContextVar("as_loaded", default=False)
