@@ -85,10 +85,10 @@ PAI_GPU = [
 # SparseGPT's calibration size at 1/16, 1/4, 1 and 4 times the default (262,144 tokens; 1,024 images).
 ONE_SHOT_METHODS = ["magnitude-oneshot", "magnitude-oneshot-layerwise", "wanda", "obd", "sparsegpt",
                     "wanda-onepass", "sparsegpt-onepass", "obd-fisher", "owl-wanda", "owl-sparsegpt", "ria", "dsnot",
-                    "dsnot-magnitude", "dsnot-sparsegpt"]
+                    "dsnot-magnitude", "dsnot-sparsegpt", "alps"]
 ONE_SHOT_SPARSITIES = [0.5, 0.7, 0.9]
 ONE_SHOT_NM = ["nm-magnitude-oneshot", "nm-magnitude-oneshot-4:8", "wanda-2:4", "wanda-4:8", "sparsegpt-2:4",
-               "sparsegpt-4:8", "ria-2:4", "ria-4:8", "ria-2:4-permuted"]
+               "sparsegpt-4:8", "ria-2:4", "ria-4:8", "ria-2:4-permuted", "alps-2:4", "alps-4:8"]
 CALIBRATION_SIZES = ["sparsegpt-calib-16th", "sparsegpt-calib-4th", "sparsegpt", "sparsegpt-calib-4x"]
 ONE_SHOT_TASKS = ["transformer-shakespeare", "transformer-wikitext2", "lstm-ptb"]
 POSTTRAINING = [

@@ -377,10 +377,8 @@ def import_record(uri: str, record: dict) -> str:
     metrics = [Metric(k, float(v), when, 0) for k, v in record["metrics"].items()]
     metrics += [Metric(k, float(v), when, int(step)) for k, points in record["history"].items() for step, v in points]
     params = [Param(k, v) for k, v in record["params"].items()]
-    for i in range(0, len(params), 100):  # log_batch takes at most 100 params and 1000 metrics
-        client.log_batch(run_id, params=params[i:i + 100])
-    for i in range(0, len(metrics), 1000):
-        client.log_batch(run_id, metrics=metrics[i:i + 1000])
+    for i in range(max(len(params) // 100, len(metrics) // 1000) + 1):  # at most 100 params, 1000 metrics a batch
+        client.log_batch(run_id, params=params[i * 100:(i + 1) * 100], metrics=metrics[i * 1000:(i + 1) * 1000])
     if record.get("layers"):
         log_layers(client, run_id, record["layers"])
     client.set_terminated(run_id, TERMINAL[record["tags"]["sb.status"]], end_time=record["end_time"])
