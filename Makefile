@@ -11,7 +11,7 @@ SUITE ?= default
 # the runs bundle: every result on the committed leaderboard, imported before a sweep or a rebuild
 BUNDLE ?= leaderboard/runs
 
-.PHONY: install bench publish leaderboard test ui overhead perf clean
+.PHONY: install bench publish leaderboard test test-integration ui overhead perf clean
 
 install: $(STAMP)
 
@@ -47,8 +47,13 @@ leaderboard: $(STAMP)
 	$(BIN)/sparsebench import $(BUNDLE)
 	$(BIN)/sparsebench leaderboard
 
+# the integration tests (a Ray cluster of two nodes, a PostgreSQL-backed MLflow server) run apart:
+# `make test-integration` (CI runs both)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not integration"
+
+test-integration: $(STAMP)
+	$(BIN)/python -m pytest -q -m integration
 
 overhead: $(STAMP)
 	$(BIN)/python -m sparsebench.benchmarks.overhead
