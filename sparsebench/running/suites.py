@@ -199,13 +199,13 @@ REPRODUCE = [
 # remaining, soft movement (both while the pretrained model fine-tunes, the ``-during`` variants), L0, heads (Michel et al. 2019), FFN neurons and attention heads by Taylor
 # importance, and 2:4. About 90 minutes on 2 cores to the one-shot track, 10 hours for everything on 3 seeds.
 MINILM_ONE_SHOT = ["magnitude-oneshot", "magnitude-oneshot-layerwise", "wanda", "sparsegpt", "obd", "owl-wanda",
-                   "owl-sparsegpt", "ria", "dsnot", "dsnot-attention"]
+                   "owl-sparsegpt", "ria", "dsnot", "dsnot-attention", "alps"]
 MINILM = [
     {"tasks": ["minilm-sst2"], "methods": ["dense"], "sparsities": [], "seeds": [0, 1, 2], "profile": "medium"},
     {"tasks": ["minilm-sst2"], "methods": MINILM_ONE_SHOT, "sparsities": ONE_SHOT_SPARSITIES, "seeds": [0, 1, 2],
      "profile": "medium", "track": "one-shot"},
-    {"tasks": ["minilm-sst2"], "methods": ["nm-magnitude-oneshot", "wanda-2:4", "sparsegpt-2:4"], "sparsities": [0.5],
-     "seeds": [0, 1, 2], "profile": "medium", "track": "one-shot"},
+    {"tasks": ["minilm-sst2"], "methods": ONE_SHOT_NM, "sparsities": [0.5], "seeds": [0, 1, 2], "profile": "medium",
+     "track": "one-shot"},
     {"tasks": ["minilm-sst2"], "methods": ["magnitude", "gmp"], "sparsities": [0.9, 0.97], "seeds": [0, 1, 2],
      "profile": "medium"},
     # movement pruning at chance under this budget (its scores need the authors' 10 epochs: methods/movement.py):
