@@ -154,7 +154,7 @@ def test_errors_name_tasks_and_list_known_names_after_a_separator(capsys):
     assert cli.main(["run", "--task", "lenet300-mnist", "--method", "dense", "--profile", "foo"]) == 2
     assert "task 'lenet300-mnist' has no profile 'foo'" in capsys.readouterr().err
     assert cli.main(["run", "--task", "tiny-mlp", "--method", "zzzz", "--sparsity", "0.5"]) == 2
-    assert "unknown method 'zzzz'. Known methods: dense," in capsys.readouterr().err
+    assert "unknown method 'zzzz'. Known methods: alps, alps-2:4, alps-4:8, dense," in capsys.readouterr().err  # sorted
 
 
 def test_board_links_go_to_the_tracking_server_that_holds_the_runs(monkeypatch):
