@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from sparsebench.core import registry
+from sparsebench.running import bundle_checks, records
 from sparsebench.running.trial import TrialSpec, run_trial
 
 
@@ -116,5 +117,11 @@ def test_the_harness_fails_a_trial_whose_weights_break_the_nm_pattern(monkeypatc
     wanda = module_of("wanda-2:4")  # its rows masked as unstructured 50 %, its pattern declared 2:4
     monkeypatch.setattr(wanda, "row_masks", lambda scores, sparsity, n=0, m=0, tiebreak=None:
                         wanda.per_row_top_k(scores, 1.0 - sparsity, tiebreak=tiebreak))
-    result = run_trial(TrialSpec("tiny-mlp", "wanda-2:4", 0.5, 0))
+    spec = TrialSpec("tiny-mlp", "wanda-2:4", 0.5, 0)
+    result = run_trial(spec)
     assert result["status"] == "failed" and "pattern" in result["reason"], result["reason"]
+    # it failed after its test: the run it makes records no test result, and a bundle takes it
+    assert "final/test_accuracy" in result["metrics"]
+    record = records.bundle_record(spec, result, {}, 0, 1, records.describe(spec))
+    assert "final/test_accuracy" not in record["metrics"] and record["tags"]["sb.status"] == "failed"
+    assert bundle_checks.check(record) is None

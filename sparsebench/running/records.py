@@ -123,6 +123,13 @@ def where(node: str = "") -> dict:
     return {"host": socket.gethostname(), "node": node}
 
 
+def recorded_metrics(result: dict) -> dict:
+    """The metrics a trial's run records: those of its result, less the test metric of a failed one
+    (a trial can fail after its test, e.g. with its N:M pattern broken; a failed run shows no result)."""
+    failed = result.get("status") == "failed"
+    return {k: v for k, v in result.get("metrics", {}).items() if not (failed and k.startswith("final/test_"))}
+
+
 def bundle_record(spec, result: dict, history: dict[str, list], start_ms: int, end_ms: int,
                   described: dict) -> dict:
     """The runs-bundle record of a trial run outside a store: what exporting its MLflow run writes
@@ -130,7 +137,7 @@ def bundle_record(spec, result: dict, history: dict[str, list], start_ms: int, e
     config_id = spec.config_id()
     history = {k: [list(p) for p in points] for k, points in history.items()}
     metrics = {}
-    for key, value in result.get("metrics", {}).items():
+    for key, value in recorded_metrics(result).items():
         if key in history:
             history[key] = sorted(history[key] + [[0, value]])
         else:

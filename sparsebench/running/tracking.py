@@ -212,7 +212,7 @@ class TrialRun:
             if self.refused is not None:  # a per-epoch metric is missing
                 raise self.refused
             self.client.log_batch(self.run_id, params=[Param(k, v) for k, v in records.finish_params(result).items()])
-            self._write(result.get("metrics", {}), step=0)
+            self._write(records.recorded_metrics(result), step=0)
             if result.get("layers"):
                 log_layers(self.client, self.run_id, result["layers"])
             if result.get("traceback"):
