@@ -191,7 +191,7 @@ def test_a_flipped_byte_in_a_cached_checkpoint_is_discarded_with_one_warning(tmp
 
 
 def test_a_flipped_byte_in_a_checkpoint_stored_in_mlflow_is_discarded(tracking_uri, tmp_path, one_thread, capsys):
-    from sparsebench.running import tracking
+    from sparsebench.running import checkpoint_store
 
     clean, _ = trial("dense", 0.0, CheckpointStore(tracking_uri, "tiny-mlp", tmp_path / "machine-1"))
     (artifact,) = (tmp_path / "mlartifacts").rglob("checkpoint.pt")
@@ -205,7 +205,7 @@ def test_a_flipped_byte_in_a_checkpoint_stored_in_mlflow_is_discarded(tracking_u
     # the corrupt copy is gone from the store; the one trained again is there, whole
     fresh = CheckpointStore(tracking_uri, "tiny-mlp", tmp_path / "machine-3")
     assert trial("dense", 0.0, fresh)[0] and (fresh.hits, fresh.misses) == (1, 0)
-    assert tracking.CHECKPOINT_DIGEST in MlflowClient(tracking_uri).search_runs(
+    assert checkpoint_store.CHECKPOINT_DIGEST in MlflowClient(tracking_uri).search_runs(
         [MlflowClient(tracking_uri).get_experiment_by_name("sparsebench/tiny-mlp").experiment_id],
         "tags.`sb.kind` = 'checkpoint'")[0].data.tags
 

@@ -474,7 +474,7 @@ def test_markdown_csv_and_mlflow_tags(board):
 
 
 def test_one_seed_says_so_and_three_show_a_confidence_interval():
-    from sparsebench.report.tables import cell
+    from sparsebench.report.formatting import cell
     assert cell(98.07, float("nan"), 1) == "98.07 (1 seed)"
     assert cell(97.04, 0.081, 2) == "97.04 ± 0.08 (2)"
     assert cell(97.04, 0.081, 3) == "97.04 ± 0.08 (3; 95% CI 96.84–97.24)"  # ± 4.303 · 0.081 / √3

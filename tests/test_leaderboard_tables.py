@@ -5,7 +5,7 @@ import dataclasses
 import pandas as pd
 
 from sparsebench.core import registry
-from sparsebench.report import board, ranking, summary, tables
+from sparsebench.report import board, formatting, ranking, summary, tables
 
 
 def cells(rows):
@@ -21,8 +21,8 @@ def test_a_collapsed_cell_is_not_ranked_and_is_marked():
     ranked = summary.ranks(table).set_index("method")
     assert ranked.loc[["b", "c"], "rank"].tolist() == [1.0, 2.0]
     assert pd.isna(ranked.loc["a", "rank"]) and ranked.loc["a", "collapsed"] == 1  # marked, not ranked
-    assert tables.cell(40.0, float("nan"), 1, 1) == "40.00 (1 seed) ⚠ collapsed 1/1"
-    assert tables.cell(40.0, float("nan"), 1, 0) == "40.00 (1 seed)"
+    assert formatting.cell(40.0, float("nan"), 1, 1) == "40.00 (1 seed) ⚠ collapsed 1/1"
+    assert formatting.cell(40.0, float("nan"), 1, 0) == "40.00 (1 seed)"
 
 
 def test_runs_of_another_plugin_version_are_superseded():
@@ -99,7 +99,7 @@ def test_a_cell_at_chance_is_not_ranked_and_is_marked():
     ranked = summary.ranks(table).set_index("method")
     assert ranked.loc[["b", "c"], "rank"].tolist() == [1.0, 2.0]
     assert pd.isna(ranked.loc["a", "rank"]) and ranked.loc["a", "at_chance"] == 1
-    assert tables.cell(11.0, float("nan"), 1, 0, True) == "11.00 (1 seed) ≈ chance"
+    assert formatting.cell(11.0, float("nan"), 1, 0, True) == "11.00 (1 seed) ≈ chance"
     assert summary.rank_grid(summary.ranks(table)).loc["a"].tolist() == ["≈ chance on 1 of 1 task"]
 
 
@@ -115,7 +115,7 @@ def test_a_cell_far_from_its_target_sparsity_is_not_ranked_and_is_marked():
     assert pd.isna(ranked.loc["a", "rank"]) and ranked.loc["a", "off_target"] == 1
     assert ranked.loc[["b", "c", "d"], "rank"].tolist() == [1.0, 2.0, 3.0]
     assert summary.rank_grid(summary.ranks(table)).loc["a"].tolist() == ["↕ off target on 1 of 1 task"]
-    assert tables.cell(89.7, float("nan"), 1, reached=0.27) == "89.70 (1 seed) ↕ off target: 27.0% reached"
+    assert formatting.cell(89.7, float("nan"), 1, reached=0.27) == "89.70 (1 seed) ↕ off target: 27.0% reached"
     assert ranking.unranked_reason(table.set_index("method").loc["a"]) == "off target"
 
 

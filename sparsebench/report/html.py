@@ -16,8 +16,8 @@ import pandas as pd
 from sparsebench.report.htmlfront import front
 from sparsebench.report.htmlkit import SCRIPT, STYLE, Links, metric_cell, run_ids, table, td, th
 from sparsebench.report.summary import rank_text, title as comparison_title
-from sparsebench.report.tables import (OFF_TARGET_FACTOR, Section, count, duration, mean_std, percent, ratio, speedups,
-                                       system_card, track_title, tuning_table)
+from sparsebench.report.formatting import count, duration, mean_std, percent, ratio, speedups
+from sparsebench.report.tables import OFF_TARGET_FACTOR, Section, system_card, track_title, tuning_table
 
 
 def results_table(section: Section, links: Links) -> str:

@@ -8,7 +8,8 @@ from html import escape
 
 from sparsebench.report.htmlkit import Links, badges
 from sparsebench.report.recommend import FAMILIES, how_to_read, leader_lines, recommendations, track_name, where
-from sparsebench.report.tables import Section, percent
+from sparsebench.report.formatting import percent
+from sparsebench.report.tables import Section
 
 
 def inline(text: str) -> str:

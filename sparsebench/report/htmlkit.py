@@ -7,7 +7,8 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from sparsebench.report.tables import AT_CHANCE, COLLAPSED, OFF_TARGET, STALE, UNRANKED, confidence, mean_std
+from sparsebench.report.formatting import (AT_CHANCE, COLLAPSED, OFF_TARGET, STALE, UNRANKED, confidence,
+                                           mean_std)
 
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color: #1d232a;

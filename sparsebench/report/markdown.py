@@ -9,8 +9,9 @@ import pandas as pd
 
 from sparsebench.report.recommend import FAMILIES, how_to_read, leader_lines, recommendations, track_name, where
 from sparsebench.report.summary import rank_grid, title as comparison_title
-from sparsebench.report.tables import (COLLAPSED, OFF_TARGET_FACTOR, Section, cell, cost_table,
-                                       percent, results_grid, system_card, tuning_table)
+from sparsebench.report.formatting import COLLAPSED, cell, percent
+from sparsebench.report.tables import (OFF_TARGET_FACTOR, Section, cost_table, results_grid, system_card,
+                                       tuning_table)
 
 
 def markdown_section(section: Section) -> str:

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from sparsebench.report.ranking import MIN_SEEDS
-from sparsebench.report.tables import mean_std
+from sparsebench.report.formatting import mean_std
 
 MARKERS = "osDP*Xh<>p"  # no triangles: ▲▼ mark results off the scale
 COLORS = [colormaps["tab10"](i) for i in (0, 1, 2, 3, 4, 6)]  # the best methods' colours

@@ -12,7 +12,8 @@ from __future__ import annotations
 import pandas as pd
 
 from sparsebench.report.ranking import MIN_SEEDS, TEST
-from sparsebench.report.tables import STALE, Section, percent
+from sparsebench.report.formatting import STALE, percent
+from sparsebench.report.tables import Section
 
 FAMILIES = {"mlp": "MLP", "cnn": "CNN", "rnn": "RNN", "transformer": "transformer"}
 TRACK_ORDER = {"default": 0, "tuned": 1, "one-shot": 2}

@@ -15,7 +15,8 @@ from urllib.parse import quote, unquote, urlparse
 import pandas as pd
 
 from sparsebench.report.htmlkit import Links
-from sparsebench.report.tables import percent, slug, track_title
+from sparsebench.report.formatting import percent
+from sparsebench.report.tables import slug, track_title
 from sparsebench.running import tracking
 
 FOLDER = "run"

@@ -11,7 +11,8 @@ from __future__ import annotations
 import pandas as pd
 
 from sparsebench.report.ranking import MIN_SEEDS, group_ranks
-from sparsebench.report.tables import AT_CHANCE, COLLAPSED, OFF_TARGET, percent, track_title
+from sparsebench.report.formatting import AT_CHANCE, COLLAPSED, OFF_TARGET, percent
+from sparsebench.report.tables import track_title
 
 FEW = f"n < {MIN_SEEDS}"  # the mark of a column where some of the method's cells have too few seeds
 

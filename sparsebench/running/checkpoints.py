@@ -149,9 +149,9 @@ class CheckpointStore:
             if (done := self._load(path, path.name[len(key) + 1:-len(".pt")], f"checkpoint {path}")) is not None:
                 return done
         for _ in range(3) if self.uri else ():  # then MLflow: each stored copy of the key in turn
-            from sparsebench.running import tracking
+            from sparsebench.running import checkpoint_store
             try:
-                fetched = tracking.fetch_checkpoint(self.uri, self.task_name, key, ARTIFACT, self.folder)
+                fetched = checkpoint_store.fetch_checkpoint(self.uri, self.task_name, key, ARTIFACT, self.folder)
                 if fetched is None:
                     break
                 local, digest, run_id = fetched
@@ -163,7 +163,7 @@ class CheckpointStore:
             if (done := self._load(path, digest, f"checkpoint {key} of MLflow run {run_id}")) is not None:
                 return done
             try:
-                tracking.discard_checkpoint(self.uri, run_id)
+                checkpoint_store.discard_checkpoint(self.uri, run_id)
             except Exception:
                 break
         return None
@@ -196,8 +196,8 @@ class CheckpointStore:
                 f.write(blob)
             os.replace(tmp, path)  # atomic: a reader sees the whole file, under its digest, or none
             if self.uri:
-                from sparsebench.running import tracking
-                tracking.store_checkpoint(self.uri, self.task_name, key, path, ARTIFACT, digest)
+                from sparsebench.running import checkpoint_store
+                checkpoint_store.store_checkpoint(self.uri, self.task_name, key, path, ARTIFACT, digest)
         except Exception as exc:  # a cache: never a reason for a trial to fail
             _warn(f"checkpoint {key} not stored: {exc}")
         finally:

@@ -79,7 +79,7 @@ def store_client(uri: str) -> MlflowClient:
     return MlflowClient(uri)
 
 
-def _experiment(client: MlflowClient, task: str) -> str:
+def experiment(client: MlflowClient, task: str) -> str:
     name = EXPERIMENT_PREFIX + task
     exp = client.get_experiment_by_name(name)
     if exp is not None:
@@ -100,7 +100,7 @@ def start_sweep(uri: str, tasks: list[str], name: str, params: dict) -> dict[str
     client = store_client(uri)
     parents = {}
     for task in tasks:
-        run = client.create_run(_experiment(client, task), run_name=name,
+        run = client.create_run(experiment(client, task), run_name=name,
                                 tags={"sb.kind": "sweep", "sb.code_version": code_version(),
                                       "sb.heartbeat": str(int(time.time())),
                                       **{f"sb.{k}": v for k, v in owner().items()}})
@@ -156,7 +156,7 @@ class TrialRun:
         tags = {**records.start_tags(spec, config_id, describe), "sb.heartbeat": str(int(time.time()))}
         if parent_id:
             tags[MLFLOW_PARENT_RUN_ID] = parent_id
-        run = self.client.create_run(_experiment(self.client, spec.task), run_name=spec.run_name, tags=tags)
+        run = self.client.create_run(experiment(self.client, spec.task), run_name=spec.run_name, tags=tags)
         self.run_id, self.uri, self.start_time = run.info.run_id, uri, run.info.start_time
         self.refused: Exception | None = None  # the first write the store refused while the trial ran
         self.experiment_id, self.config_id = run.info.experiment_id, config_id
@@ -371,7 +371,7 @@ def import_record(uri: str, record: dict) -> str:
     """Write one record as a new run of the store (tagged with its origin id); returns the new id."""
     client = store_client(uri)
     tags = {**record["tags"], ORIGIN: record["run_id"]}
-    run = client.create_run(_experiment(client, record["params"]["task"]), start_time=record["start_time"],
+    run = client.create_run(experiment(client, record["params"]["task"]), start_time=record["start_time"],
                             run_name=record["run_name"], tags=tags)
     run_id, when = run.info.run_id, record["start_time"]
     metrics = [Metric(k, float(v), when, 0) for k, v in record["metrics"].items()]
@@ -383,46 +383,3 @@ def import_record(uri: str, record: dict) -> str:
         log_layers(client, run_id, record["layers"])
     client.set_terminated(run_id, TERMINAL[record["tags"]["sb.status"]], end_time=record["end_time"])
     return run_id
-
-
-# --- checkpoints: trainings kept as artifacts (see :mod:`sparsebench.running.checkpoints`) -------
-
-CHECKPOINT_DIGEST = "sb.checkpoint_sha256"  # a checkpoint run's tag: the SHA-256 of its artifact
-
-
-def fetch_checkpoint(uri: str, task: str, key: str, artifact: str, folder: Path) -> tuple[Path, str, str] | None:
-    """Download a stored checkpoint ``key`` of ``task``'s experiment into ``folder`` (under a
-    temporary name): its path, the SHA-256 its run recorded, and the run's id; None if there is none."""
-    client = store_client(uri)
-    exp = client.get_experiment_by_name(EXPERIMENT_PREFIX + task)
-    if exp is None:
-        return None
-    found = client.search_runs([exp.experiment_id], f"tags.`sb.kind` = 'checkpoint' and tags.`sb.checkpoint` = '{key}' "
-                               "and attributes.status = 'FINISHED'", max_results=1)
-    if not found:
-        return None
-    with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        local = client.download_artifacts(found[0].info.run_id, artifact, tmp)
-        fd, path = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        os.close(fd)
-        os.replace(local, path)
-    return Path(path), found[0].data.tags.get(CHECKPOINT_DIGEST, ""), found[0].info.run_id
-
-
-def discard_checkpoint(uri: str, run_id: str) -> None:
-    """Delete a stored checkpoint's run (a corrupt copy), so that no worker fetches it again."""
-    store_client(uri).delete_run(run_id)
-
-
-def store_checkpoint(uri: str, task: str, key: str, path: Path, artifact: str, digest: str) -> None:
-    """Keep the checkpoint file at ``path`` as ``artifact`` of a run tagged with its key and ``digest``
-    (its SHA-256, checked when it is fetched)."""
-    client = store_client(uri)
-    run = client.create_run(_experiment(client, task), run_name=f"checkpoint-{key[:12]}",
-                            tags={"sb.kind": "checkpoint", "sb.checkpoint": key, CHECKPOINT_DIGEST: digest,
-                                  "sb.code_version": code_version()})
-    with tempfile.TemporaryDirectory() as tmp:
-        named = Path(tmp) / artifact
-        named.write_bytes(path.read_bytes())
-        client.log_artifact(run.info.run_id, str(named))
-    client.set_terminated(run.info.run_id, "FINISHED")
