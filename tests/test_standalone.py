@@ -41,6 +41,7 @@ def test_a_bundle_run_without_the_stack_imports_resumes_and_records_a_dead_proce
     first = run_bundle(tmp_path, *grid)
     assert first.returncode == 0, first.stderr
     assert "4 trials planned, 0 already" in first.stdout and "2 completed, 2 failed" in first.stdout
+    assert "sparsebench: started tiny-mlp magnitude-s0.90-seed0" in first.stdout
     records = {r["run_name"]: r for r in map(json.loads, (out / "tiny-mlp.jsonl").read_text().splitlines())}
     assert set(records) == {"dense-s0.00-seed0", "magnitude-s0.90-seed0", "test-raises-s0.90-seed0",
                             "test-kills-worker-s0.90-seed0"}
@@ -63,6 +64,24 @@ def test_a_bundle_run_without_the_stack_imports_resumes_and_records_a_dead_proce
     assert again.returncode == 0, again.stderr
     assert "4 trials planned, 3 already" in again.stdout and "0 completed, 1 failed" in again.stdout
     assert len((out / "tiny-mlp.jsonl").read_text().splitlines()) == 5
+
+
+def test_a_bundle_run_shows_each_epoch_of_a_running_trial_and_speaks_up_when_it_is_silent(tmp_path):
+    from sparsebench.core import registry
+    from sparsebench.running import standalone
+    registry.discover([str(TEST_PLUGINS)])
+    out = tmp_path / "trial.json"
+    shown = standalone.Shown(TrialSpec("tiny-mlp", "magnitude", 0.9), out)
+    assert shown.line(shown.started + 5) is None  # no epoch yet
+    standalone.progress_file(out).write_text(json.dumps({"epoch": 1, "val/accuracy": 91.25, "train/loss": 0.3}))
+    line = shown.line(shown.started + 30)
+    epochs = standalone.profile_epochs("tiny-mlp", "quick")
+    assert line.startswith(f"sparsebench: tiny-mlp magnitude 90% seed 0 · epoch 1/{epochs:g} · val accuracy 91.25")
+    assert "30 s elapsed" in line
+    assert shown.line(shown.started + 40) is None  # the same epoch: nothing new to say
+    assert "epoch 1" in shown.line(shown.started + 40 + standalone.QUIET_S)  # silent for long: said again
+    standalone.progress_file(out).write_text("{\"epo")  # a write under way: what was read before, no error
+    assert "epoch 1/" in shown.line(shown.started + 41 + 2 * standalone.QUIET_S)
 
 
 def test_a_bundle_run_trains_the_shared_dense_model_once(tmp_path, monkeypatch):

@@ -7,7 +7,9 @@ be installed). The trial is the function a Ray worker runs (``run_trial``) and i
 an exported MLflow run has (:mod:`sparsebench.running.records`), so the bundle imports and is
 checked like any other. Each trial runs in a process of its own (``spawn``: CUDA starts in the
 children only), at most ``workers`` at once; the parent alone writes the bundle, one line per
-finished trial, so an interruption loses only the trials running at that moment. Trials the
+finished trial, so an interruption loses only the trials running at that moment. The terminal
+shows each trial as it starts, each epoch it finishes (from a progress file the child rewrites),
+a line at least every :data:`QUIET_S` seconds while a trial is silent, and each finished trial. Trials the
 bundle already holds (completed, or failed by the method) are skipped; a trial whose process died
 is recorded as an infrastructure failure and run again by the next call, up to ``INFRA_ATTEMPTS``
 runs in all. Trainings are shared through the local checkpoint store, as in a Ray sweep (the dense
@@ -24,7 +26,10 @@ from pathlib import Path
 
 from sparsebench.core import registry
 from sparsebench.running import provenance, records
+from sparsebench.running.trial_lines import POLL_S, profile_epochs, trial_line
 from sparsebench.running.trial import TrialSpec, run_trial
+
+QUIET_S = 600.0  # a running trial's line at least this often, epochs or not
 
 
 def pending(specs: list[TrialSpec], folder: Path, rerun_stale: bool = False) -> list[TrialSpec]:
@@ -59,10 +64,16 @@ def trial_process(spec_json: dict, data_root: str | None, device: str, threads: 
     torch.set_num_threads(threads)
     spec = TrialSpec.from_json(spec_json)
     history: dict[str, list] = defaultdict(list)
+    progress = progress_file(Path(out))
 
     def log(metrics: dict, step: int) -> None:
         for key, value in metrics.items():
             history[key].append([step, float(value)])
+        try:  # what the parent shows; never worth failing the trial for
+            progress.with_suffix(".tmp").write_text(json.dumps({"epoch": step, **metrics}))
+            progress.with_suffix(".tmp").replace(progress)
+        except OSError:
+            pass
     started = time.time()
     store = CheckpointStore(None, spec.task) if checkpoints else None  # the local cache alone
     try:
@@ -79,6 +90,35 @@ def trial_process(spec_json: dict, data_root: str | None, device: str, threads: 
                                    {**records.describe(spec), **records.where()})
     Path(out + ".tmp").write_text(json.dumps(record))
     Path(out + ".tmp").replace(out)
+
+
+def progress_file(out: Path) -> Path:
+    """Where the child running the trial whose result goes to ``out`` keeps its latest epoch's metrics."""
+    return out.with_name(out.stem + ".progress.json")
+
+
+class Shown:
+    """A running trial as the terminal last showed it."""
+
+    def __init__(self, spec: TrialSpec, out: Path):
+        self.spec, self.progress, self.started = spec, progress_file(out), time.time()
+        self.latest, self.epoch, self.said = {"epoch": 0}, 0, self.started
+
+    def line(self, now: float) -> str | None:
+        """Its line where it finished an epoch since the last one, or was silent for :data:`QUIET_S`."""
+        try:
+            self.latest = json.loads(self.progress.read_text())
+        except (OSError, ValueError):  # no epoch yet, or a write under way: what was read before
+            pass
+        if self.latest["epoch"] == self.epoch and now - self.said < QUIET_S:
+            return None
+        self.epoch, self.said = self.latest["epoch"], now
+        metric, value = next(((k[len("val/"):], v) for k, v in self.latest.items() if k.startswith("val/")),
+                             ("", None))
+        spec = self.spec
+        return "sparsebench: " + trial_line(spec.task, spec.method, spec.sparsity, spec.seed, self.epoch,
+                                            profile_epochs(spec.task, spec.profile), metric, value,
+                                            now - self.started).strip()
 
 
 def died(spec: TrialSpec, exitcode: int | None) -> dict:
@@ -103,22 +143,29 @@ def run_bundle(specs: list[TrialSpec], folder: str | Path, workers: int = 1, dat
     scratch = folder / ".running"
     scratch.mkdir(exist_ok=True)
     spawn = multiprocessing.get_context("spawn")
-    running: dict = {}  # sentinel -> (process, spec, result file)
+    running: dict = {}  # sentinel -> (process, spec, result file, what the terminal showed of it)
     try:
         while todo or running:
             while todo and len(running) < workers:
                 spec = todo.pop(0)
                 out = scratch / f"{spec.config_id()}.json"
-                out.unlink(missing_ok=True)
+                for stale in (out, progress_file(out)):
+                    stale.unlink(missing_ok=True)
                 process = spawn.Process(target=trial_process, args=(spec.to_json(), data_root, device, threads,
                                                                     list(plugin_roots or []), str(out), checkpoints))
                 process.start()
-                running[process.sentinel] = (process, spec, out)
-            for sentinel in wait(list(running)):
-                process, spec, out = running.pop(sentinel)
+                running[process.sentinel] = (process, spec, out, Shown(spec, out))
+                print(f"sparsebench: started {spec.task} {spec.run_name} ({len(running)} running)", flush=True)
+            ready = wait(list(running), timeout=POLL_S)
+            for sentinel, (_, _, _, shown) in running.items():
+                if sentinel not in ready and (line := shown.line(time.time())):
+                    print(line, flush=True)
+            for sentinel in ready:
+                process, spec, out, shown = running.pop(sentinel)
                 process.join()
                 record = json.loads(out.read_text()) if out.exists() else died(spec, process.exitcode)
-                out.unlink(missing_ok=True)
+                for done in (out, shown.progress):
+                    done.unlink(missing_ok=True)
                 append(folder, record)
                 status = record["tags"]["sb.status"]
                 counts[status] += 1
@@ -127,6 +174,6 @@ def run_bundle(specs: list[TrialSpec], folder: str | Path, workers: int = 1, dat
                       f"{spec.task} {spec.run_name}: {status} {metric} {record['tags'].get('sb.reason', '')}",
                       flush=True)
     finally:
-        for process, _, _ in running.values():  # interrupted: the running trials are not recorded
+        for process, *_ in running.values():  # interrupted: the running trials are not recorded
             process.terminate()
     return counts
