@@ -206,3 +206,22 @@ class CheckpointStore:
 
 def _warn(message: str) -> None:
     print(f"sparsebench: warning: {message}", file=sys.stderr, flush=True)
+
+
+def run_with_checkpoints(spec, data_root: str | None, log, device: str, uri: str | None, checkpoints: bool) -> dict:
+    """One trial (:func:`~sparsebench.running.trial.run_trial`) sharing trainings through the store at
+    ``uri`` (None: this machine's cache alone) unless not ``checkpoints``: its result, with the store's
+    hits and misses; a task that fails to load or build is a failed result, not an exception."""
+    from sparsebench.running.trial import run_trial
+    store = None
+    try:
+        store = CheckpointStore(uri, spec.task) if checkpoints else None
+        result = run_trial(spec, Path(data_root) if data_root else None, log, device, store)
+        if store is not None:
+            result["metrics"].update(store.metrics())
+    except Exception as exc:  # the task failed to load or build: still a result
+        result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "metrics": {}}
+    finally:
+        if store is not None:
+            store.release()
+    return result

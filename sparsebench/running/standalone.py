@@ -27,7 +27,7 @@ from pathlib import Path
 from sparsebench.core import registry
 from sparsebench.running import provenance, records
 from sparsebench.running.trial_lines import POLL_S, profile_epochs, trial_line
-from sparsebench.running.trial import TrialSpec, run_trial
+from sparsebench.running.trial import TrialSpec
 
 QUIET_S = 600.0  # a running trial's line at least this often, epochs or not
 
@@ -58,7 +58,7 @@ def trial_process(spec_json: dict, data_root: str | None, device: str, threads: 
     """A child: run one trial and write its record to ``out``."""
     import torch
 
-    from sparsebench.running.checkpoints import CheckpointStore
+    from sparsebench.running.checkpoints import run_with_checkpoints
 
     registry.discover(plugin_roots)
     torch.set_num_threads(threads)
@@ -75,16 +75,7 @@ def trial_process(spec_json: dict, data_root: str | None, device: str, threads: 
         except OSError:
             pass
     started = time.time()
-    store = CheckpointStore(None, spec.task) if checkpoints else None  # the local cache alone
-    try:
-        result = run_trial(spec, Path(data_root) if data_root else None, log, device, store)
-        if store is not None:
-            result["metrics"].update(store.metrics())
-    except Exception as exc:  # the task failed to load or build: still a result
-        result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "metrics": {}}
-    finally:
-        if store is not None:
-            store.release()
+    result = run_with_checkpoints(spec, data_root, log, device, None, checkpoints)  # the local cache alone
     result["metrics"]["time/trial_seconds"] = time.time() - started
     record = records.bundle_record(spec, result, history, int(started * 1000), int(time.time() * 1000),
                                    {**records.describe(spec), **records.where()})

@@ -30,8 +30,8 @@ from sparsebench.running import claims, guard, progress, provenance, records, tr
 from sparsebench.running.progress import status_line, time_left  # noqa: F401 (status_line: the API)
 from sparsebench.running.records import describe
 from sparsebench.data import data_root as resolve_data_root
-from sparsebench.running.checkpoints import CheckpointStore
-from sparsebench.running.trial import TrialSpec, make_method, make_task, plan, run_trial  # noqa: F401 (plan: the grid)
+from sparsebench.running.checkpoints import run_with_checkpoints
+from sparsebench.running.trial import TrialSpec, make_method, make_task, plan  # noqa: F401 (plan: the grid)
 
 
 @dataclass
@@ -237,19 +237,9 @@ def execute(config: dict) -> dict:
     owner = {f"sb.{k}": v for k, v in context.get("owner", {}).items()}
     with guard.Guard(budget, lambda elapsed: run.finish(guard.timeout_result(budget, elapsed)),  # a hung trial
                      lambda: claims.owner_dead(owner), every=min(5.0, budget / 4)):  # its driver killed
-        store = None
-        try:
-            store = CheckpointStore(context["uri"], spec.task) if context.get("checkpoints") else None
-            with heartbeat(run.beat):
-                result = run_trial(spec, Path(context["data_root"]) if context["data_root"] else None, run.log,
-                                   context["device"], store)
-            if store is not None:
-                result["metrics"].update(store.metrics())
-        except Exception as exc:  # the task failed to load or build: still a result
-            result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "metrics": {}}
-        finally:
-            if store is not None:
-                store.release()
+        with heartbeat(run.beat):
+            result = run_with_checkpoints(spec, context["data_root"], run.log, context["device"], context["uri"],
+                                          bool(context.get("checkpoints")))
     result["metrics"]["time/trial_seconds"] = time.time() - started
     note = config.get("note") or {}
     result["metrics"].update(note.get("metrics", {}))
