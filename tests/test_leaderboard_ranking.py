@@ -114,4 +114,21 @@ def test_plots_keep_the_dense_reference_in_view_and_draw_error_bars(tmp_path, mo
     assert "hollow: n < 3, not ranked" in legend  # random-erk at 90 % has two seeds
     [without] = tables.sections(rows)
     plots.section_plot(without, tmp_path / "c.png")
-    assert "no dense run under this profile" in drawn["c.png"].axes[0].get_title()
+    assert "no dense run under this profile" in drawn["c.png"].get_suptitle()
+
+
+def test_a_long_plot_title_is_wrapped_inside_the_figure():
+    from sparsebench.report import plots
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(7.2, 4.2), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], label="a method with a long name")
+    plots.legend_beside(fig, ax)
+    plots.heading(fig, "transformer-wikitext2 — profile pretrained — one-shot track: pruned after training, "
+                       "no retraining\n(no dense run under this profile)")
+    fig.canvas.draw()
+    box = fig._suptitle.get_window_extent()
+    assert 0 <= box.x0 and box.x1 <= fig.bbox.width  # over the axes alone it ran off the left edge
+    assert fig.get_suptitle().count("\n") == 2  # wrapped once, and the second line kept

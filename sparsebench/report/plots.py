@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import textwrap
 from pathlib import Path
 
 import pandas as pd
@@ -81,6 +82,12 @@ def title(section) -> str:
     return section.title.replace("`", "") + ("" if section.dense is not None else "\n(no dense run under this profile)")
 
 
+def heading(fig: Figure, text: str) -> None:
+    """``text`` over the whole figure, wrapped to its width (over the axes alone, beside a legend, a
+    long title runs off the figure's left edge)."""
+    fig.suptitle("\n".join(textwrap.fill(line, 90) for line in text.split("\n")), fontsize="medium")
+
+
 def fence(means: pd.Series, higher_is_better: bool) -> float:
     """Tukey's fence on the bad side: 1.5 interquartile ranges below the first quartile (above the
     third where lower is better)."""
@@ -141,7 +148,7 @@ def section_plot(section, path: Path) -> Path | None:
         top.set_xlabel("sparsity")
     ax.set_xlabel("density (1 − sparsity), log scale")
     ax.set_ylabel(f"test {section.metric} ({section.direction})")
-    ax.set_title(title(section), fontsize="medium")
+    heading(fig, title(section))
     ax.grid(True, which="major", alpha=0.3)
     legend_beside(fig, ax)
     return save(fig, path)
@@ -167,7 +174,7 @@ def dot_plot(section, path: Path) -> Path:
         ax.legend(fontsize="small", loc="lower right" if section.higher_is_better else "lower left", frameon=False)
     ax.set_yticks(range(len(rows)), rows.index)
     ax.set_xlabel(f"test {section.metric} ({section.direction}) at {_percent(rows['sparsity'].iloc[0])} sparsity")
-    ax.set_title(title(section), fontsize="medium")
+    heading(fig, title(section))
     ax.grid(True, axis="x", alpha=0.3)
     return save(fig, path)
 
@@ -183,7 +190,7 @@ def speedup_plot(section, path: Path) -> Path:
     ax.set_xscale("log")
     ax.set_xlabel("measured speedup over the dense form (evaluation batch, one thread; log scale)")
     ax.set_ylabel(f"test {section.metric} ({section.direction})")
-    ax.set_title(title(section), fontsize="medium")
+    heading(fig, title(section))
     ax.grid(True, which="both", alpha=0.3)
     legend_beside(fig, ax)
     return save(fig, path)
@@ -228,7 +235,7 @@ def pareto_plot(section, path: Path) -> Path:
     ax.set_xscale("log")
     ax.set_xlabel("training FLOPs relative to one dense training (log scale)")
     ax.set_ylabel(f"test {section.metric} ({section.direction})")
-    ax.set_title(section.title.replace("`", "") + " — cost", fontsize="medium")
+    heading(fig, section.title.replace("`", "") + " — cost")
     ax.grid(True, which="both", alpha=0.3)
     legend_beside(fig, ax)
     return save(fig, path)
@@ -268,7 +275,7 @@ def layers_plot(section, layers: dict[str, dict], path: Path) -> Path:
                   fontsize="x-small")
     ax.set_ylabel("density of the layer's weights (log scale)")
     sparsity = section.rows["sparsity"].max()
-    ax.set_title(f"{section.title.replace('`', '')} — layers at {_percent(sparsity)}", fontsize="medium")
+    heading(fig, f"{section.title.replace('`', '')} — layers at {_percent(sparsity)}")
     ax.grid(True, axis="y", which="both", alpha=0.3)
     legend_beside(fig, ax)
     return save(fig, path)
