@@ -9,8 +9,8 @@ checked like any other. Each trial runs in a process of its own (``spawn``: CUDA
 children only), at most ``workers`` at once; the parent alone writes the bundle, one line per
 finished trial, so an interruption loses only the trials running at that moment. The terminal
 shows each trial as it starts, each epoch it finishes (from a progress file the child rewrites),
-a line at least every :data:`QUIET_S` seconds while a trial is silent, and each finished trial. Trials the
-bundle already holds (completed, or failed by the method) are skipped; a trial whose process died
+a line at least every :data:`QUIET_S` seconds while a trial is silent, and each finished trial.
+Trials the bundle already holds (completed, or failed by the method) are skipped; a trial whose process died
 is recorded as an infrastructure failure and run again by the next call, up to ``INFRA_ATTEMPTS``
 runs in all. Trainings are shared through the local checkpoint store, as in a Ray sweep (the dense
 model a suite's post-training trials prune is trained once), unless ``--no-checkpoints``.
@@ -155,7 +155,7 @@ def run_bundle(specs: list[TrialSpec], folder: str | Path, workers: int = 1, dat
                 process, spec, out, shown = running.pop(sentinel)
                 process.join()
                 record = json.loads(out.read_text()) if out.exists() else died(spec, process.exitcode)
-                for done in (out, shown.progress):
+                for done in (out, shown.progress, shown.progress.with_suffix(".tmp")):  # a killed child's too
                     done.unlink(missing_ok=True)
                 append(folder, record)
                 status = record["tags"]["sb.status"]
