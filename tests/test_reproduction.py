@@ -109,6 +109,8 @@ def test_gpu_rows_and_unmeasured_quantities_have_their_own_verdicts():
     runs = trials({("lenet300-mnist", "snip-paper", "snip", 0.95): [98.4]})
     frame = reproduction.table(runs, papers({"gpu": "ImageNet"}, {"quantity": "early-stop", "value": 38.0}))
     assert list(frame["verdict"]) == ["needs a GPU", "not measured"]
+    # the runs of an unmeasured quantity's recipe exist, but their accuracy is not the quantity
+    assert list(frame["ours (mean ± std, n)"]) == ["", ""] and list(frame["difference"]) == ["", ""]
 
 
 def test_write_makes_the_csv_and_the_markdown_and_html_sections(tmp_path):

@@ -122,7 +122,9 @@ def table(trials: pd.DataFrame, papers: pd.DataFrame | None = None) -> pd.DataFr
     papers = load_papers() if papers is None else papers
     out = []
     for row in papers.itertuples(index=False):
-        mean, std, n, ref_mean = ours(row, trials) if not row.gpu else (NAN, NAN, 0, NAN)
+        # a GPU row has no runs here; an unmeasured quantity has runs but no figure of ours to set beside it
+        measured = not row.gpu and row.quantity != "early-stop"
+        mean, std, n, ref_mean = ours(row, trials) if measured else (NAN, NAN, 0, NAN)
         tol = tolerance(row, ref_mean) if not math.isnan(row.value) else NAN
         out.append({**row._asdict(), "mean": mean, "std": std, "n": n, "tolerance": tol,
                     "difference_value": mean - row.value if n else NAN,
