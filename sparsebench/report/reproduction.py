@@ -42,6 +42,7 @@ TEST_EXAMPLES = {"minilm-sst2": 872}  # test-set sizes of the accuracy rows' tas
 MNIST_TEST = 10_000
 QUANTITIES = ("accuracy", "perplexity", "remaining", "gain", "early-stop")
 VERDICTS = ("reproduced", "not reproduced", "not run yet", "not measured", "needs a GPU")
+UNMEASURED = ("early-stop",)  # quantities the harness does not record: "not measured", and no figure of ours
 COLUMNS = ["paper (table/figure)", "task and recipe", "sparsity", "paper's figure", "ours (mean ± std, n)",
            "difference", "verdict", "note"]
 NAN = float("nan")
@@ -102,7 +103,7 @@ def verdict(row, mean: float, std: float, n: int, tol: float) -> str:
     """The verdict of one row (module docstring)."""
     if row.gpu:
         return "needs a GPU"
-    if row.quantity == "early-stop":
+    if row.quantity in UNMEASURED:
         return "not measured"
     if n == 0 or math.isnan(row.value):
         return "not run yet"
@@ -122,8 +123,7 @@ def table(trials: pd.DataFrame, papers: pd.DataFrame | None = None) -> pd.DataFr
     papers = load_papers() if papers is None else papers
     out = []
     for row in papers.itertuples(index=False):
-        # a GPU row has no runs here; an unmeasured quantity has runs but no figure of ours to set beside it
-        measured = not row.gpu and row.quantity != "early-stop"
+        measured = not row.gpu and row.quantity not in UNMEASURED  # an unmeasured row's runs measure another quantity
         mean, std, n, ref_mean = ours(row, trials) if measured else (NAN, NAN, 0, NAN)
         tol = tolerance(row, ref_mean) if not math.isnan(row.value) else NAN
         out.append({**row._asdict(), "mean": mean, "std": std, "n": n, "tolerance": tol,
