@@ -30,7 +30,9 @@ float32 on a GPU, its eigendecomposition in float64), so that the mask does not 
 device's rounding; the code's error prints are not computed. An embedding (one-hot inputs, H
 diagonal, given as its diagonal) has a diagonal Ĥ: the same iterations, with (Ĥ + ρI)⁻¹ taken
 elementwise (ALPS prunes no embeddings; sparsebench's language tasks prune them for every method).
-``alps-2:4`` and ``alps-4:8`` prune to the N:M pattern (the code's ``nm_n``/``nm_m``).
+``alps-2:4`` and ``alps-4:8`` prune to the N:M pattern (the code's ``nm_n``/``nm_m``), along the
+stored weight's inputs as the harness checks every pattern (``weight.view(out, -1)``: an
+embedding's along each token's dimensions, not along the vocabulary of its matrix Wᵀ).
 
 Measured (``transformer-shakespeare``, ``pretrained``, seed 0; dense 5.74 test perplexity): ALPS
 5.76 / 5.82 / 7.57 at 50 / 70 / 90 % against SparseGPT's 5.83 / 7.04 / 24.29, 2:4 5.78 (SparseGPT 6.06).
@@ -122,7 +124,7 @@ def prune_layer(w: torch.Tensor, h: torch.Tensor, sparsity: float, options: ALPS
         inv = eigenvectors @ ((1 / (eigenvalues + rho)) * eigenvectors).T
         return lambda x: inv @ x
 
-    project = Projection(options.n, options.m, w.numel(), sparsity)
+    project = Projection(options.n, options.m, w.numel(), sparsity, embedding=h.dim() == 1)
     b0 = (w * scale).T
     target = times_h(b0)                  # Ĥ B₀
     rho, grown = options.rho, False
@@ -162,17 +164,18 @@ def prune_layer(w: torch.Tensor, h: torch.Tensor, sparsity: float, options: ALPS
 
 class Projection:
     """P_k: the ``kept`` largest |entries| of B (inputs × rows), or the N largest of every M
-    consecutive inputs of each row (:func:`~sparsebench.library.structures.nm_mask`); the rest zeroed
+    consecutive inputs of each row (:func:`~sparsebench.library.structures.nm_mask`; of an embedding's
+    B, the stored weight, along each token's dimensions, as the harness checks N:M); the rest zeroed
     (the code's ``topk`` of −B²)."""
 
-    def __init__(self, n: int, m: int, size: int, sparsity: float):
-        self.n, self.m = n, m
+    def __init__(self, n: int, m: int, size: int, sparsity: float, embedding: bool = False):
+        self.n, self.m, self.embedding = n, m, embedding
         self.kept = size * n / m if n else int(round((1 - sparsity) * size))
         self.dropped = size - int(self.kept)
 
     def __call__(self, b: torch.Tensor) -> torch.Tensor:
         if self.n:
-            return b * nm_mask(b.T ** 2, self.n, self.m).T
+            return b * (nm_mask(b ** 2, self.n, self.m) if self.embedding else nm_mask(b.T ** 2, self.n, self.m).T)
         flat = b.reshape(-1).clone()
         flat[torch.topk(-flat ** 2, self.dropped).indices] = 0.0
         return flat.reshape(b.shape)

@@ -36,7 +36,11 @@ embeddings). Deviation: the code zeroes the weights of inputs never seen in cali
 keep the dampening alone and are pruned first, by magnitude, to the layer's target
 (``zero_unseen_tokens=True`` follows the code). ``sparsegpt-retrain`` retrains afterwards as
 ``magnitude`` does; ``sparsegpt-2:4`` and ``sparsegpt-4:8`` prune to the N:M pattern (the
-code's ``prunen``/``prunem``).
+code's ``prunen``/``prunem``), along the stored weight's inputs as the harness checks every pattern
+(``weight.view(out, -1)``: an embedding's along each token's dimensions, where its diagonal H makes
+the choice exact); a layer's last run shorter than M keeps ``ceil(N/M × length)``, as
+:func:`~sparsebench.library.structures.nm_mask` (the code assumes M divides the inputs). Version 4
+of the N:M rows: these two.
 
 Calibration size. With 128 windows (128 × 20 tokens) on ``lstm-ptb`` (``pretrained``, 50 %, seed 0;
 dense 112.96 test perplexity) SparseGPT reached 141.0, with 1,024 windows 125.3 and with 4,096
@@ -123,6 +127,7 @@ class SparseGPT(LayerwisePruning):
 @dataclass
 class SparseGPTNM(SparseGPT):
     """SparseGPT to an N:M pattern."""
+    version = "4"
     structure = "n:m"
 
 
@@ -144,9 +149,10 @@ def prune_layer(w: torch.Tensor, h: torch.Tensor, sparsity: float, block_size: i
         ratio = w1 ** 2 / torch.diag(hinv1).reshape(1, -1) ** 2
         drop = block_mask(ratio, sparsity) if not n else torch.zeros_like(w1, dtype=torch.bool)
         for i in range(i2 - i1):
-            if n and i % m == 0:  # the M − N lowest of each row's next M, from the updated weights
+            if n and i % m == 0:  # the lowest of each row's next M (a shorter last run: as nm_mask), updated
                 run = w1[:, i:i + m] ** 2 / torch.diag(hinv1)[i:i + m].reshape(1, -1) ** 2
-                drop[:, i:i + m].scatter_(1, run.topk(m - n, dim=1, largest=False).indices, True)
+                dropped = run.shape[1] - -(-n * run.shape[1] // m)
+                drop[:, i:i + m].scatter_(1, run.topk(dropped, dim=1, largest=False).indices, True)
             col, d = w1[:, i], hinv1[i, i]
             q = torch.where(drop[:, i], torch.zeros_like(col), col)
             err = (col - q) / d
@@ -170,8 +176,8 @@ def prune_diagonal(w: torch.Tensor, h: torch.Tensor, sparsity: float, block_size
         h[dead] = 1.0
         w[:, dead] = 0.0
     h += dampening * torch.mean(h)
-    if n:
-        return w * nm_mask(w ** 2 * h, n, m)
+    if n:  # the pattern along the stored weight's inputs (Wᵀ's rows: an embedding's dimensions)
+        return w * nm_mask((w ** 2 * h).T, n, m).T
     for i1 in range(0, w.shape[1], block_size):
         block = w[:, i1:i1 + block_size]
         block[block_mask(block ** 2 * h[i1:i1 + block_size], sparsity)] = 0.0

@@ -26,7 +26,9 @@ each block's norms read from the outputs of the already pruned blocks before it 
 :class:`~sparsebench.library.posttraining.LayerwisePruning`); ``wanda-onepass`` reads every norm
 from one pass over the dense network (version 2's order). ``group="layer"`` with ``rule="global"``
 ranks all layers together, which needs the one-pass order. ``wanda-2:4`` and ``wanda-4:8`` keep
-the top N of every M inputs of a row (the authors' ``prune_n``/``prune_m``). Version 3: the
+the top N of every M inputs of a row (the authors' ``prune_n``/``prune_m``), along the stored
+weight's inputs as the harness checks every pattern (``weight.view(out, -1)``: an embedding's
+along each token's dimensions, not along the vocabulary of its matrix Wᵀ). Version 3: the
 sequential order and calibration by tokens, drawn at random.
 Ties, which the authors' ``torch.sort`` leaves in no defined order, are broken by |W|: they are
 the zero scores of inputs never seen in calibration — a language model's 128 windows hold a few
@@ -92,11 +94,13 @@ class Wanda(LayerwisePruning):
     def prune_block(self, ctx, calibration, names, sparsity):
         self.check_target(ctx.sparsity)
         scores, modules, params = self.scores(ctx, calibration, names), owners(ctx), ctx.masks.params
+        shaped = {n: unmatrix(modules[n], s, params[n]) for n, s in scores.items()}
         if self.group == "layer":
-            shaped = {n: unmatrix(modules[n], s, params[n]) for n, s in scores.items()}
             return top_k_masks(shaped, 1.0 - ctx.sparsity, self.rule)
-        return {n: unmatrix(modules[n], row_masks(s, sparsity[n], self.n, self.m,
-                                                  as_matrix(modules[n], params[n].detach().abs())), params[n])
+        if self.n:  # along the stored weight's inputs, as the harness checks the pattern
+            return {n: nm_mask(s, self.n, self.m) for n, s in shaped.items()}
+        return {n: unmatrix(modules[n], per_row_top_k(s, 1.0 - sparsity[n], as_matrix(modules[n], params[n].detach().abs())),
+                            params[n])
                 for n, s in scores.items()}
 
 
@@ -106,12 +110,6 @@ class Wanda(LayerwisePruning):
 class WandaNM(Wanda):
     """Wanda to an N:M pattern."""
     structure = "n:m"
-
-
-def row_masks(scores: torch.Tensor, sparsity: float, n: int = 0, m: int = 0, tiebreak=None) -> torch.Tensor:
-    """Wanda's mask of a matrix of scores: per row (:func:`per_row_top_k`), or the top ``n`` of
-    every ``m`` of a row."""
-    return nm_mask(scores, n, m) if n else per_row_top_k(scores, 1.0 - sparsity, tiebreak=tiebreak)
 
 
 def per_row_top_k(scores: torch.Tensor, density: float, tiebreak: torch.Tensor | None = None) -> torch.Tensor:

@@ -115,8 +115,7 @@ def test_the_harness_fails_a_trial_whose_weights_break_the_nm_pattern(monkeypatc
     assert pattern_violations({"a": torch.tensor([[1.0, 1.0, 2.0, 0.0]]), "b": ok}, 2, 4) == ["a"]
     assert pattern_violations({"a": torch.tensor([[0.0, 0.0, 0.0, 0.0, 5.0, 1.0]])}, 2, 4) == ["a"]
     wanda = module_of("wanda-2:4")  # its rows masked as unstructured 50 %, its pattern declared 2:4
-    monkeypatch.setattr(wanda, "row_masks", lambda scores, sparsity, n=0, m=0, tiebreak=None:
-                        wanda.per_row_top_k(scores, 1.0 - sparsity, tiebreak=tiebreak))
+    monkeypatch.setattr(wanda, "nm_mask", lambda scores, n, m: wanda.per_row_top_k(scores, 0.5))
     spec = TrialSpec("tiny-mlp", "wanda-2:4", 0.5, 0)
     result = run_trial(spec)
     assert result["status"] == "failed" and "pattern" in result["reason"], result["reason"]

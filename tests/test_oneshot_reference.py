@@ -11,6 +11,7 @@ from torch import nn
 from sparsebench.core import registry
 from sparsebench.core.masks import Masks
 from sparsebench.library.inputs import blocks, input_covariances
+from sparsebench.library.structures import pattern_violations
 
 
 def module_of(method):
@@ -131,6 +132,20 @@ def test_sparsegpt_nm_equals_the_authors_update(n, m):
     assert torch.equal(ours == 0, theirs == 0)
     assert torch.allclose(ours, theirs, rtol=1e-9, atol=1e-12)
     assert ((ours != 0).view(16, -1, m).sum(-1) <= n).all()
+
+
+def test_sparsegpt_nm_keeps_the_harness_share_of_a_shorter_last_run():
+    # 102 inputs at 4:8: twelve runs of 8, then a run of 6, where the authors' code (M dividing the
+    # inputs) has no rule; the harness allows ceil(4/8 × 6) = 3, and the rest of the sweep is the authors'
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(300, 102, generator=g, dtype=torch.float64)
+    h, w = 2 * x.T @ x / 300, torch.randn(16, 102, generator=g, dtype=torch.float64)
+    ours = module_of("sparsegpt").prune_layer(w, h, 0.5, n=4, m=8)
+    assert ((ours[:, 96:] != 0).sum(1) == 3).all()
+    assert pattern_violations({"w": ours}, 4, 8) == []
+    theirs = authors_fasterprune(w, h, 0.5, prunen=4, prunem=8)  # their rule takes 4 of the 6
+    assert torch.equal(ours[:, :96] == 0, theirs[:, :96] == 0)
+    assert ((theirs[:, 96:] != 0).sum(1) == 2).all()
 
 
 def two_block_model():

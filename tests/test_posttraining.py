@@ -6,6 +6,7 @@ from torch import nn
 
 from sparsebench.library import calibration_data
 from sparsebench.library.inputs import input_norms, layer_inputs
+from sparsebench.library.structures import pattern_violations
 from sparsebench.running.trial import TrialSpec, make_context, make_task, run_trial
 
 import importlib
@@ -153,6 +154,25 @@ def test_sparsegpt_on_a_diagonal_hessian_is_its_general_sweep():
     assert (general == 0).double().mean().item() == pytest.approx(0.7, abs=0.01)
 
 
+def test_an_embeddings_nm_pattern_runs_along_its_dimensions():
+    # SparseGPT and ALPS take an embedding as Wᵀ (dimensions × tokens, H diagonal); the pattern the
+    # harness checks runs along the stored weight's inputs (weight.view(out, -1)): each token's dimensions
+    g = torch.Generator().manual_seed(4)
+    w = torch.randn(16, 40, generator=g, dtype=torch.float64)  # 16 dimensions, 40 tokens
+    counts = torch.randint(1, 9, (40,), generator=g).double()  # every token seen
+    sparsegpt = importlib.import_module(registry.METHODS.get("sparsegpt")[0].__module__)
+    alps = importlib.import_module(registry.METHODS.get("alps")[0].__module__)
+    pruned = {"sparsegpt": sparsegpt.prune_diagonal(w, counts, 0.5, n=2, m=4),
+              "alps": alps.prune_layer(w, counts, 0.5, registry.METHODS.get("alps-2:4")[0](n=2, m=4))}
+    for name, new in pruned.items():
+        assert pattern_violations({"embedding": new.T}, 2, 4) == [], name
+        assert ((new != 0).sum(0) == 8).all(), name  # every token keeps half its dimensions
+    # a diagonal H moves no error: SparseGPT keeps, of each token's four, the two of largest w²·H_jj
+    ratio = (w ** 2 * (counts + 0.01 * counts.mean())).T.reshape(40, 4, 4)
+    expected = torch.zeros_like(ratio).scatter_(2, ratio.topk(2, dim=2).indices, 1.0).reshape(40, 16).T
+    assert torch.equal(pruned["sparsegpt"] != 0, expected.bool())
+
+
 def test_sparsegpt_runs_on_conv_and_linear_layers_without_retraining(one_thread):
     result = run_trial(TrialSpec("tiny-mlp", "sparsegpt", 0.9, 0))
     assert result["status"] == "completed", result["reason"]
@@ -173,10 +193,11 @@ def test_lstm_matrices_see_their_layer_inputs_and_previous_hidden_states():
 
 
 @pytest.mark.skipif(data_root() is None or not (data_root() / "ptb").exists(), reason="no Penn Treebank in the data root")
-@pytest.mark.parametrize("method", ["wanda", "sparsegpt", pytest.param("ria", marks=pytest.mark.slow),
-                                    pytest.param("dsnot", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("method", ["wanda", "sparsegpt", "wanda-2:4", "sparsegpt-4:8",
+                                    *(pytest.param(m, marks=pytest.mark.slow) for m in ("ria", "dsnot", "ria-2:4", "alps-2:4"))])
 def test_post_training_methods_on_a_language_model(method, one_thread):
-    # lstm-ptb's embedding, LSTM and decoder: Wanda, SparseGPT, RIA and DSnoT read them all
+    # lstm-ptb's embedding, LSTM and decoder: Wanda, SparseGPT, RIA, DSnoT and ALPS read them all; N:M
+    # patterns hold as the harness checks them, the embedding's included
     task = make_task("lstm-ptb", "quick")
     splits = task.load(data_root())
     train = splits.train.subset(20 * 35 * 8)
@@ -194,3 +215,5 @@ def test_post_training_methods_on_a_language_model(method, one_thread):
     assert m.metrics == {"calibration/examples": 20, "calibration/tokens": 400}
     for name, p in ctx.masks.params.items():
         assert (p == 0).double().mean().item() == pytest.approx(0.5, abs=0.01), name
+    if cls.structure == "n:m":
+        assert pattern_violations(dict(ctx.masks.params), m.n, m.m) == []
