@@ -3,6 +3,7 @@ that imports into a real MLflow store like an exported one. Run with ``mlflow`` 
 unimportable, as on a machine that has torch alone."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,10 @@ def test_a_bundle_run_without_the_stack_imports_resumes_and_records_a_dead_proce
     assert first.returncode == 0, first.stderr
     assert "4 trials planned, 0 already" in first.stdout and "2 completed, 2 failed" in first.stdout
     assert "sparsebench: started tiny-mlp magnitude-s0.90-seed0" in first.stdout
+    # a finished trial's words: its test metric, its difference from dense (once the dense run is in), its time
+    assert re.search(r"tiny-mlp magnitude-s0.90-seed0: completed, test accuracy [\d.]+, "
+                     r"(Δ vs dense [+-][\d.]+|no dense reference yet), in \d+ s", first.stdout), first.stdout
+    assert re.search(r"test-raises-s0.90-seed0: failed, .*boom", first.stdout)
     records = {r["run_name"]: r for r in map(json.loads, (out / "tiny-mlp.jsonl").read_text().splitlines())}
     assert set(records) == {"dense-s0.00-seed0", "magnitude-s0.90-seed0", "test-raises-s0.90-seed0",
                             "test-kills-worker-s0.90-seed0"}
@@ -53,6 +58,14 @@ def test_a_bundle_run_without_the_stack_imports_resumes_and_records_a_dead_proce
     dead = records["test-kills-worker-s0.90-seed0"]["tags"]
     assert dead["sb.failure"] == "infrastructure" and "exit code 3" in dead["sb.reason"]
     assert not list((out / ".running").iterdir())
+
+    # the bundle's dense reference and its table of cells (what a terminal shows at the end)
+    from sparsebench.running import standalone
+    spec = TrialSpec("tiny-mlp", "magnitude", 0.9)
+    dense = records["dense-s0.00-seed0"]["metrics"]["final/test_accuracy"]
+    assert standalone.dense_reference(out, spec, "accuracy") == dense
+    table = standalone.results_text(standalone.bundle_rows(out, [spec, TrialSpec("tiny-mlp", "test-raises", 0.9)]))
+    assert table.count("\n") == 2 and "| tiny-mlp | quick   | default | magnitude | 90%      | 1 | accuracy " in table
 
     # the way back: checked (strictly) and loaded into a real MLflow store, as an exported bundle is
     summary = bundle.import_bundle(out, tracking_uri, strict=True)

@@ -18,7 +18,8 @@ from typing import Callable, TextIO
 import pandas as pd
 
 from sparsebench.running import tracking
-from sparsebench.running.trial_lines import POLL_S, clock, profile_epochs, trial_line  # noqa: F401 (the API)
+from sparsebench.running.trial_lines import (POLL_S, clock, finished_words, profile_epochs,  # noqa: F401 (the API)
+                                             results_text, trial_line)
 
 
 
@@ -143,28 +144,13 @@ class Live:
         return self._dense[key]
 
     def finished(self, spec, result: dict) -> str:
-        """A finished trial's words: its status, test metric, wall time and Δ vs its dense reference."""
-        status = result.get("status", "?")
-        tests = {k[len("final/test_"):]: v for k, v in result.items() if k.startswith("final/test_")}
-        words = [status]
+        """A finished trial's words (:func:`~sparsebench.running.trial_lines.finished_words`), its dense
+        reference read from the store."""
         if spec.method == "dense":
             self._dense.pop((spec.task, spec.profile), None)
-        vals = [f"val {k[len('final/val_'):]} {v:.4g}" for k, v in result.items() if k.startswith("final/val_")]
-        if not tests and vals:  # a search's trial: validation only
-            words.append(vals[0])
-        if tests:
-            metric, value = next(iter(tests.items()))
-            words.append(f"test {metric} {value:.4g}")
-            dense = self.dense(spec.task, spec.profile, metric) if spec.method != "dense" else None
-            if dense is not None:
-                words.append(f"Δ vs dense {value - dense:+.2f}")
-            elif spec.method != "dense":
-                words.append("no dense reference yet")
-        if (seconds := result.get("time/trial_seconds")) is not None:
-            words.append(f"in {clock(seconds)}")
-        if result.get("reason"):
-            words.append(str(result["reason"]))
-        return ", ".join(words)
+        metric = next((k[len("final/test_"):] for k in result if k.startswith("final/test_")), None)
+        dense = self.dense(spec.task, spec.profile, metric) if metric and spec.method != "dense" else None
+        return finished_words(result, dense, is_dense=spec.method == "dense")
 
 
 def results_table(uri: str, specs: list) -> str:
@@ -181,21 +167,8 @@ def results_table(uri: str, specs: list) -> str:
     for _, r in runs.iterrows():
         spec, metric = ids[r["tags.sb.config_id"]], r.get("tags.sb.metric", "")
         value = r.get(f"metrics.final/test_{metric}", float("nan"))
-        rows.append({"task": spec.task, "profile": spec.profile, "track": spec.track, "method": spec.method,
-                     "sparsity": spec.sparsity, "metric": metric, "value": value})
-    if not rows:
-        return ""
-    cells = (pd.DataFrame(rows).groupby(["task", "profile", "track", "method", "sparsity", "metric"], sort=True)["value"]
-             .agg(["mean", "std", "count"]).reset_index())
-    lines = [("task", "profile", "track", "method", "sparsity", "n", "test metric (mean ± std)")]
-    for _, c in cells.iterrows():
-        spread = "" if pd.isna(c["std"]) else f" ± {c['std']:.2f}"
-        lines.append((c["task"], c["profile"], c["track"], c["method"], f"{c['sparsity'] * 100:g}%", str(c["count"]),
-                      f"{c['metric']} {c['mean']:.2f}{spread}"))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    text = ["| " + " | ".join(v.ljust(w) for v, w in zip(line, widths)) + " |" for line in lines]
-    text.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(text)
+        rows.append((spec.task, spec.profile, spec.track, spec.method, spec.sparsity, metric, value))
+    return results_text(rows)
 
 
 def print_results(uri: str, specs: list, out: TextIO | None = None) -> None:

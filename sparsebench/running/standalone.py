@@ -9,7 +9,9 @@ checked like any other. Each trial runs in a process of its own (``spawn``: CUDA
 children only), at most ``workers`` at once; the parent alone writes the bundle, one line per
 finished trial, so an interruption loses only the trials running at that moment. The terminal
 shows each trial as it starts, each epoch it finishes (from a progress file the child rewrites),
-a line at least every :data:`QUIET_S` seconds while a trial is silent, and each finished trial.
+a line at least every :data:`QUIET_S` seconds while a trial is silent, each finished trial (test
+metric, wall time, Δ vs the bundle's dense runs of its task and profile) and, in a terminal, a table
+of the run's cells at the end.
 Trials the bundle already holds (completed, or failed by the method) are skipped; a trial whose process died
 is recorded as an infrastructure failure and run again by the next call, up to ``INFRA_ATTEMPTS``
 runs in all. Trainings are shared through the local checkpoint store, as in a Ray sweep (the dense
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import sys
 import time
 from collections import Counter, defaultdict
 from multiprocessing.connection import wait
@@ -26,7 +29,7 @@ from pathlib import Path
 
 from sparsebench.core import registry
 from sparsebench.running import provenance, records
-from sparsebench.running.trial_lines import POLL_S, profile_epochs, trial_line
+from sparsebench.running.trial_lines import POLL_S, finished_words, profile_epochs, results_text, trial_line
 from sparsebench.running.trial import TrialSpec
 
 QUIET_S = 600.0  # a running trial's line at least this often, epochs or not
@@ -160,11 +163,39 @@ def run_bundle(specs: list[TrialSpec], folder: str | Path, workers: int = 1, dat
                 append(folder, record)
                 status = record["tags"]["sb.status"]
                 counts[status] += 1
-                metric = record["metrics"].get(f"final/test_{record['tags']['sb.metric']}", "")
+                words = finished_words({**record["metrics"], "status": status, "reason": record["tags"].get("sb.reason")},
+                                       dense_reference(folder, spec, record["tags"]["sb.metric"]),
+                                       is_dense=spec.method == "dense")
                 print(f"sparsebench: [{sum(counts.values()) - counts['skipped']}/{len(specs) - counts['skipped']}] "
-                      f"{spec.task} {spec.run_name}: {status} {metric} {record['tags'].get('sb.reason', '')}",
-                      flush=True)
+                      f"{spec.task} {spec.run_name}: {words}", flush=True)
     finally:
         for process, *_ in running.values():  # interrupted: the running trials are not recorded
             process.terminate()
+    if sys.stdout.isatty() and (table := results_text(bundle_rows(folder, specs))):
+        print("sparsebench: results of this run (test metric over seeds)\n" + table, flush=True)
     return counts
+
+
+def completed(folder: Path, task: str) -> list[dict]:
+    """The bundle's completed records of ``task``."""
+    path = folder / f"{task}.jsonl"
+    return [r for r in records.read_file(path) if r["tags"].get("sb.status") == "completed"] if path.exists() else []
+
+
+def dense_reference(folder: Path, spec: TrialSpec, metric: str) -> float | None:
+    """The mean test metric of the bundle's completed dense runs of ``spec``'s task and profile."""
+    values = [r["metrics"][f"final/test_{metric}"] for r in completed(folder, spec.task)
+              if r["tags"].get("sb.method") == "dense" and r["tags"].get("sb.profile") == spec.profile
+              and f"final/test_{metric}" in r["metrics"]]
+    return sum(values) / len(values) if values else None
+
+
+def bundle_rows(folder: Path, specs: list[TrialSpec]) -> list[tuple]:
+    """:func:`~sparsebench.running.trial_lines.results_text`'s rows for ``specs``: the bundle's latest
+    completed record of each."""
+    ids = {s.config_id(): s for s in specs if s.track != "tuning"}
+    latest = {r["tags"]["sb.config_id"]: r for task in sorted({s.task for s in ids.values()})
+              for r in completed(folder, task) if r["tags"].get("sb.config_id") in ids}
+    return [(s.task, s.profile, s.track, s.method, s.sparsity, metric,
+             r["metrics"].get(f"final/test_{metric}", float("nan")))
+            for c, r in latest.items() for s, metric in [(ids[c], r["tags"]["sb.metric"])]]
