@@ -196,6 +196,9 @@ def bundle_rows(folder: Path, specs: list[TrialSpec]) -> list[tuple]:
     ids = {s.config_id(): s for s in specs if s.track != "tuning"}
     latest = {r["tags"]["sb.config_id"]: r for task in sorted({s.task for s in ids.values()})
               for r in completed(folder, task) if r["tags"].get("sb.config_id") in ids}
-    return [(s.task, s.profile, s.track, s.method, s.sparsity, metric,
-             r["metrics"].get(f"final/test_{metric}", float("nan")))
-            for c, r in latest.items() for s, metric in [(ids[c], r["tags"]["sb.metric"])]]
+    rows = []
+    for config_id, record in latest.items():
+        spec, metric = ids[config_id], record["tags"]["sb.metric"]
+        rows.append((spec.task, spec.profile, spec.track, spec.method, spec.sparsity, metric,
+                     record["metrics"].get(f"final/test_{metric}", float("nan"))))
+    return rows
