@@ -4,8 +4,10 @@ unimportable, as on a machine that has torch alone."""
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -128,3 +130,36 @@ def test_a_corrupt_bundle_is_named_and_left_as_it_is(tmp_path):
     refused = run_bundle(tmp_path, "--task", "tiny-mlp", "--method", "dense", "--bundle", str(tmp_path / "runs"))
     assert refused.returncode == 2 and "tiny-mlp.jsonl:1: not a JSON record" in refused.stderr
     assert (tmp_path / "runs" / "tiny-mlp.jsonl").read_text() == "not json\n"
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_a_bundle_run_stopped_or_killed_leaves_no_trial_running(tmp_path, how):
+    (tmp_path / "nostack").mkdir()
+    (tmp_path / "nostack" / "sitecustomize.py").write_text(NO_STACK)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "nostack"), str(ROOT)])}
+    run = subprocess.Popen([sys.executable, "-m", "sparsebench.cli", "run", "--task", "tiny-mlp", "--method", "test-hangs",
+                            "--sparsity", "0.5", "--bundle", str(tmp_path / "runs"), "--plugins", str(TEST_PLUGINS)],
+                           cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def trials():  # the run's trial processes (spawned children that import the trial)
+        out = subprocess.run(["pgrep", "-P", str(run.pid), "-f", "spawn_main"], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
+    try:
+        deadline = time.time() + 120
+        while not (started := trials()) and time.time() < deadline:
+            time.sleep(0.5)
+        assert started, "the trial's process never started"
+        run.send_signal(how)
+        run.wait(timeout=60)
+        deadline = time.time() + 30
+        while any(os.path.exists(f"/proc/{p}") and "Z" not in open(f"/proc/{p}/stat").read().split()[2]
+                  for p in started) and time.time() < deadline:
+            time.sleep(0.5)
+        assert not any(os.path.exists(f"/proc/{p}") and "Z" not in open(f"/proc/{p}/stat").read().split()[2]
+                       for p in started), "a trial outlived its run"
+    finally:
+        try:
+            os.killpg(run.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

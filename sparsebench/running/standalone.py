@@ -7,7 +7,8 @@ be installed). The trial is the function a Ray worker runs (``run_trial``) and i
 an exported MLflow run has (:mod:`sparsebench.running.records`), so the bundle imports and is
 checked like any other. Each trial runs in a process of its own (``spawn``: CUDA starts in the
 children only), at most ``workers`` at once; the parent alone writes the bundle, one line per
-finished trial, so an interruption loses only the trials running at that moment. The terminal
+finished trial, so an interruption loses only the trials running at that moment (stopped by SIGINT or
+SIGTERM, the run ends them; killed outright, they end themselves within :data:`ORPHAN_POLL_S`). The terminal
 shows each trial as it starts, each epoch it finishes (from a progress file the child rewrites),
 a line at least every :data:`QUIET_S` seconds while a trial is silent, each finished trial (test
 metric, wall time, Δ vs the bundle's dense runs of its task and profile) and, in a terminal, a table
@@ -21,7 +22,10 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import signal
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from multiprocessing.connection import wait
@@ -33,6 +37,7 @@ from sparsebench.running.trial_lines import POLL_S, finished_words, profile_epoc
 from sparsebench.running.trial import TrialSpec
 
 QUIET_S = 600.0  # a running trial's line at least this often, epochs or not
+ORPHAN_POLL_S = 2.0  # how often a trial's process checks that the run that started it is still there
 
 
 def pending(specs: list[TrialSpec], folder: Path, rerun_stale: bool = False) -> list[TrialSpec]:
@@ -57,8 +62,9 @@ def append(folder: Path, record: dict) -> None:
 
 
 def trial_process(spec_json: dict, data_root: str | None, device: str, threads: int, plugin_roots: list[str],
-                  out: str, checkpoints: bool = True) -> None:
-    """A child: run one trial and write its record to ``out``."""
+                  out: str, checkpoints: bool = True, parent: int | None = None) -> None:
+    """A child of the run ``parent``: run one trial and write its record to ``out``."""
+    exit_with(parent or os.getppid())
     import torch
 
     from sparsebench.running.checkpoints import run_with_checkpoints
@@ -84,6 +90,20 @@ def trial_process(spec_json: dict, data_root: str | None, device: str, threads: 
                                    {**records.describe(spec), **records.where()})
     Path(out + ".tmp").write_text(json.dumps(record))
     Path(out + ".tmp").replace(out)
+
+
+def exit_with(parent: int) -> None:
+    """End this process when ``parent`` is gone (killed before it could end its trials): a watching thread."""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(ORPHAN_POLL_S)
+        os._exit(1)
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def terminated(signum, frame):
+    """SIGTERM as an exit, so that ``run_bundle`` ends its running trials on the way out."""
+    raise SystemExit(128 + signum)
 
 
 def progress_file(out: Path) -> Path:
@@ -138,6 +158,8 @@ def run_bundle(specs: list[TrialSpec], folder: str | Path, workers: int = 1, dat
     scratch.mkdir(exist_ok=True)
     spawn = multiprocessing.get_context("spawn")
     running: dict = {}  # sentinel -> (process, spec, result file, what the terminal showed of it)
+    main = threading.current_thread() is threading.main_thread()  # where a signal handler can be set
+    previous = signal.signal(signal.SIGTERM, terminated) if main else None
     try:
         while todo or running:
             while todo and len(running) < workers:
@@ -146,7 +168,8 @@ def run_bundle(specs: list[TrialSpec], folder: str | Path, workers: int = 1, dat
                 for stale in (out, progress_file(out)):
                     stale.unlink(missing_ok=True)
                 process = spawn.Process(target=trial_process, args=(spec.to_json(), data_root, device, threads,
-                                                                    list(plugin_roots or []), str(out), checkpoints))
+                                                                    list(plugin_roots or []), str(out), checkpoints,
+                                                                    os.getpid()))
                 process.start()
                 running[process.sentinel] = (process, spec, out, Shown(spec, out))
                 print(f"sparsebench: started {spec.task} {spec.run_name} ({len(running)} running)", flush=True)
@@ -171,6 +194,8 @@ def run_bundle(specs: list[TrialSpec], folder: str | Path, workers: int = 1, dat
     finally:
         for process, *_ in running.values():  # interrupted: the running trials are not recorded
             process.terminate()
+        if main:
+            signal.signal(signal.SIGTERM, previous)
     if sys.stdout.isatty() and (table := results_text(bundle_rows(folder, specs))):
         print("sparsebench: results of this run (test metric over seeds)\n" + table, flush=True)
     return counts
