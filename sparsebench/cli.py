@@ -197,7 +197,8 @@ def _blocks(args, listed) -> list[dict]:
         raise ValueError(f"--tune takes a budget of at least 1 configuration, got {args.tune}")
     overrides = _overrides(args.set)
     for block in blocks:
-        listed.check(block["tasks"], [block["profile"]], block["methods"], block["sparsities"], overrides)
+        listed.check(block["tasks"], [block["profile"]], block["methods"], block["sparsities"],
+                     {**block.get("set", {}), **overrides})
     return blocks
 
 
@@ -210,13 +211,14 @@ def _specs(args, blocks: list[dict]) -> tuple[list, list]:
     specs, studies = [], []
     for block in blocks:
         methods, budget = block["methods"], args.tune or block.get("tune")
+        hparams = {**block.get("set", {}), **overrides}  # a block's own hyperparameters, then --set's
         if budget:
             from sparsebench.running.tuning import plan_studies  # Ray Tune's search spaces
 
             studies += plan_studies(block["tasks"], methods, block["sparsities"], block["seeds"], block["profile"],
-                                    budget, overrides)
+                                    budget, hparams)
             methods = [m for m in methods if not registry.METHODS.get(m)[0].prunes]
-        specs += plan(block["tasks"], methods, block["sparsities"], block["seeds"], block["profile"], overrides,
+        specs += plan(block["tasks"], methods, block["sparsities"], block["seeds"], block["profile"], hparams,
                       block.get("track", "default"))
     if not specs and not studies:
         raise ValueError(f"suite {args.suite!r} has no trial with the options given" if args.suite else

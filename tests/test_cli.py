@@ -44,6 +44,20 @@ def test_suite_options_keep_part_of_it_and_profile_replaces():
     assert {s.profile for s in specs("--suite", "default", "--task", "lstm-ptb", "--profile", "full")} == {"full"}
 
 
+def test_a_suite_block_sets_its_methods_hyperparameters_and_set_overrides_them(monkeypatch):
+    monkeypatch.setitem(SUITES, "probe", [
+        {"tasks": ["lenet300-mnist"], "methods": ["dense"], "sparsities": [], "seeds": [0], "profile": "quick"},
+        {"tasks": ["lenet300-mnist"], "methods": ["l0"], "sparsities": [0.9], "seeds": [0], "profile": "quick",
+         "set": {"lambda_scale": 3.0}}])
+    planned = {s.method: s for s in specs("--suite", "probe")}
+    assert planned["l0"].hparams == {"lambda_scale": 3.0} and planned["dense"].hparams == {}
+    overridden = {s.method: s for s in specs("--suite", "probe", "--method", "l0", "--set", "lambda_scale=5")}
+    assert overridden["l0"].hparams == {"lambda_scale": 5} and overridden["l0"].config_id() != planned["l0"].config_id()
+    monkeypatch.setitem(SUITES, "probe", [{**SUITES["probe"][1], "set": {"no_such": 1}}])
+    with pytest.raises(ValueError, match="no hyperparameter no_such"):
+        specs("--suite", "probe")
+
+
 def test_suite_without_matching_trials_is_an_error():
     with pytest.raises(ValueError, match="no trial"):
         specs("--suite", "default", "--task", "lstm-ptb", "--method", "lottery")

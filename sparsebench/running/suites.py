@@ -1,7 +1,8 @@
 """Named suites: the grids that ``sparsebench run --suite NAME`` and ``make bench`` run.
 
 A suite is a list of blocks, each a grid of tasks × methods × sparsities × seeds under one
-profile; the dense reference runs once per task and seed. Blocks are listed most expensive first,
+profile (and, with ``"set"``, hyperparameters of its methods: a task's own λ, say; ``--set``
+overrides them); the dense reference runs once per task and seed. Blocks are listed most expensive first,
 so that Ray Tune starts the long trials early and the sweep does not end on a tail of them.
 """
 
