@@ -141,9 +141,16 @@ def test_a_bundle_run_stopped_or_killed_leaves_no_trial_running(tmp_path, how):
                             "--sparsity", "0.5", "--bundle", str(tmp_path / "runs"), "--plugins", str(TEST_PLUGINS)],
                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
-    def trials():  # the run's trial processes (spawned children that import the trial)
-        out = subprocess.run(["pgrep", "-P", str(run.pid), "-f", "spawn_main"], capture_output=True, text=True)
-        return [int(p) for p in out.stdout.split()]
+    def trials():  # the run's trial processes: its children started by multiprocessing's spawn
+        found = []
+        for proc in Path("/proc").iterdir():
+            try:
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if proc.name.isdigit() and ppid == run.pid and b"spawn_main" in (proc / "cmdline").read_bytes():
+                    found.append(int(proc.name))
+            except (OSError, ValueError, IndexError):
+                continue
+        return found
 
     try:
         deadline = time.time() + 120
