@@ -1,6 +1,7 @@
 """The leaderboard's tables from a made-up aggregate (TEST DATA): collapsed cells are marked and not
 ranked; runs of older plugin versions are left out."""
 import dataclasses
+import json
 
 import pandas as pd
 
@@ -160,3 +161,34 @@ def test_a_long_legend_takes_columns_instead_of_leaving_the_figure():
     assert drawn(5) == (1, 7.2, True)
     columns, width, inside = drawn(30)
     assert columns == 2 and width > 7.2 and inside
+
+
+def test_runs_with_hyperparameters_of_their_own_are_a_cell_of_their_own_and_its_link_finds_them(tmp_path, monkeypatch):
+    """``--set`` (or a suite block's ``"set"``) runs are not averaged into the method's default cell:
+    they form a cell named by their overrides, and each cell's MLflow filter finds its own runs only."""
+    from mlflow.tracking import MlflowClient
+
+    from sparsebench.report.htmlkit import search_filter
+    from sparsebench.running import provenance, records, tracking
+    from sparsebench.running.trial import TrialSpec
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setattr(provenance, "tags", lambda method, task, profile: {})  # made-up runs: no code to digest
+    for module in (records, tracking):
+        monkeypatch.setattr(module, "code_version", lambda: "made-up-test-data")
+    written = {}
+    for seed, hparams, value in [(0, {}, 90.0), (1, {}, 91.0), (0, {"lr_scale": 0.5}, 50.0)]:
+        spec = TrialSpec("testdata-classifier", "magnitude", 0.9, seed, "quick", hparams)
+        run = tracking.TrialRun(uri, spec, f"made-up-{seed}-{len(hparams)}", {"metric": "accuracy", "higher_is_better": True})
+        run.finish({"status": "completed", "reason": "", "metrics": {
+            "final/test_accuracy": value, "final/sparsity": 0.9, "final/effective_sparsity": 0.9,
+            "cost/train_steps": 100, "cost/train_cost_rel": 1.0}})
+        written[run.run_id] = (json.dumps(hparams), seed)
+    cells = tables.aggregate(tables.trial_table(uri)).set_index("method")
+    assert cells.loc["magnitude", ["mean", "n"]].tolist() == [90.5, 2]
+    assert cells.loc["magnitude (lr_scale=0.5)", ["mean", "n"]].tolist() == [50.0, 1]
+    client = MlflowClient(uri)
+    for _, row in cells.reset_index().iterrows():
+        found = client.search_runs([row["experiment_id"]], search_filter(row))
+        assert sorted(written[r.info.run_id] for r in found) == (
+            [("{}", 0), ("{}", 1)] if row["method"] == "magnitude" else [('{"lr_scale": 0.5}', 0)])

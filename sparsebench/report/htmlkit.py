@@ -157,8 +157,10 @@ class Links:
 
 def search_filter(row: pd.Series) -> str:
     """An MLflow search filter that finds exactly a cell's runs (its seeds). Runs from before the
-    track tag have none: the default track is then "no track tag" (and no tuning study)."""
-    tags = {"sb.kind": "trial", "sb.status": "completed", "sb.method": row["method"], "sb.profile": row["profile"],
+    track tag have none: the default track is then "no track tag" (and no tuning study). Outside the
+    tuned track a cell's runs share their hyperparameter overrides (none, or ``--set``'s)."""
+    method = row.get("method_name", row["method"])
+    tags = {"sb.kind": "trial", "sb.status": "completed", "sb.method": method, "sb.profile": row["profile"],
             "sb.sparsity": str(float(row["sparsity"]))}
     if str(row.get("method_version") or ""):
         tags["sb.method_version"] = str(row["method_version"])
@@ -170,6 +172,8 @@ def search_filter(row: pd.Series) -> str:
         where.append(f"tags.`sb.track` = '{track}'")
     else:
         where += ["tags.`sb.track` IS NULL", "tags.`sb.study` IS NULL"]
+    if track != "tuned" and isinstance(row.get("hparams"), str):
+        where.append(f"tags.`sb.spec` LIKE '%\"hparams\": {row['hparams']}%'")
     return " and ".join(where)
 
 

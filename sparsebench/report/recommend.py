@@ -90,7 +90,8 @@ def how_to_read(sections: list[Section]) -> list[tuple[str, str]]:
         ("Cells", f"`69.7 ± 0.5` is the mean ± standard deviation over n seeds of the test metric; n < "
          f"{MIN_SEEDS} is shown but not ranked (○). Methods share a rank when their difference is within noise: "
          f"{TEST}. Bold: the leaders' group (rank 1); a method with a wide spread can share it with a far lower "
-         "mean: read its ± too. ↓ marks a metric where lower is better (perplexity)."),
+         "mean: read its ± too. ↓ marks a metric where lower is better (perplexity). A method named with settings, "
+         "`l0 (lambda_scale=10)`, ran with those hyperparameters instead of its defaults: a cell of its own."),
         ("Cost", "Δ vs dense in the metric's unit; training FLOPs relative to one dense training (counted by the "
          "harness); measured inference speedup over the dense model at the evaluation batch (one thread; — not "
          "measured)."),

@@ -10,6 +10,7 @@ writes them all.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -66,6 +67,12 @@ def trial_table(uri: str) -> pd.DataFrame:
 
     runs = runs[col("tags.sb.track", "default").fillna("default") != "tuning"]  # searches never reach the board
 
+    # a run with hyperparameters of its own (``--set``, a suite block's ``"set"``) is a cell of its own, named by
+    # them; the tuned track's runs carry their search's choice, shown in the cell's "chosen" instead
+    hparams = col("tags.sb.spec").map(spec_hparams)
+    settings = hparams.map(setting).where(col("tags.sb.track", "default").fillna("default") != "tuned", "")
+    method = runs["params.method"] + settings.map(lambda s: f" ({s})" if s else "")
+
     origin = col(f"tags.{tracking.ORIGIN}").astype(object).where(lambda o: o.notna(), runs["run_id"])
 
     metric_name = col("tags.sb.metric")
@@ -74,7 +81,8 @@ def trial_table(uri: str) -> pd.DataFrame:
     return pd.DataFrame({
         "task": runs["params.task"], "profile": runs["params.profile"],
         "variant": col("tags.sb.dataset_variant", "").fillna("").replace("", "official"),
-        "method": runs["params.method"], "sparsity": runs["params.sparsity"].astype(float),
+        "method": method, "method_name": runs["params.method"], "hparams": hparams.map(json_text),
+        "sparsity": runs["params.sparsity"].astype(float),
         "seed": runs["params.seed"].astype(int), "metric": metric_name,
         "higher_is_better": col("tags.sb.higher_is_better") == "True", "value": value,
         "sparsity_achieved": col("metrics.final/sparsity"), "structure": structure(runs, col),
@@ -101,6 +109,21 @@ def trial_table(uri: str) -> pd.DataFrame:
         "chosen": col("tags.sb.tuning.chosen", "").fillna(""),
         "search_cost_rel": col("metrics.tuning/search_cost_rel"),
     }).reset_index(drop=True)
+
+
+def spec_hparams(spec: object) -> dict:
+    """The hyperparameters a run was asked for (its spec's overrides of the method's defaults)."""
+    return json.loads(spec).get("hparams") or {} if isinstance(spec, str) else {}
+
+
+def setting(hparams: dict) -> str:
+    """Hyperparameter overrides as a cell's name shows them: ``k=v, ...`` ("" for none)."""
+    return ", ".join(f"{k}={v}" for k, v in sorted(hparams.items()))
+
+
+def json_text(hparams: dict) -> str:
+    """Overrides as a run's ``sb.spec`` tag spells them (keys sorted)."""
+    return json.dumps(hparams, sort_keys=True)
 
 
 SYSTEM = ("cpu", "threads", "device", "versions", "code_version")  # run tags shown on a section's system card
@@ -139,7 +162,9 @@ def aggregate(trials: pd.DataFrame) -> pd.DataFrame:
     """Mean, std and n over seeds for each task, profile, variant, method and sparsity."""
     trials = trials.sort_values("seed")
     trials = trials.assign(**{k: v for k, v in (("stale", False), ("track_tagged", False), ("method_version", ""),
-                                                ("structure", "")) if k not in trials})
+                                                ("structure", ""), ("hparams", "{}")) if k not in trials})
+    if "method_name" not in trials:
+        trials = trials.assign(method_name=trials["method"])
     grouped = trials.groupby(KEYS, dropna=False)
     out = grouped.agg(metric=("metric", "first"), higher_is_better=("higher_is_better", "first"),
                       mean=("value", "mean"), std=("value", "std"), n=("value", "count"),
@@ -153,6 +178,7 @@ def aggregate(trials: pd.DataFrame) -> pd.DataFrame:
                       speedup=("speedup", "mean"), speedup_b1=("speedup_b1", "mean"), bytes_rel=("bytes_rel", "mean"),
                       wall_s=("wall_s", "mean"), chance=("chance", "mean"), stale=("stale", "any"),
                       track_tagged=("track_tagged", "all"), method_version=("method_version", "first"),
+                      method_name=("method_name", "first"), hparams=("hparams", "first"),
                       params_nonzero=("params_nonzero", "mean"), params_total=("params_total", "mean"),
                       when=("when", "first"), criterion=("criterion", "first"), family=("family", "first"),
                       **{key: (key, distinct) for key in SYSTEM},
