@@ -255,8 +255,9 @@ def test_sweep_on_a_postgresql_backed_mlflow_server_interrupts_resumes_and_build
                            capture_output=True, text=True, env=cli_env(), cwd=workdir, timeout=180)
     assert board.returncode == 0, board.stdout + board.stderr
     csv = pd.read_csv(tmp_path / "board" / "results.csv")
-    cell = csv[(csv["method"] == "test-slow") & (csv["sparsity"] == 0.5)]
+    cell = csv[(csv["method_name"] == "test-slow") & (csv["sparsity"] == 0.5)]
     assert len(cell) == 1 and cell.iloc[0]["n"] == len(SEEDS), csv
+    assert cell.iloc[0]["method"] == f"test-slow (seconds={TRIAL_SECONDS})"  # a --set run is a cell of its own
     text = (tmp_path / "board" / "README.md").read_text()
     assert "tiny-mlp" in text and "test-slow" in text
     assert uri in (tmp_path / "board" / "index.html").read_text()  # run links point at this server
