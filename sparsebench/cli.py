@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
                           "timeout); default: each task profile's budget (`Task.trial_budget`)")
     run.add_argument("--no-checkpoints", action="store_true",
                      help="train everything in its trial instead of reusing trainings from the checkpoint store")
+    run.add_argument("--plan", action="store_true",
+                     help="print what this run would do and exit: per task, profile and method the trials done, "
+                          "stale and to run, and their core time estimated from measured runs")
     run.add_argument("--bundle", metavar="DIR",
                      help="without Ray or MLflow: run the trials in plain processes and append each result to the "
                           "runs bundle DIR (skipping what it holds); load it with `sparsebench import DIR`")
@@ -128,6 +131,8 @@ def _run(args, argv: list[str] | None = None) -> int:
                          "--tracking-uri or --trial-timeout")
     registry.discover(args.plugins)
     specs, studies = _specs(args, blocks)
+    if args.plan:
+        return _plan(args, specs, studies)
     if args.bundle:
         return _run_bundle(args, specs)
     from sparsebench.running.sweep import run_sweep
@@ -171,6 +176,45 @@ def _run_bundle(args, specs: list) -> int:
     print(f"sparsebench: {len(specs)} trials planned, {counts['skipped']} already in {args.bundle} and skipped, "
           f"{counts['completed']} completed, {counts['failed']} failed; load them with: "
           f"sparsebench import {shlex.quote(args.bundle)}")
+    return 0
+
+
+def _plan(args, specs: list, studies: list) -> int:
+    """``run --plan``: what the run would do (:mod:`sparsebench.running.plan`); reads, runs nothing."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from sparsebench.running import plan
+    from sparsebench.running.bundle import DEFAULT_FOLDER
+
+    committed = [DEFAULT_FOLDER] if DEFAULT_FOLDER.is_dir() else []
+    if args.bundle:
+        from sparsebench.running.standalone import pending
+
+        folder = Path(args.bundle)
+        todo, current = pending(specs, folder, rerun_stale=True), pending(specs, folder)
+        times = plan.bundle_times(list(dict.fromkeys([folder, *committed])))
+        sources = [f"the bundle {folder}"]
+    else:
+        from sparsebench.running import sweep, tracking
+
+        uri = tracking.tracking_uri(args.tracking_uri)
+        local = uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists()
+        runs = pd.DataFrame() if local else tracking.runs_frame(tracking.open_store(uri), sorted({s.task for s in specs}))
+        done = {}  # config ids done or running elsewhere, with and without the stale runs
+        for rerun in (True, False):
+            finished, live, _ = sweep.finished(runs, args.retry_failed, rerun) if not runs.empty else (set(), set(), [])
+            done[rerun] = finished | live
+        todo, current = ([s for s in specs if s.config_id() not in done[rerun]] for rerun in (True, False))
+        times = plan.store_times(runs) + plan.bundle_times(committed)
+        sources = [f"the store {uri}"]
+    stale = {s.config_id() for s in todo} - {s.config_id() for s in current}
+    rows = plan.plan_rows(specs, todo if args.rerun_stale else current, stale, plan.estimator(times))
+    sources += [f"the committed bundle {DEFAULT_FOLDER}"] if committed and DEFAULT_FOLDER != Path(args.bundle or "") else []
+    print(plan.plan_text(rows, args.workers if args.bundle else 1, args.rerun_stale, times, sources))
+    if studies:
+        print(f"sparsebench: and {len(studies)} tuning studies of the tuned track (searches: not estimated)")
     return 0
 
 

@@ -68,15 +68,31 @@ def validate(specs: list[TrialSpec], data_root) -> None:
 def pending(specs: list[TrialSpec], uri: str, retry_failed: bool = False,
             runs: pd.DataFrame | None = None, holders: dict | None = None,
             rerun_stale: bool = False) -> tuple[list[TrialSpec], int]:
-    """Specs without a finished run, and how many others a live sweep is running. A failure is
-    finished unless ``retry_failed`` or its worker died (re-run up to ``INFRA_ATTEMPTS`` runs); with
-    ``rerun_stale``, a run made by other code than this checkout's (:mod:`provenance`) is not;
+    """Specs without a finished run (:func:`finished`), and how many others a live sweep is running;
     ``running`` runs whose heartbeat stopped are marked interrupted and their trials re-run.
     ``runs``: the store's runs of the specs' tasks, where already read; ``holders``, where given, gets
     config id -> who holds a trial left to another sweep (:func:`claims.claim_holder`)."""
     runs = tracking.runs_frame(uri, sorted({s.task for s in specs})) if runs is None else runs
     if runs.empty:
         return specs, 0
+    done, live, dead = finished(runs, retry_failed, rerun_stale, holders)
+    todo = [s for s in specs if s.config_id() not in done | live]
+    todo_ids = {s.config_id() for s in todo}
+    for config_id, run_id in dead:
+        if config_id in todo_ids:
+            tracking.set_status(uri, run_id, "interrupted", "the sweep was interrupted before this trial finished")
+    if "unwritten" in runs and runs["unwritten"].any():  # tagged completed without all of its result: so marked
+        for run_id, reason in runs.loc[runs["unwritten"].astype(bool), ["run_id", "tags.sb.reason"]].itertuples(False):
+            tracking.set_status(uri, run_id, "interrupted", reason, failure="infrastructure")  # in the store
+    return todo, sum(s.config_id() in live - done for s in specs)
+
+
+def finished(runs: pd.DataFrame, retry_failed: bool = False, rerun_stale: bool = False,
+             holders: dict | None = None) -> tuple[set, set, list]:
+    """The config ids of ``runs`` (a store's, read) that are done, those a live sweep is running, and
+    (config id, run id) of the running runs whose heartbeat stopped. A failure is done unless
+    ``retry_failed`` or its worker died (re-run up to ``INFRA_ATTEMPTS`` runs); with ``rerun_stale``, a
+    run made by other code than this checkout's (:mod:`provenance`) is not. Reads only."""
     tags = runs.filter(like="tags.").rename(columns=lambda c: c[len("tags."):]).to_dict("records")
     starts = (runs["start_time"].astype("int64") // 10**6).tolist()
     done, infra, live, dead = set(), {}, set(), []
@@ -93,16 +109,7 @@ def pending(specs: list[TrialSpec], uri: str, retry_failed: bool = False,
             (live.add(config_id) if claims.is_alive(tag, start) else dead.append((config_id, run_id)))
             if config_id in live and holders is not None:
                 holders.setdefault(config_id, claims.claim_holder(tag, start))
-    done |= {c for c, n in infra.items() if n >= tracking.INFRA_ATTEMPTS}
-    todo = [s for s in specs if s.config_id() not in done | live]
-    todo_ids = {s.config_id() for s in todo}
-    for config_id, run_id in dead:
-        if config_id in todo_ids:
-            tracking.set_status(uri, run_id, "interrupted", "the sweep was interrupted before this trial finished")
-    if "unwritten" in runs and runs["unwritten"].any():  # tagged completed without all of its result: so marked
-        for run_id, reason in runs.loc[runs["unwritten"].astype(bool), ["run_id", "tags.sb.reason"]].itertuples(False):
-            tracking.set_status(uri, run_id, "interrupted", reason, failure="infrastructure")  # in the store
-    return todo, sum(s.config_id() in live - done for s in specs)
+    return done | {c for c, n in infra.items() if n >= tracking.INFRA_ATTEMPTS}, live, dead
 
 
 COST_KEYS = ("task", "profile", "method", "sparsity", "track")

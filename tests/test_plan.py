@@ -1,0 +1,79 @@
+"""``run --plan``: what a run would do, counted from a bundle or a store, its time estimated from
+measured runs, and nothing run or written.
+
+Real trials of the tiny test task in a real MLflow store (a SQLite file); no mocks.
+"""
+import json
+
+import pytest
+
+from sparsebench.cli import main
+from sparsebench.running import bundle, tracking
+from sparsebench.running.sweep import execute, plan, trial_config
+
+from conftest import TEST_PLUGINS
+
+GRID = ["--task", "tiny-mlp", "--method", "dense", "magnitude", "random", "--sparsity", "0.5", "--plugins",
+        str(TEST_PLUGINS)]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A bundle of dense and magnitude at 50 %, seeds 0 and 1, whose magnitude runs took 10 and 30 s,
+    the second made by other code (stale)."""
+    root = tmp_path_factory.mktemp("plan")
+    uri = f"sqlite:///{root / 'origin.db'}"
+    context = {"uri": uri, "data_root": None, "parents": {}, "device": "cpu", "plugin_roots": [str(TEST_PLUGINS)]}
+    for spec in plan(["tiny-mlp"], ["dense", "magnitude"], [0.5], [0, 1]):
+        execute(trial_config(spec, context))
+    bundle.export_bundle(uri, root / "runs")
+    path = root / "runs" / "tiny-mlp.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    for record in records:
+        if record["params"]["method"] == "magnitude":
+            seed = int(record["tags"]["sb.seed"])
+            record["metrics"]["time/trial_seconds"] = [10.0, 30.0][seed]
+            if seed == 1:
+                record["tags"]["sb.code.method"] = "f" * 16
+    path.write_text("".join(bundle.bundle_line(r) + "\n" for r in records))
+    return root
+
+
+def planned(capsys, *args) -> tuple[str, dict]:
+    assert main(["run", *GRID, *args, "--plan"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[2]: line.split()[3:] for line in out.splitlines() if line.startswith("tiny-mlp")}
+    return out, rows
+
+
+@pytest.mark.parametrize("rerun", [False, True])
+def test_a_plan_counts_a_bundle_and_estimates_from_its_measured_times(runs, capsys, monkeypatch, rerun):
+    monkeypatch.chdir(runs)  # no committed bundle here: the times are the bundle's own
+    before = (runs / "runs" / "tiny-mlp.jsonl").read_text()
+    out, rows = planned(capsys, "--seed", "0", "1", "2", "3", "--bundle", str(runs / "runs"),
+                        *(["--rerun-stale"] if rerun else []))
+    assert rows["dense"][:4] == ["4", "2", "0", "2"]
+    # magnitude: seed 0 done; seed 1 done by other code, run again only with --rerun-stale; the median
+    # of its measured runs (10 and 30 s) for each trial to run
+    assert rows["magnitude"] == (["4", "1", "1", "3", "1:00"] if rerun else ["4", "2", "1", "2", "40", "s"])
+    assert rows["random"] == ["4", "0", "0", "4", "?"]  # never measured
+    assert "4 to run were never measured" in out
+    assert ("--rerun-stale runs them again" in out) != rerun
+    assert (runs / "runs" / "tiny-mlp.jsonl").read_text() == before  # nothing run, nothing written
+    assert not (runs / "mlflow.db").exists()
+
+
+def test_a_plan_of_a_store_counts_as_the_sweep_would_and_writes_nothing(runs, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    bundle.import_bundle(runs / "runs", uri)
+    count = len(tracking.trial_runs(uri))
+    _, rows = planned(capsys, "--seed", "0", "1", "--tracking-uri", uri)
+    assert rows["magnitude"] == ["2", "2", "1", "0"] and rows["random"] == ["2", "0", "0", "2", "?"]
+    _, rows = planned(capsys, "--seed", "0", "1", "--tracking-uri", uri, "--rerun-stale")
+    assert rows["magnitude"] == ["2", "1", "1", "1", "20", "s"]
+    assert len(tracking.trial_runs(uri)) == count
+    # a store that does not exist yet: everything to run, and no file made
+    missing = tmp_path / "none.db"
+    _, rows = planned(capsys, "--seed", "0", "--tracking-uri", f"sqlite:///{missing}")
+    assert rows["dense"] == ["1", "0", "0", "1", "?"] and not missing.exists()
