@@ -31,6 +31,8 @@ BENCH := .sparsebench/bench
 BENCH_URI := sqlite:///$(CURDIR)/$(BENCH)/mlflow.db
 bench: $(STAMP)
 	mkdir -p $(BENCH)
+	$(BIN)/sparsebench run --suite $(SUITE) --tracking-uri $(BENCH_URI) --plan > $(BENCH)/plan.txt
+	head -n 1 $(BENCH)/plan.txt  # the trials to run and their core time, from measured runs
 	$(BIN)/sparsebench run --suite $(SUITE) --tracking-uri $(BENCH_URI)
 	$(BIN)/sparsebench leaderboard --tracking-uri $(BENCH_URI) --out $(BENCH)/leaderboard
 	$(BIN)/sparsebench compare $(BUNDLE) --tracking-uri $(BENCH_URI) | tee $(BENCH)/reproduction-report.txt
