@@ -210,7 +210,8 @@ def _plan(args, specs: list, studies: list) -> int:
         times = plan.store_times(runs) + plan.bundle_times(committed)
         sources = [f"the store {uri}"]
     stale = {s.config_id() for s in todo} - {s.config_id() for s in current}
-    rows = plan.plan_rows(specs, todo if args.rerun_stale else current, stale, plan.estimator(times))
+    todo = todo if args.rerun_stale else current
+    rows = plan.plan_rows(specs, todo, stale, plan.estimates(todo, times))
     sources += [f"the committed bundle {DEFAULT_FOLDER}"] if committed and DEFAULT_FOLDER != Path(args.bundle or "") else []
     print(plan.plan_text(rows, args.workers if args.bundle else 1, args.rerun_stale, times, sources))
     if studies:

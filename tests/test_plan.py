@@ -77,3 +77,25 @@ def test_a_plan_of_a_store_counts_as_the_sweep_would_and_writes_nothing(runs, ca
     missing = tmp_path / "none.db"
     _, rows = planned(capsys, "--seed", "0", "--tracking-uri", f"sqlite:///{missing}")
     assert rows["dense"] == ["1", "0", "0", "1", "?"] and not missing.exists()
+
+
+def test_a_training_that_trials_share_is_paid_once_per_training_group():
+    from sparsebench.running.plan import cell, estimates
+    specs = plan(["tiny-mlp"], ["dense", "magnitude", "random"], [0.5, 0.9], [0, 1])
+    by = {(s.method, s.sparsity, s.seed): s for s in specs}
+    times = []
+    for spec in specs:  # dense: measured only when it reused its training; magnitude: both; random: cold
+        if spec.method == "dense":
+            times.append((cell(spec), 5.0, True, ""))
+        elif spec.method == "magnitude":
+            times += [(cell(spec), 100.0 + spec.sparsity, False, ""), (cell(spec), 10.0, True, "")]
+        else:
+            times.append((cell(spec), 50.0, False, ""))
+    seconds = estimates(specs, times)
+    assert sum(seconds.values()) == pytest.approx(2 * (5 + 100.5 + 10 + 2 * 50))  # per seed: one cold magnitude
+    assert seconds[by["dense", 0.0, 0].config_id()] == 5.0  # never seen cold: its training is paid by magnitude
+    assert seconds[by["magnitude", 0.5, 1].config_id()] == 100.5 and seconds[by["magnitude", 0.9, 1].config_id()] == 10
+    # in another order the other sparsity pays; a cell never measured is None
+    order = [by["magnitude", 0.9, 0], by["magnitude", 0.5, 0]]
+    assert list(estimates(order, times).values()) == [100.9, 10.0]
+    assert estimates(order, [])[order[0].config_id()] is None

@@ -5,9 +5,9 @@ other code than this checkout's (stale: run again only with ``--rerun-stale``), 
 the core time they would take. The time is estimated from measurements, never from a formula: the
 median wall time of the same cell's runs (task, profile, method, sparsity, track; any seed), else of
 the method's on the task and profile, in the run's target (its store or ``--bundle``) and in the
-committed runs bundle. A trial that trains what others reuse (a dense model, a lottery round, through
-the checkpoint store) took longer than those that reused it; the median of a cell's seeds holds such
-trials as often as the grid order makes them, so the sum is the grid's time in that order.
+committed runs bundle, as with an empty checkpoint cache: a training that trials share (a dense model
+to prune, a lottery round) is paid by the first trial of its group, at the time of the runs that
+trained it themselves, and the others at the time of the runs that reused one (:func:`estimates`).
 """
 from __future__ import annotations
 
@@ -19,59 +19,73 @@ import pandas as pd
 
 from sparsebench.running import records
 from sparsebench.running.progress import clock
+from sparsebench.running.sweep import training_group
 
-SECONDS = "time/trial_seconds"
+SECONDS, HITS = "time/trial_seconds", "checkpoints/hits"
 CELL = ("task", "profile", "method", "sparsity", "track")
 
 
-def bundle_times(folders: list[Path]) -> list[tuple[tuple, float, str]]:
-    """(cell, seconds, CPU) of the completed trial records in the bundles at ``folders``."""
+def bundle_times(folders: list[Path]) -> list[tuple[tuple, float, bool, str]]:
+    """(cell, seconds, warm, CPU) of the completed trial records in the bundles at ``folders``; warm:
+    the trial reused a training from the checkpoint store."""
     out = []
     for path in (p for folder in folders if folder.is_dir() for p in sorted(folder.glob("*.jsonl"))):
         for record in records.read_file(path):
-            tags, seconds = record.get("tags", {}), record.get("metrics", {}).get(SECONDS)
-            if tags.get("sb.kind", "trial") == "trial" and tags.get("sb.status") == "completed" and seconds:
-                out.append((tuple(str(tags.get(f"sb.{k}")) for k in CELL), float(seconds), tags.get("sb.cpu", "")))
+            tags, metrics = record.get("tags", {}), record.get("metrics", {})
+            if tags.get("sb.kind", "trial") == "trial" and tags.get("sb.status") == "completed" and metrics.get(SECONDS):
+                out.append((tuple(str(tags.get(f"sb.{k}")) for k in CELL), float(metrics[SECONDS]),
+                            bool(metrics.get(HITS)), tags.get("sb.cpu", "")))
     return out
 
 
-def store_times(runs: pd.DataFrame) -> list[tuple[tuple, float, str]]:
-    """(cell, seconds, CPU) of the completed trial runs of a store's ``runs`` frame."""
+def store_times(runs: pd.DataFrame) -> list[tuple[tuple, float, bool, str]]:
+    """(cell, seconds, warm, CPU) of the completed trial runs of a store's ``runs`` frame."""
     column = f"metrics.{SECONDS}"
     if runs.empty or column not in runs or "tags.sb.status" not in runs:
         return []
     done = runs[(runs["tags.sb.status"] == "completed") & runs[column].notna()]
-    cells = zip(*(done.get(f"tags.sb.{k}", pd.Series("", index=done.index)).astype(str) for k in CELL))
-    cpus = done.get("tags.sb.cpu", pd.Series("", index=done.index)).fillna("")
-    return list(zip(cells, done[column].astype(float), cpus))
+    blank = pd.Series("", index=done.index)
+    cells = zip(*(done.get(f"tags.sb.{k}", blank).astype(str) for k in CELL))
+    warm = done.get(f"metrics.{HITS}", blank).fillna(0).astype(bool)
+    return list(zip(cells, done[column].astype(float), warm, done.get("tags.sb.cpu", blank).fillna("")))
 
 
 def cell(spec) -> tuple:
     return (spec.task, spec.profile, spec.method, str(spec.sparsity), spec.track)
 
 
-def estimator(times: list[tuple[tuple, float, str]]):
-    """``seconds(spec)``: the median time of the spec's cell, else of its method on its task and
-    profile, else None (never measured)."""
-    by_cell, by_method = defaultdict(list), defaultdict(list)
-    for key, seconds, _ in times:
-        by_cell[key].append(seconds)
-        by_method[key[:3]].append(seconds)
+def estimates(todo: list, times: list[tuple[tuple, float, bool, str]]) -> dict[str, float | None]:
+    """Config id -> the seconds each trial of ``todo`` would take with an empty checkpoint cache, in
+    order: the median of its cell's runs (else of its method's on the task and profile) that trained
+    everything themselves (cold), except where an earlier trial of its training group (task, profile,
+    seed) already trained what it reuses: then of those that reused a training (warm). None: never
+    measured."""
+    medians = defaultdict(list)
+    for key, seconds, warm, _ in times:
+        medians[key, warm].append(seconds)
+        medians[key[:3], warm].append(seconds)
 
-    def seconds(spec) -> float | None:
-        found = by_cell.get(cell(spec)) or by_method.get(cell(spec)[:3])
+    def median(spec, warm: bool) -> float | None:
+        found = medians.get((cell(spec), warm)) or medians.get((cell(spec)[:3], warm))
         return statistics.median(found) if found else None
-    return seconds
+    trained, out = set(), {}
+    for spec in todo:
+        cold, warm, group = median(spec, False), median(spec, True), training_group(spec)
+        reuse = warm is not None and (group in trained or cold is None)
+        out[spec.config_id()] = warm if reuse else cold
+        if warm is not None and cold is not None:  # this one trained what the group's others reuse
+            trained.add(group)
+    return out
 
 
-def plan_rows(specs: list, todo: list, stale: set, seconds) -> pd.DataFrame:
+def plan_rows(specs: list, todo: list, stale: set, seconds: dict[str, float | None]) -> pd.DataFrame:
     """One row per task, profile and method: ``trials``, ``done``, ``stale`` (done, by other code),
     ``to run``, ``core seconds`` (estimated, of those to run) and ``unmeasured`` (to run, no time)."""
     todo_ids = {s.config_id() for s in todo}
     rows = []
     for spec in specs:
         runs = spec.config_id() in todo_ids
-        estimate = seconds(spec) if runs else None
+        estimate = seconds.get(spec.config_id()) if runs else None
         rows.append({"task": spec.task, "profile": spec.profile, "method": spec.method, "trials": 1,
                      "done": int(not runs), "stale": int(spec.config_id() in stale), "to run": int(runs),
                      "core seconds": estimate or 0.0, "unmeasured": int(runs and estimate is None)})
@@ -100,10 +114,9 @@ def plan_text(rows: pd.DataFrame, workers: int, rerun_stale: bool, times: list, 
     if stale and not rerun_stale:
         lines.append(f"{stale} of the done trials are stale (made by other code than this checkout's): "
                      "--rerun-stale runs them again")
-    cpus = sorted({cpu for _, _, cpu in times if cpu})
+    cpus = sorted({cpu for *_, cpu in times if cpu})
     lines.append("times: the median wall time of the same cell's completed runs (else the method's on the task "
-                 f"and profile), one trial at a time, from {' and '.join(sources)}"
-                 + (f", measured on {', '.join(cpus)}" if cpus else "")
-                 + "; a training the checkpoint store lacks (a dense model to prune) may add its time once. "
-                 "Nothing was run.")
+                 "and profile), one trial at a time with an empty checkpoint cache (a training that trials share, "
+                 f"such as the dense model they prune, counted once), from {' and '.join(sources)}"
+                 + (f", measured on {', '.join(cpus)}" if cpus else "") + ". Nothing was run.")
     return "\n".join(lines)
