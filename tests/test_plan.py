@@ -92,10 +92,13 @@ def test_a_training_that_trials_share_is_paid_once_per_training_group():
         else:
             times.append((cell(spec), 50.0, False, ""))
     seconds = estimates(specs, times)
-    assert sum(seconds.values()) == pytest.approx(2 * (5 + 100.5 + 10 + 2 * 50))  # per seed: one cold magnitude
-    assert seconds[by["dense", 0.0, 0].config_id()] == 5.0  # never seen cold: its training is paid by magnitude
-    assert seconds[by["magnitude", 0.5, 1].config_id()] == 100.5 and seconds[by["magnitude", 0.9, 1].config_id()] == 10
+    # per seed: dense first, never measured cold, pays its warm time plus the training time its task and
+    # profile's cells measured (cold minus warm: 90.5 and 90.9); magnitude then reuses it (warm)
+    training = (90.5 + 90.9) / 2
+    assert seconds[by["dense", 0.0, 1].config_id()] == pytest.approx(5 + training)
+    assert seconds[by["magnitude", 0.5, 1].config_id()] == 10 and seconds[by["magnitude", 0.9, 1].config_id()] == 10
+    assert sum(seconds.values()) == pytest.approx(2 * (5 + training + 2 * 10 + 2 * 50))
     # in another order the other sparsity pays; a cell never measured is None
-    order = [by["magnitude", 0.9, 0], by["magnitude", 0.5, 0]]
-    assert list(estimates(order, times).values()) == [100.9, 10.0]
+    order = [by["magnitude", 0.9, 0], by["magnitude", 0.5, 0], by["dense", 0.0, 0]]
+    assert list(estimates(order, times).values()) == [100.9, 10.0, 5.0]
     assert estimates(order, [])[order[0].config_id()] is None

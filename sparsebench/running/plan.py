@@ -56,24 +56,32 @@ def cell(spec) -> tuple:
 
 def estimates(todo: list, times: list[tuple[tuple, float, bool, str]]) -> dict[str, float | None]:
     """Config id -> the seconds each trial of ``todo`` would take with an empty checkpoint cache, in
-    order: the median of its cell's runs (else of its method's on the task and profile) that trained
-    everything themselves (cold), except where an earlier trial of its training group (task, profile,
-    seed) already trained what it reuses: then of those that reused a training (warm). None: never
-    measured."""
-    medians = defaultdict(list)
+    order. A trial's cell (else its method on the task and profile) has runs that trained everything
+    themselves (cold) and runs that reused a training (warm): the first trial of a training group
+    (task, profile, seed) that reuses one pays the cold median, or the warm one plus the task and
+    profile's training time (the median cold-minus-warm of its cells) where its cell was never cold;
+    the group's later trials pay the warm median. None: never measured."""
+    found = defaultdict(list)
     for key, seconds, warm, _ in times:
-        medians[key, warm].append(seconds)
-        medians[key[:3], warm].append(seconds)
-
-    def median(spec, warm: bool) -> float | None:
-        found = medians.get((cell(spec), warm)) or medians.get((cell(spec)[:3], warm))
-        return statistics.median(found) if found else None
+        found[key, warm].append(seconds)
+        found[key[:3], warm].append(seconds)
+    medians = {key: statistics.median(values) for key, values in found.items()}
+    training = defaultdict(list)  # (task, profile) -> what a shared training costs, cell by cell
+    for (key, warm), seconds in medians.items():
+        if len(key) == len(CELL) and warm and (key, False) in medians:
+            training[key[:2]].append(max(0.0, medians[key, False] - seconds))
     trained, out = set(), {}
     for spec in todo:
-        cold, warm, group = median(spec, False), median(spec, True), training_group(spec)
-        reuse = warm is not None and (group in trained or cold is None)
-        out[spec.config_id()] = warm if reuse else cold
-        if warm is not None and cold is not None:  # this one trained what the group's others reuse
+        key, group = cell(spec), training_group(spec)
+        cold = medians.get((key, False), medians.get((key[:3], False)))
+        warm = medians.get((key, True), medians.get((key[:3], True)))
+        if warm is None or group in trained:
+            out[spec.config_id()] = warm if warm is not None else cold
+            continue
+        if cold is None and training[key[:2]]:
+            cold = warm + statistics.median(training[key[:2]])
+        out[spec.config_id()] = warm if cold is None else cold
+        if cold is not None:  # this one trains what the group's later trials reuse
             trained.add(group)
     return out
 

@@ -79,8 +79,8 @@ PAI_GPU = [
 # post-training ("one-shot") pruning of converged models, without retraining: its own track, beside the
 # dense model it prunes. The dense trainings (``pretrained`` profiles; LeNet-300-100's ``full``) come
 # first and alone per task, since every other trial of the task reuses them through the checkpoint store;
-# the LSTM's (about 45 minutes on one core) and WikiText-2's (about 40) set the length: about 80 minutes
-# on 2 cores.
+# `run --suite posttraining --plan` measures it at about 15 core-hours: WikiText-2 4.4, Tiny Shakespeare's
+# three seeds 4.8, the LSTM 3.0, LeNet-5 2.5, LeNet-300-100's three seeds 0.5.
 # Wanda, SparseGPT and their kin in their authors' sequential order (the -onepass variants: one pass over
 # the dense network), OWL's layer sparsities, RIA, DSnoT's refinement; the N:M rows at the pattern's 50 %;
 # SparseGPT's calibration size at 1/16, 1/4, 1 and 4 times the default (262,144 tokens; 1,024 images).
@@ -251,13 +251,14 @@ SUITES = {
     "cnn": CNN,
     # pruning at initialization on ResNet-20 under its reference recipe: 11 trials of 160 epochs, GPU work
     "pai-gpu": PAI_GPU,
-    # one-shot pruning of converged models (LSTM, transformers, MLP), no retraining: about 80 minutes
+    # one-shot pruning of converged models (LSTM, transformers, MLP), no retraining: about 15 core-hours
     "posttraining": POSTTRAINING,
     # structured (filters, neurons) and 2:4 pruning with measured speedups, beside unstructured pruning
     "structured": STRUCTURED,
     # the default suite's model tuned: every method gets the same search budget on validation
     "tuned": TUNED,
-    # each method's own paper under its recipe, beside the paper's figure: about 10 h of CPU (LeNet-5 8 h)
+    # each method's own paper under its recipe, beside the paper's figure: about 16 core-hours (`--plan`;
+    # LeNet-300-100 10, LeNet-5 4) and 8 trials never measured
     "reproduce": REPRODUCE,
     # the reproduction rows a CPU cannot run in about an hour a trial: GPU work
     "reproduce-gpu": REPRODUCE_GPU,
