@@ -181,39 +181,11 @@ def _run_bundle(args, specs: list) -> int:
 
 def _plan(args, specs: list, studies: list) -> int:
     """``run --plan``: what the run would do (:mod:`sparsebench.running.plan`); reads, runs nothing."""
-    from pathlib import Path
-
-    import pandas as pd
-
     from sparsebench.running import plan
-    from sparsebench.running.bundle import DEFAULT_FOLDER
 
-    committed = [DEFAULT_FOLDER] if DEFAULT_FOLDER.is_dir() else []
-    if args.bundle:
-        from sparsebench.running.standalone import pending
-
-        folder = Path(args.bundle)
-        todo, current = pending(specs, folder, rerun_stale=True), pending(specs, folder)
-        times = plan.bundle_times(list(dict.fromkeys([folder, *committed])))
-        sources = [f"the bundle {folder}"]
-    else:
-        from sparsebench.running import sweep, tracking
-
-        uri = tracking.tracking_uri(args.tracking_uri)
-        local = uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists()
-        runs = pd.DataFrame() if local else tracking.runs_frame(tracking.open_store(uri), sorted({s.task for s in specs}))
-        done = {}  # config ids done or running elsewhere, with and without the stale runs
-        for rerun in (True, False):
-            finished, live, _ = sweep.finished(runs, args.retry_failed, rerun) if not runs.empty else (set(), set(), [])
-            done[rerun] = finished | live
-        todo, current = ([s for s in specs if s.config_id() not in done[rerun]] for rerun in (True, False))
-        times = plan.store_times(runs) + plan.bundle_times(committed)
-        sources = [f"the store {uri}"]
-    stale = {s.config_id() for s in todo} - {s.config_id() for s in current}
-    todo = todo if args.rerun_stale else current
-    rows = plan.plan_rows(specs, todo, stale, plan.estimates(todo, times))
-    sources += [f"the committed bundle {DEFAULT_FOLDER}"] if committed and DEFAULT_FOLDER != Path(args.bundle or "") else []
-    print(plan.plan_text(rows, args.workers if args.bundle else 1, args.rerun_stale, times, sources))
+    target = (plan.bundle_target(specs, args.bundle) if args.bundle
+              else plan.store_target(specs, args.tracking_uri, args.retry_failed))
+    print(plan.plan_text(specs, target, args.rerun_stale, args.workers if args.bundle else 1))
     if studies:
         print(f"sparsebench: and {len(studies)} tuning studies of the tuned track (searches: not estimated)")
     return 0

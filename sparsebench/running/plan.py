@@ -13,16 +13,55 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from sparsebench.running import records
+from sparsebench.running.bundle import DEFAULT_FOLDER
 from sparsebench.running.progress import clock
 from sparsebench.running.sweep import training_group
 
 SECONDS, HITS = "time/trial_seconds", "checkpoints/hits"
 CELL = ("task", "profile", "method", "sparsity", "track")
+
+
+@dataclass
+class Target:
+    """What a run's target holds of its grid: the trials to run with and without ``--rerun-stale``
+    (``todo``, ``current``), the measured times (:func:`bundle_times`) and where they come from."""
+    todo: list
+    current: list
+    times: list
+    sources: list[str]
+
+
+def bundle_target(specs: list, folder: str | Path) -> Target:
+    from sparsebench.running.standalone import pending
+
+    folder = Path(folder)
+    committed = [DEFAULT_FOLDER] if DEFAULT_FOLDER.is_dir() and DEFAULT_FOLDER.resolve() != folder.resolve() else []
+    return Target(pending(specs, folder, rerun_stale=True), pending(specs, folder),
+                  bundle_times([folder, *committed]),
+                  [f"the bundle {folder}", *(f"the committed bundle {f}" for f in committed)])
+
+
+def store_target(specs: list, uri: str | None, retry_failed: bool = False) -> Target:
+    """As the sweep would count (:func:`sparsebench.running.sweep.finished`), reading the store only;
+    a SQLite file that does not exist yet is an empty store, and is not made."""
+    from sparsebench.running import sweep, tracking
+
+    uri = tracking.tracking_uri(uri)
+    missing = uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists()
+    runs = pd.DataFrame() if missing else tracking.runs_frame(tracking.open_store(uri), sorted({s.task for s in specs}))
+    lists = []
+    for rerun_stale in (True, False):
+        finished, live, _ = sweep.finished(runs, retry_failed, rerun_stale) if not runs.empty else (set(), set(), [])
+        lists.append([s for s in specs if s.config_id() not in finished | live])
+    committed = [DEFAULT_FOLDER] if DEFAULT_FOLDER.is_dir() else []
+    return Target(*lists, store_times(runs) + bundle_times(committed),
+                  [f"the store {uri}", *(f"the committed bundle {f}" for f in committed)])
 
 
 def bundle_times(folders: list[Path]) -> list[tuple[tuple, float, bool, str]]:
@@ -106,9 +145,12 @@ def span(seconds: float) -> str:
     return f"{seconds / 3600:.1f} hours" if seconds >= 3600 else clock(seconds)
 
 
-def plan_text(rows: pd.DataFrame, workers: int, rerun_stale: bool, times: list, sources: list[str]) -> str:
+def plan_text(specs: list, target: Target, rerun_stale: bool, workers: int = 1) -> str:
     """The plan as a terminal prints it: a summary line, the table, and where the times come from."""
-    total, unmeasured, stale = rows["core seconds"].sum(), int(rows["unmeasured"].sum()), int(rows["stale"].sum())
+    todo = target.todo if rerun_stale else target.current
+    stale = {s.config_id() for s in target.todo} - {s.config_id() for s in target.current}
+    rows = plan_rows(specs, todo, stale, estimates(todo, target.times))
+    total, unmeasured, stale = rows["core seconds"].sum(), int(rows["unmeasured"].sum()), len(stale)
     head = (f"sparsebench: plan: {int(rows['trials'].sum())} trials, {int(rows['done'].sum())} done, "
             f"{int(rows['to run'].sum())} to run"
             + (f" ({stale} of them stale)" if rerun_stale and stale else "")
@@ -122,9 +164,9 @@ def plan_text(rows: pd.DataFrame, workers: int, rerun_stale: bool, times: list, 
     if stale and not rerun_stale:
         lines.append(f"{stale} of the done trials are stale (made by other code than this checkout's): "
                      "--rerun-stale runs them again")
-    cpus = sorted({cpu for *_, cpu in times if cpu})
+    cpus = sorted({cpu for *_, cpu in target.times if cpu})
     lines.append("times: the median wall time of the same cell's completed runs (else the method's on the task "
                  "and profile), one trial at a time with an empty checkpoint cache (a training that trials share, "
-                 f"such as the dense model they prune, counted once), from {' and '.join(sources)}"
+                 f"such as the dense model they prune, counted once), from {' and '.join(target.sources)}"
                  + (f", measured on {', '.join(cpus)}" if cpus else "") + ". Nothing was run.")
     return "\n".join(lines)
