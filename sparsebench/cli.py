@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import shlex
 import sys
 
@@ -114,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SparsebenchError, ValueError) as exc:
         print(f"sparsebench: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # its reader stopped reading (`... --plan | head -1`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that exiting does not flush into it
+        return 141
     except OSError as exc:  # a read-only or full disk met past the checks at the start: still one line
         if exc.errno not in (errno.EROFS, errno.ENOSPC, errno.EACCES, errno.EDQUOT):
             raise
