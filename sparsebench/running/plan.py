@@ -141,8 +141,10 @@ def plan_rows(specs: list, todo: list, stale: set, seconds: dict[str, float | No
 
 
 def span(seconds: float) -> str:
-    """A rough duration: '42 s', '7:05', '3.3 hours'."""
-    return f"{seconds / 3600:.1f} hours" if seconds >= 3600 else clock(seconds)
+    """A rough duration: '42 s', '7 minutes', '3.3 hours'."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{round(seconds / 60)} minutes" if seconds >= 90 else clock(seconds)
 
 
 def plan_text(specs: list, target: Target, rerun_stale: bool, workers: int = 1) -> str:
