@@ -300,6 +300,14 @@ def browser(board, tmp_path_factory):
         chrome.close()
 
 
+def visit(browser: Chromium, board: dict, page: str) -> None:
+    """Open one of the board's pages (``index.html``, ``cells.html``, ``sections/<slug>.html``)."""
+    browser.open((board["dir"] / page).as_uri())
+
+
+QUICK, LM_QUICK = "sections/testdata-classifier--quick--official.html", "sections/testdata-lm--quick--official.html"
+
+
 def column(browser: Chromium, table: str, col: int) -> list:
     """The sort keys (``data-sort``, else the text) of column ``col`` of ``table``, top to bottom."""
     return browser.js(f"""Array.from(document.querySelectorAll({json.dumps(table + ' tbody tr')})).map(r => {{
@@ -316,27 +324,38 @@ def header_index(browser: Chromium, table: str, label: str) -> int:
 # ---- the page ----------------------------------------------------------------------------------------
 
 def test_page_renders_tables_plots_and_links(board, browser, tmp_path):
-    sections = browser.js("Array.from(document.querySelectorAll('main > section')).map(s => s.id)")
-    assert sections == ["read", "recommend", "decide", "summary", "testdata-classifier--full--official",
-                        "testdata-classifier--quick--official", "testdata-classifier--quick--synthetic-test-data",
-                        "testdata-lm--quick--official", "about"]
+    visit(browser, board, "index.html")  # the answer first; every cell and each section on its own page
+    assert browser.js("Array.from(document.querySelectorAll('main > section')).map(s => s.id)") == \
+        ["read", "recommend", "summary", "about"]
+    slugs = ["testdata-classifier--full--official", "testdata-classifier--quick--official",
+             "testdata-classifier--quick--synthetic-test-data", "testdata-lm--quick--official"]
+    assert browser.js("Array.from(document.querySelectorAll('#recommend nav a')).map(a => a.getAttribute('href'))") \
+        == ["#read", "#recommend", "cells.html", "#summary"] + [f"sections/{s}.html" for s in slugs]
+    assert browser.js("document.querySelectorAll('table.sortable').length") == 1  # the ranks
+    tables, images = 0, []
+    for name in slugs:
+        visit(browser, board, f"sections/{name}.html")
+        assert browser.js("Array.from(document.querySelectorAll('main > section')).map(s => s.id)") == [name, "about"]
+        tables += browser.js("document.querySelectorAll('table.sortable').length")
+        images += browser.js("""Promise.all(Array.from(document.images).map(i => i.decode().then(
+            () => [i.getAttribute('src'), i.naturalWidth, i.naturalHeight], () => [i.getAttribute('src'), 0, 0])))""")
+        assert "delta-broken" not in browser.js("document.body.innerText")  # failed trials are not results
+        browser.click("a[href='index.html']")  # back to the board, from a page a folder below it
+        browser.wait_for("location.pathname.endsWith('/index.html')")
+    assert tables == 2 * 4
     # a plot per section (a dot per method where a section has one sparsity: the full profile and the
     # synthetic variant), per-layer densities where the runs logged them (the classifier's), the metric
     # against training FLOPs where a section has more than one cell, and
     # against measured speedup in the classifier's sections (measured there)
-    images = browser.js("""Promise.all(Array.from(document.images).map(i => i.decode().then(
-        () => [i.getAttribute('src'), i.naturalWidth, i.naturalHeight], () => [i.getAttribute('src'), 0, 0])))""")
     assert len(images) == 4 + 3 + 2 + 3 and all(w > 300 and h > 100 for _, w, h in images), images
     dots = [h for src, _, h in images if src.endswith(("--full--official.png", "--synthetic-test-data.png"))]
     assert len(dots) == 2 and max(dots) < min(h for src, _, h in images if src.endswith("quick--official.png"))
     assert all((board["dir"] / src).is_file() for src, _, _ in images)
-    text = browser.js("document.body.innerText")
-    assert "delta-broken" not in text  # failed trials are not results
-    assert browser.js("document.querySelectorAll('table.sortable').length") == 1 + 1 + 2 * 4  # decide, ranks
 
     # each cell links to its runs in the MLflow UI: the experiment filtered by tags to the cell's seeds
     # (by tags, as run ids differ between stores that imported the same bundle)
     quick = "#testdata-classifier--quick--official"
+    visit(browser, board, QUICK)
     cell = browser.js(f"""(() => {{ const row = Array.from(document.querySelectorAll('{quick} table.results tbody tr'))
         .find(r => r.cells[0].textContent === 'alpha-magnitude'); const td = row.cells[4];
         return [td.querySelector('a').href, td.title, td.textContent]; }})()""")
@@ -351,13 +370,15 @@ def test_page_renders_tables_plots_and_links(board, browser, tmp_path):
     assert all(r.info.run_id in title for r in found)
 
     # profiles and variants are never mixed: the full profile's section holds its one seed only
+    visit(browser, board, "sections/testdata-classifier--full--official.html")
     full = "#testdata-classifier--full--official table.costs tbody tr"
     assert browser.js(f"document.querySelectorAll('{full}').length") == 2
     browser.screenshot(tmp_path / "leaderboard.png")
     assert (tmp_path / "leaderboard.png").stat().st_size > 10_000
 
 
-def test_clicking_a_header_sorts_numerically_by_the_mean(browser, tmp_path):
+def test_clicking_a_header_sorts_numerically_by_the_mean(board, browser, tmp_path):
+    visit(browser, board, QUICK)
     table = "#testdata-classifier--quick--official table.results"
     col = header_index(browser, table, "accuracy @ 98%")
     methods = lambda: column(browser, table, 0)  # noqa: E731
@@ -374,6 +395,7 @@ def test_clicking_a_header_sorts_numerically_by_the_mean(browser, tmp_path):
     assert methods() == ["alpha-magnitude", "beta-random", "gamma-gradual"]
 
     # perplexity is better when lower: the first click sorts ascending
+    visit(browser, board, LM_QUICK)
     costs = "#testdata-lm--quick--official table.costs"
     col = header_index(browser, costs, "perplexity")
     browser.click(f"{costs} thead th:nth-child({col + 1}) button")
@@ -386,7 +408,8 @@ def test_clicking_a_header_sorts_numerically_by_the_mean(browser, tmp_path):
     browser.screenshot(tmp_path / "sorted.png")
 
 
-def test_summary_ranks_share_ranks_within_noise_and_never_mix_families(browser):
+def test_summary_ranks_share_ranks_within_noise_and_never_mix_families(board, browser):
+    visit(browser, board, "index.html")
     tables = browser.js("""Array.from(document.querySelectorAll('#summary table.ranks')).map(t =>
         Array.from(t.rows).map(r => Array.from(r.cells).map(c => c.textContent.trim())))""")
     titles = browser.js("Array.from(document.querySelectorAll('#summary h3')).map(h => h.textContent)")
@@ -405,7 +428,8 @@ def test_summary_ranks_share_ranks_within_noise_and_never_mix_families(browser):
     assert ranks["beta-random"] == ["3.00 · 1 task", "3.00 · 1 task", "3.00"]
 
 
-def test_the_decision_view_filters_and_sorts_without_a_console_error(browser):
+def test_the_decision_view_filters_and_sorts_without_a_console_error(board, browser):
+    visit(browser, board, "cells.html")
     rows = "Array.from(document.querySelectorAll('#decide tbody tr'))"
     visible = f"{rows}.filter(r => !r.hidden)"
     total = browser.js(f"{rows}.length")
@@ -431,6 +455,8 @@ def test_the_decision_view_filters_and_sorts_without_a_console_error(browser):
                                                                          "beta-random"]
     # a single seed is marked as such wherever it shows (the full profile, the synthetic variant)
     assert browser.js("Array.from(document.querySelectorAll('span.n.single')).every(s => /^n=[12]$/.test(s.textContent))")
+    assert browser.js("document.querySelectorAll('span.n.single').length") > 0
+    visit(browser, board, "sections/testdata-classifier--full--official.html")
     assert browser.js("document.querySelectorAll('#testdata-classifier--full--official span.n.single').length") > 0
     assert browser.js("window.__errors") == []
 
@@ -493,15 +519,19 @@ def test_a_board_written_with_out_carries_a_page_for_every_run_it_links_to(board
     import re
     monkeypatch.delenv("SPARSEBENCH_MLFLOW_UI", raising=False)
     build(board["uri"], tmp_path / "board")
-    html = (tmp_path / "board" / "index.html").read_text()
-    assert "/#/experiments/" not in html and ".jsonl" not in html
-    links = set(re.findall(r'href="(run/[^"#]+)"', html))
-    assert links and all((tmp_path / "board" / link).is_file() for link in links)  # no dead run link
+    pages = ["index.html", "cells.html"] + [f"sections/{p.name}" for p in (tmp_path / "board" / "sections").iterdir()]
+    assert len(pages) == 2 + 4
+    for page in pages:  # a section's page resolves its links from the board's folder (<base href="../">)
+        html = (tmp_path / "board" / page).read_text()
+        assert "/#/experiments/" not in html and ".jsonl" not in html
+        assert ('<base href="../">' in html) == page.startswith("sections/")
+        links = set(re.findall(r'href="((?:run|sections)/[^"#]+|cells.html|index.html)"', html))
+        assert links and all((tmp_path / "board" / link).is_file() for link in links), page  # no dead link
     pages = {p.stem for p in (tmp_path / "board" / "run").glob("*.html")}
     assert pages == set(board["runs"])  # every completed run on the board, and nothing else (no failed, no search)
     # with an MLflow UI the numbers go there, and each n= still reaches the runs' own pages
     assert {p.stem for p in (board["dir"] / "run").glob("*.html")} == pages
-    assert 'href="run/' in (board["dir"] / "index.html").read_text()
+    assert 'href="run/' in (board["dir"] / QUICK).read_text()
 
 
 def test_a_run_page_has_its_spec_metrics_curves_layers_and_sibling_seeds(board):
@@ -512,7 +542,7 @@ def test_a_run_page_has_its_spec_metrics_curves_layers_and_sibling_seeds(board):
     assert "Layer densities" in page and "layer2.weight" in page
     siblings = [r for r, k in board["runs"].items() if k[:5] == (CLASSIFIER, "quick", "official", "alpha-magnitude", 0.9)]
     assert all(f'href="{r}.html"' in page for r in siblings if r != run_id)
-    assert 'href="../index.html#testdata-classifier--quick--official"' in page
+    assert f'href="../{QUICK}"' in page
     assert f"{UI}/#/experiments/" in page  # and the run in the MLflow UI
 
 

@@ -1,5 +1,6 @@
-"""Writes the leaderboard: ``results.csv``, ``README.md``, ``index.html`` and ``plots/``, from the runs of an
-MLflow store (after ``sparsebench import`` of the committed bundle, the committed board exactly).
+"""Writes the leaderboard: ``results.csv``, ``README.md``, the pages (``index.html``, ``cells.html``,
+``sections/``), ``plots/`` and ``run/``, from the runs of an MLflow store (after ``sparsebench import``
+of the committed bundle, the committed board exactly).
 
 The board is written into a temporary folder beside its own and swapped in by renames, under a lock
 on a file beside the folder: of two builds into one folder at once, the folder holds one whole board
@@ -115,5 +116,7 @@ def _write(uri: str, out: Path, ui: str | None) -> pd.DataFrame:
     body += [markdown_summary(ranked)] if not ranked.empty else []
     body += [markdown_section(part) for part in parts] or ["_No completed runs yet._", ""]
     (out / "README.md").write_text("\n".join(HEADER + body))
-    (out / "index.html").write_text(html.page(parts, ranked, ui_url(ui, uri), table))
+    for name, text in html.pages(parts, ranked, ui_url(ui, uri), table).items():
+        (out / name).parent.mkdir(exist_ok=True)
+        (out / name).write_text(text)
     return table

@@ -1,9 +1,10 @@
-"""The leaderboard as one static HTML page (``leaderboard/index.html``): no server, no CDN.
+"""The leaderboard as static HTML pages (``leaderboard/index.html`` and the pages it links to): no
+server, no CDN.
 
 Built with the standard library from the sections of :mod:`sparsebench.report.tables`: first the
-answer (:mod:`sparsebench.report.htmlfront`: how to read, the recommendation table), then every cell
-on one filterable table, the summary's ranks per family, and per task, profile and dataset variant
-the plots, a table of the metric at each sparsity and a table of costs and sizes. Every table sorts
+answer (:mod:`sparsebench.report.htmlfront`: how to read, the recommendation table) and the summary's
+ranks per family; on their own pages every cell on one filterable table, and per task, profile and
+dataset variant the plots, a table of the metric at each sparsity and a table of costs and sizes. Every table sorts
 by a column when its header is clicked (:mod:`sparsebench.report.htmlkit`); every number links to its
 runs: their own pages beside the board, and the MLflow UI where its address is given.
 """
@@ -241,47 +242,72 @@ def summary_html(ranked: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
-def page(sections: list[Section], ranked: pd.DataFrame, ui: str | None, cells: pd.DataFrame | None = None) -> str:
-    """The whole page; ``ui`` is the MLflow UI's base URL (None: cells link to the run pages);
-    ``cells``, the aggregated table, feeds the decision view."""
+def section_page(section: Section) -> str:
+    """Where a section's page lies, relative to the board."""
+    return f"sections/{section.slug}.html"
+
+
+def shell(title: str, body: str, depth: int = 0) -> str:
+    """A whole page: the board's style and sorting script around ``body``; a page ``depth`` folders
+    below the board resolves its links from the board's folder (``<base>``), as the board's own do."""
+    base = f'<base href="{"../" * depth}">' if depth else ""
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+{base}<title>{escape(title)}</title>
+<style>{STYLE}</style>
+</head>
+<body>
+<main>
+{body}
+</main>
+<script>{SCRIPT}</script>
+</body>
+</html>
+"""
+
+
+def pages(sections: list[Section], ranked: pd.DataFrame, ui: str | None,
+          cells: pd.DataFrame | None = None) -> dict[str, str]:
+    """The board's pages by path: ``index.html`` (the answer first: how to read, the recommendation,
+    the summary's ranks, links to the rest), ``cells.html`` (every cell on one filterable table) and
+    ``sections/<slug>.html`` (a task, profile and track: plots, full tables, system card). ``ui`` is
+    the MLflow UI's base URL (None: cells link to the run pages); ``cells``, the aggregated table,
+    feeds the table of every cell."""
     links = Links(ui)
     links_note = (f'numbers link to their runs in the MLflow UI at <a href="{escape(ui)}/">{escape(ui)}</a> '
                   "(<code>SPARSEBENCH_MLFLOW_UI</code>), each n=… to the pages of its runs beside this page." if ui else
                   "numbers link to the pages of their runs beside this page (spec, metrics, per-epoch curves, layer "
                   "densities); to link them to an MLflow UI instead, e.g. <code>make ui</code>'s, build "
                   "with <code>SPARSEBENCH_MLFLOW_UI=http://127.0.0.1:5000 make leaderboard</code>.")
+    about = (f'<section id="about"><p class="note">Every number comes from an MLflow run; regenerate with '
+             f"<code>make leaderboard</code>. Click a column header to sort; {links_note}</p></section>")
+    if not sections:
+        return {"index.html": shell("sparsebench leaderboard", '<h1>sparsebench leaderboard</h1><p class="muted">'
+                                    "No completed runs yet: run <code>make bench</code>, then "
+                                    "<code>make leaderboard</code>.</p>\n" + about)}
     decide = cells is not None and not cells.empty and (cells["method"] != "dense").any()
     nav = ['<a href="#read">How to read</a>', '<a href="#recommend">Recommendation</a>']
-    nav += ['<a href="#decide">Every cell</a>'] if decide else []
+    nav += ['<a href="cells.html">Every cell</a>'] if decide else []
     nav += ['<a href="#summary">Summary</a>'] if not ranked.empty else []
-    nav += [f'<a href="#{escape(s.slug)}">{escape(s.task)} · {escape(s.profile)}'
+    nav += [f'<a href="{escape(section_page(s))}">{escape(s.task)} · {escape(s.profile)}'
             + (f" · {escape(s.variant)}" if s.variant != "official" else "")
             + (f" · {escape(track_title(s.track))}" if s.track != "default" else "") + "</a>" for s in sections]
-    body = [front(sections, links, "".join(nav))] if sections else []
-    body += ([decision_html(cells, links, section_ranks(sections))] if decide else []) + ([summary_html(ranked)] if not ranked.empty else [])
-    body += [section_html(s, links) for s in sections]
-    if not sections:
-        body = ['<p class="muted">No completed runs yet: run <code>make bench</code>, then '
-                "<code>make leaderboard</code>.</p>"]
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>sparsebench leaderboard</title>
-<style>{STYLE}</style>
-</head>
-<body>
-<main>
-<h1>sparsebench leaderboard</h1>
-<p class="note">{"" if not sections else 'Jump to: <a href="#recommend">recommendation</a> · <a href="#decide">every cell</a> · '
-'<a href="#summary">summary</a> · the sections (links under the recommendation) · '
-'<a href="reproduction.html">does it reproduce the papers?</a>'}</p>
-{chr(10).join(body)}
-<section id="about"><p class="note">Every number comes from an MLflow run; regenerate with <code>make leaderboard</code>.
-Click a column header to sort; {links_note}</p></section>
-</main>
-<script>{SCRIPT}</script>
-</body>
-</html>
-"""
+    jump = ('<p class="note">Jump to: <a href="#recommend">recommendation</a> · '
+            + ('<a href="cells.html">every cell</a> · ' if decide else "")
+            + '<a href="#summary">summary</a> · the sections (links under the recommendation) · '
+            '<a href="reproduction.html">does it reproduce the papers?</a></p>')
+    back = '<p class="note"><a href="index.html">← the board</a> (recommendation, summary, every section)</p>'
+    out = {"index.html": shell("sparsebench leaderboard", "\n".join(
+        ["<h1>sparsebench leaderboard</h1>", jump, front(sections, links, "".join(nav), section_page)]
+        + ([summary_html(ranked)] if not ranked.empty else []) + [about]))}
+    if decide:
+        out["cells.html"] = shell("sparsebench: every cell", "\n".join(
+            ["<h1>sparsebench leaderboard: every cell</h1>", back, decision_html(cells, links, section_ranks(sections)),
+             about]))
+    for s in sections:
+        out[section_page(s)] = shell(f"sparsebench: {s.title}", "\n".join(
+            [f"<h1>sparsebench leaderboard: {escape(s.task)}</h1>", back, section_html(s, links), about]), depth=1)
+    return out

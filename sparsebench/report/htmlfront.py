@@ -1,10 +1,11 @@
 """The top of the HTML board, the answer first: a short "how to read" and the recommendation table
 (:mod:`sparsebench.report.recommend`), narrow enough for a 1,400 px window without a horizontal
-scroll (long labels wrap), then links to everything below."""
+scroll (long labels wrap), then links to everything else."""
 from __future__ import annotations
 
 import re
 from html import escape
+from typing import Callable
 
 from sparsebench.report.htmlkit import Links, badges
 from sparsebench.report.recommend import FAMILIES, how_to_read, leader_lines, recommendations, track_name, where
@@ -17,8 +18,9 @@ def inline(text: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(text))
 
 
-def recommendation_table(sections: list[Section], links: Links) -> str:
-    """One row per family, track and sparsity: where from, the leaders' group, one line per leader."""
+def recommendation_table(sections: list[Section], links: Links, place: Callable[[Section], str]) -> str:
+    """One row per family, track and sparsity: where from, the leaders' group (each leader linked to its
+    section at ``place(section)``), one line per leader."""
     heads = ["family", "track", "sparsity", "from (task · profile)", "leading group", "metric", "Δ vs dense",
              "train cost", "speedup", "n"]
     tips = {"leading group": "the best method and those within noise of it (rank 1)",
@@ -33,7 +35,7 @@ def recommendation_table(sections: list[Section], links: Links) -> str:
         def column(key, css="num"):
             return f'<td class="{css}">' + "<br>".join(escape(str(line[key])) for line in lines) + "</td>"
         methods = "<br>".join(
-            f'<a href="#{escape(section.slug)}">{escape(line["method"])}</a>'
+            f'<a href="{escape(place(section))}">{escape(line["method"])}</a>'
             + ("" if entry["ranked"] else ' <span class="unranked" title="no cell here has 3 seeds: the best mean, '
                'not a ranked result">○ not ranked</span>') for line in lines)
         n = "<br>".join(badges(line["row"][["n", "run_ids"]], links).strip() for line in lines)
@@ -48,10 +50,10 @@ def recommendation_table(sections: list[Section], links: Links) -> str:
     return (f'<table class="recommend"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
 
-def front(sections: list[Section], links: Links, nav: str) -> str:
+def front(sections: list[Section], links: Links, nav: str, place: Callable[[Section], str]) -> str:
     read = "".join(f"<dt>{escape(term)}</dt><dd>{inline(text)}</dd>" for term, text in how_to_read(sections))
     return (f'<section id="read"><dl class="read">{read}</dl></section>'
             '<section id="recommend"><h2>Recommendation: the leading group per family, track and sparsity</h2>'
-            + recommendation_table(sections, links)
-            + f'<p class="note">Below: <a href="#decide">every cell on one table</a>, <a href="#summary">the summary'
-              f"'s ranks</a>, and each task's section (plots, full tables, system card):</p><nav>{nav}</nav></section>")
+            + recommendation_table(sections, links, place)
+            + '<p class="note">Then: <a href="cells.html">every cell on one table</a>, <a href="#summary">the summary'
+              f"'s ranks</a> below, and each task's page (plots, full tables, system card):</p><nav>{nav}</nav></section>")

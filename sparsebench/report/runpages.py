@@ -127,7 +127,7 @@ def write(uri: str, trials: pd.DataFrame, out: Path, section_slugs: set[str], ui
         layers = layers_of(client, run)
         parts = [trial["task"], trial["profile"], trial["variant"]] + ([trial["track"]] if trial["track"] != "default" else [])
         anchor = slug(*parts)
-        back = "../index.html" + (f"#{anchor}" if anchor in section_slugs else "")
+        back = f"../sections/{anchor}.html" if anchor in section_slugs else "../index.html"
         # by its config id, which every store that imported the run holds (run ids differ between stores)
         where = f"tags.`sb.config_id` = '{run.data.tags.get('sb.config_id', '')}' and tags.`sb.status` = 'completed'"
         link = f"{Links(ui).experiment(trial['experiment_id'])}&searchFilter={quote(where, safe='')}" if ui else None
