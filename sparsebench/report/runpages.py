@@ -72,7 +72,8 @@ def page(trial: pd.Series, run, history: dict, layers: dict | None, siblings: li
         pass
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{escape(title)}</title>"
              f"<style>{STYLE}</style></head><body>",
-             f'<p><a href="{escape(back)}">← the board</a>'
+             f'<p><a href="{escape(back)}">← {"its section" if "sections/" in back else "the board"}</a>'
+             + (' · <a href="../index.html">the board</a>' if "sections/" in back else "")
              + (f' · <a href="{escape(ui_link)}">this run in the MLflow UI</a>' if ui_link else "") + "</p>",
              f"<h1>{escape(title)}</h1>",
              f"<p>run <code>{escape(trial['run_id'])}</code>; config id <code>{escape(tags.get('sb.config_id', ''))}"
