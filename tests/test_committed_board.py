@@ -23,7 +23,7 @@ def test_a_fresh_store_built_from_the_bundle_reproduces_the_committed_board(tmp_
     board.build(uri, tmp_path / "board")
     pages = ["index.html", "cells.html"] + sorted(f"sections/{p.name}" for p in (BOARD / "sections").iterdir())
     assert sorted(f"sections/{p.name}" for p in (tmp_path / "board" / "sections").iterdir()) == pages[2:]
-    for name in ["README.md", "results.csv"] + pages:
+    for name in ["README.md", "results.csv", "board.css", "board.js"] + pages:
         assert (tmp_path / "board" / name).read_text() == (BOARD / name).read_text(), name
     plots = sorted(p.name for p in (BOARD / "plots").iterdir())
     assert sorted(p.name for p in (tmp_path / "board" / "plots").iterdir()) == plots

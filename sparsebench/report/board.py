@@ -1,6 +1,6 @@
 """Writes the leaderboard: ``results.csv``, ``README.md``, the pages (``index.html``, ``cells.html``,
-``sections/``), ``plots/`` and ``run/``, from the runs of an MLflow store (after ``sparsebench import``
-of the committed bundle, the committed board exactly).
+``sections/``, their ``board.css`` and ``board.js``), ``plots/`` and ``run/``, from the runs of an
+MLflow store (after ``sparsebench import`` of the committed bundle, the committed board exactly).
 
 The board is written into a temporary folder beside its own and swapped in by renames, under a lock
 on a file beside the folder: of two builds into one folder at once, the folder holds one whole board

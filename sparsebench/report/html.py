@@ -248,8 +248,9 @@ def section_page(section: Section) -> str:
 
 
 def shell(title: str, body: str, depth: int = 0) -> str:
-    """A whole page: the board's style and sorting script around ``body``; a page ``depth`` folders
-    below the board resolves its links from the board's folder (``<base>``), as the board's own do."""
+    """A whole page: ``body`` with the board's style and sorting script (``board.css``, ``board.js``,
+    beside ``index.html``); a page ``depth`` folders below the board resolves its links from the
+    board's folder (``<base>``), as the board's own do."""
     base = f'<base href="{"../" * depth}">' if depth else ""
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -257,13 +258,13 @@ def shell(title: str, body: str, depth: int = 0) -> str:
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 {base}<title>{escape(title)}</title>
-<style>{STYLE}</style>
+<link rel="stylesheet" href="board.css">
 </head>
 <body>
 <main>
 {body}
 </main>
-<script>{SCRIPT}</script>
+<script src="board.js"></script>
 </body>
 </html>
 """
@@ -271,11 +272,11 @@ def shell(title: str, body: str, depth: int = 0) -> str:
 
 def pages(sections: list[Section], ranked: pd.DataFrame, ui: str | None,
           cells: pd.DataFrame | None = None) -> dict[str, str]:
-    """The board's pages by path: ``index.html`` (the answer first: how to read, the recommendation,
-    the summary's ranks, links to the rest), ``cells.html`` (every cell on one filterable table) and
-    ``sections/<slug>.html`` (a task, profile and track: plots, full tables, system card). ``ui`` is
-    the MLflow UI's base URL (None: cells link to the run pages); ``cells``, the aggregated table,
-    feeds the table of every cell."""
+    """The board's files by path: ``index.html`` (the answer first: how to read, the recommendation,
+    the summary's ranks, links to the rest), ``cells.html`` (every cell on one filterable table),
+    ``sections/<slug>.html`` (a task, profile and track: plots, full tables, system card) and the
+    style and script they share. ``ui`` is the MLflow UI's base URL (None: cells link to the run
+    pages); ``cells``, the aggregated table, feeds the table of every cell."""
     links = Links(ui)
     links_note = (f'numbers link to their runs in the MLflow UI at <a href="{escape(ui)}/">{escape(ui)}</a> '
                   "(<code>SPARSEBENCH_MLFLOW_UI</code>), each n=… to the pages of its runs beside this page." if ui else
@@ -284,8 +285,9 @@ def pages(sections: list[Section], ranked: pd.DataFrame, ui: str | None,
                   "with <code>SPARSEBENCH_MLFLOW_UI=http://127.0.0.1:5000 make leaderboard</code>.")
     about = (f'<section id="about"><p class="note">Every number comes from an MLflow run; regenerate with '
              f"<code>make leaderboard</code>. Click a column header to sort; {links_note}</p></section>")
+    assets = {"board.css": STYLE.strip() + "\n", "board.js": SCRIPT.strip() + "\n"}
     if not sections:
-        return {"index.html": shell("sparsebench leaderboard", '<h1>sparsebench leaderboard</h1><p class="muted">'
+        return assets | {"index.html": shell("sparsebench leaderboard", '<h1>sparsebench leaderboard</h1><p class="muted">'
                                     "No completed runs yet: run <code>make bench</code>, then "
                                     "<code>make leaderboard</code>.</p>\n" + about)}
     decide = cells is not None and not cells.empty and (cells["method"] != "dense").any()
@@ -300,7 +302,7 @@ def pages(sections: list[Section], ranked: pd.DataFrame, ui: str | None,
             + '<a href="#summary">summary</a> · the sections (links under the recommendation) · '
             '<a href="reproduction.html">does it reproduce the papers?</a></p>')
     back = '<p class="note"><a href="index.html">← the board</a> (recommendation, summary, every section)</p>'
-    out = {"index.html": shell("sparsebench leaderboard", "\n".join(
+    out = assets | {"index.html": shell("sparsebench leaderboard", "\n".join(
         ["<h1>sparsebench leaderboard</h1>", jump, front(sections, links, "".join(nav), section_page)]
         + ([summary_html(ranked)] if not ranked.empty else []) + [about]))}
     if decide:
