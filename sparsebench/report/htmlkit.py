@@ -67,7 +67,9 @@ table.recommend tr.family td { border-top: 2px solid #c5ccd5; }
 .note { color: #68717d; font-size: .85em; }
 thead th { white-space: normal; min-width: 3.5em; }
 td.wrap { white-space: normal; min-width: 7em; }
-.sub { display: block; line-height: 1.15; }
+.sub { display: block; line-height: 1.15; white-space: normal; min-width: 8em; }
+#decide .sub { min-width: 12em; }
+.filters select { max-width: 16em; }
 """
 
 SCRIPT = """
