@@ -102,3 +102,14 @@ def test_a_training_that_trials_share_is_paid_once_per_training_group():
     order = [by["magnitude", 0.9, 0], by["magnitude", 0.5, 0], by["dense", 0.0, 0]]
     assert list(estimates(order, times).values()) == [100.9, 10.0, 5.0]
     assert estimates(order, [])[order[0].config_id()] is None
+
+
+def test_where_only_the_dense_run_trained_the_shared_model_the_first_reuser_pays_its_time():
+    """As on a task whose one-shot cells all reused one dense training (WikiText-2's): the dense run's
+    cold time is the training that an empty checkpoint cache makes the first pruned trial pay."""
+    from sparsebench.running.plan import cell, estimates
+    specs = plan(["tiny-mlp"], ["dense", "magnitude"], [0.5, 0.9], [0])
+    times = [(cell(s), 3400.0, False, "") if s.method == "dense" else (cell(s), 200.0, True, "") for s in specs]
+    pruned = [s for s in specs if s.method != "dense"]
+    assert list(estimates(pruned, times).values()) == [3600.0, 200.0]
+

@@ -98,8 +98,9 @@ def estimates(todo: list, times: list[tuple[tuple, float, bool, str]]) -> dict[s
     order. A trial's cell (else its method on the task and profile) has runs that trained everything
     themselves (cold) and runs that reused a training (warm): the first trial of a training group
     (task, profile, seed) that reuses one pays the cold median, or the warm one plus the task and
-    profile's training time (the median cold-minus-warm of its cells) where its cell was never cold;
-    the group's later trials pay the warm median. None: never measured."""
+    profile's training time (the median cold-minus-warm of its cells; where no cell has both, the
+    cold median of its ``dense`` runs) where its cell was never cold; the group's later trials pay the
+    warm median. None: never measured."""
     found = defaultdict(list)
     for key, seconds, warm, _ in times:
         found[key, warm].append(seconds)
@@ -119,6 +120,8 @@ def estimates(todo: list, times: list[tuple[tuple, float, bool, str]]) -> dict[s
             continue
         if cold is None and training[key[:2]]:
             cold = warm + statistics.median(training[key[:2]])
+        elif cold is None and (key[:2] + ("dense",), False) in medians:  # only the dense run trained it
+            cold = warm + medians[key[:2] + ("dense",), False]
         out[spec.config_id()] = warm if cold is None else cold
         if cold is not None:  # this one trains what the group's later trials reuse
             trained.add(group)
