@@ -79,8 +79,8 @@ PAI_GPU = [
 # post-training ("one-shot") pruning of converged models, without retraining: its own track, beside the
 # dense model it prunes. The dense trainings (``pretrained`` profiles; LeNet-300-100's ``full``) come
 # first and alone per task, since every other trial of the task reuses them through the checkpoint store;
-# `run --suite posttraining --plan` measures it at about 15 core-hours: WikiText-2 4.4, Tiny Shakespeare's
-# three seeds 4.8, the LSTM 3.0, LeNet-5 2.5, LeNet-300-100's three seeds 0.5.
+# `run --suite posttraining --plan` measures it at about 17 core-hours: WikiText-2 5.4, Tiny Shakespeare's
+# three seeds 5.2, the LSTM 3.9, LeNet-5 2.5, LeNet-300-100's three seeds 0.5.
 # Wanda, SparseGPT and their kin in their authors' sequential order (the -onepass variants: one pass over
 # the dense network), OWL's layer sparsities, RIA, DSnoT's refinement; the N:M rows at the pattern's 50 %;
 # SparseGPT's calibration size at 1/16, 1/4, 1 and 4 times the default (262,144 tokens; 1,024 images).
@@ -251,7 +251,7 @@ SUITES = {
     "cnn": CNN,
     # pruning at initialization on ResNet-20 under its reference recipe: 11 trials of 160 epochs, GPU work
     "pai-gpu": PAI_GPU,
-    # one-shot pruning of converged models (LSTM, transformers, MLP), no retraining: about 15 core-hours
+    # one-shot pruning of converged models (LSTM, transformers, MLP), no retraining: about 17 core-hours
     "posttraining": POSTTRAINING,
     # structured (filters, neurons) and 2:4 pruning with measured speedups, beside unstructured pruning
     "structured": STRUCTURED,
