@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from sparsebench.core.registry import PROJECT_ROOT
 from sparsebench.report.board import build
 
 from sparsebench.running import provenance, records, tracking
@@ -582,3 +583,12 @@ def test_the_recommendation_table_is_on_the_first_screen_without_horizontal_scro
     assert "smoke test" in text and "Welch" in text and "effective sparsity" in text
     shot = browser.call("Page.captureScreenshot", {"format": "png"})
     (tmp_path / "first-screen.png").write_bytes(base64.b64decode(shot["data"]))
+
+
+@pytest.mark.skipif(not (PROJECT_ROOT / "leaderboard" / "cells.html").is_file(), reason="no committed board")
+def test_the_committed_table_of_every_cell_fits_the_window_too(first_screen):
+    """On the committed board (long names, every badge): a cell's badges wrap under its number instead
+    of widening the column (unwrapped, the table was 2,059 px wide)."""
+    first_screen.open((PROJECT_ROOT / "leaderboard" / "cells.html").as_uri())
+    right = first_screen.js("document.querySelector('#decide table').getBoundingClientRect().right")
+    assert right <= 1400 and first_screen.js("document.querySelectorAll('#decide tbody tr').length") > 100
