@@ -4,9 +4,10 @@ server, no CDN.
 Built with the standard library from the sections of :mod:`sparsebench.report.tables`: first the
 answer (:mod:`sparsebench.report.htmlfront`: how to read, the recommendation table) and the summary's
 ranks per family; on their own pages every cell on one filterable table, and per task, profile and
-dataset variant the plots, a table of the metric at each sparsity and a table of costs and sizes. Every table sorts
-by a column when its header is clicked (:mod:`sparsebench.report.htmlkit`); every number links to its
-runs: their own pages beside the board, and the MLflow UI where its address is given.
+dataset variant the plots, a table of the metric at each sparsity and a table of costs and sizes.
+Every table sorts by a column when its header is clicked (:mod:`sparsebench.report.htmlkit`); every
+number links to its runs: their own pages beside the board, and the MLflow UI where its address is
+given.
 """
 from __future__ import annotations
 
