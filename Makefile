@@ -50,9 +50,9 @@ leaderboard: $(STAMP)
 	$(BIN)/sparsebench leaderboard
 
 # the integration tests (a Ray cluster of two nodes, a PostgreSQL-backed MLflow server) run apart:
-# `make test-integration` (CI runs both)
+# `make test-integration` (CI runs both); the ten slowest tests are listed, to keep the suite near 10 minutes
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not integration"
+	$(BIN)/python -m pytest -q -m "not integration" --durations=10
 
 test-integration: $(STAMP)
 	$(BIN)/python -m pytest -q -m integration

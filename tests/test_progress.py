@@ -76,6 +76,8 @@ def test_a_finished_trial_says_its_wall_time_and_delta_vs_dense_and_the_sweep_en
     live = progress.Live(uri, parents, out=io.StringIO())
     words = live.finished(specs[0], {"status": "completed", "final/test_accuracy": 88.5, "time/trial_seconds": 75.2})
     assert words == "completed, test accuracy 88.5, Δ vs dense -1.50, in 1:15"
+    collapsed = live.finished(specs[1], {"status": "completed", "final/test_accuracy": 145467.0})
+    assert collapsed == "completed, test accuracy 1.455e+05, Δ vs dense +1.454e+05"  # perplexity-sized, read alike
     out = Terminal()
     progress.print_results(uri, specs, out=out)
     table = out.getvalue()

@@ -47,7 +47,7 @@ def test_a_bundle_run_without_the_stack_imports_resumes_and_records_a_dead_proce
     assert "sparsebench: started tiny-mlp magnitude-s0.90-seed0" in first.stdout
     # a finished trial's words: its test metric, its difference from dense (once the dense run is in), its time
     assert re.search(r"tiny-mlp magnitude-s0.90-seed0: completed, test accuracy [\d.]+, "
-                     r"(Δ vs dense [+-][\d.]+|no dense reference yet), in \d+ s", first.stdout), first.stdout
+                     r"(Δ vs dense [+-][\d.e+]+|no dense reference yet), in \d+ s", first.stdout), first.stdout
     assert re.search(r"test-raises-s0.90-seed0: failed, .*boom", first.stdout)
     records = {r["run_name"]: r for r in map(json.loads, (out / "tiny-mlp.jsonl").read_text().splitlines())}
     assert set(records) == {"dense-s0.00-seed0", "magnitude-s0.90-seed0", "test-raises-s0.90-seed0",

@@ -47,6 +47,11 @@ def trial_line(task: str, method: str, sparsity: float, seed: int, epoch: int, e
             f"{clock(elapsed)} elapsed{left}")
 
 
+def signed(difference: float) -> str:
+    """A difference in the metric's unit: '+0.55', '-1.50'; four digits past a thousand ('+1.454e+05')."""
+    return f"{difference:+.2f}" if abs(difference) < 1000 else f"{difference:+.4g}"
+
+
 def finished_words(result: dict, dense: float | None = None, is_dense: bool = False) -> str:
     """A finished trial's words: its status, test metric, wall time and Δ vs its dense reference
     (``dense``: the mean test metric of its task's dense runs under its profile). ``result`` holds
@@ -60,7 +65,7 @@ def finished_words(result: dict, dense: float | None = None, is_dense: bool = Fa
         metric, value = next(iter(tests.items()))
         words.append(f"test {metric} {value:.4g}")
         if dense is not None and not is_dense:
-            words.append(f"Δ vs dense {value - dense:+.2f}")
+            words.append(f"Δ vs dense {signed(value - dense)}")
         elif not is_dense:
             words.append("no dense reference yet")
     if (seconds := result.get("time/trial_seconds")) is not None:
