@@ -43,15 +43,14 @@ def test_papers_file_cites_every_figure_and_names_runnable_cells():
         cls, _ = registry.TASKS.get(row.task)
         assert row.profile in cls.profiles and row.method in registry.METHODS.entries, row.row
         assert (row.task, row.profile, row.method, round(row.sparsity, 6)) in planned, row.row  # the suite runs it
-        if row.quantity == "gain":
+        if row.quantity in ("gain", "early-stop-ratio"):
             method, _, sparsity = row.reference.partition("@")
             assert (row.task, row.profile, method, round(float(sparsity), 6)) in planned, row.row
 
 
 def test_without_runs_every_row_says_why_it_has_no_verdict():
     frame = reproduction.table(pd.DataFrame())
-    expected = ["needs a GPU" if r.gpu else "not measured" if r.quantity == "early-stop" else "not run yet"
-                for r in reproduction.load_papers().itertuples()]
+    expected = ["needs a GPU" if r.gpu else "not run yet" for r in reproduction.load_papers().itertuples()]
     assert list(frame["verdict"]) == expected
     assert set(reproduction.COLUMNS) <= set(frame.columns)
 
@@ -105,12 +104,30 @@ def test_learned_sparsity_rows_compare_the_weights_remaining():
     assert reproduction.table(far, papers(row)).loc[0, "verdict"] == "not reproduced"
 
 
-def test_gpu_rows_and_unmeasured_quantities_have_their_own_verdicts():
+def test_gpu_rows_have_their_own_verdict():
     runs = trials({("lenet300-mnist", "snip-paper", "snip", 0.95): [98.4]})
-    frame = reproduction.table(runs, papers({"gpu": "ImageNet"}, {"quantity": "early-stop", "value": 38.0}))
-    assert list(frame["verdict"]) == ["needs a GPU", "not measured"]
-    # the runs of an unmeasured quantity's recipe exist, but their accuracy is not the quantity
-    assert list(frame["ours (mean ± std, n)"]) == ["", ""] and list(frame["difference"]) == ["", ""]
+    frame = reproduction.table(runs, papers({"gpu": "ImageNet"}))
+    assert list(frame["verdict"]) == ["needs a GPU"] and list(frame["ours (mean ± std, n)"]) == [""]
+
+
+def test_early_stopping_rows_compare_iterations_with_the_original_network_and_between_cells():
+    cell = ("lenet300-mnist", "full", "lottery-es", 0.7893)
+    runs = trials({cell: [98.4, 98.3, 98.5], (*cell[:2], "lottery-reinit-es", 0.7893): [97.6, 97.4, 97.5]})
+    ticket, reinit = runs["method"] == "lottery-es", runs["method"] == "lottery-reinit-es"
+    runs.loc[ticket, "early_stop"], runs.loc[ticket, "early_stop_dense"] = [6000, 7000, 6500], [10000, 11000, 10000]
+    runs.loc[reinit, "early_stop"] = [15000, 17500, 16250]
+    earlier = dict(profile="full", method="lottery-es", sparsity=0.7893, quantity="early-stop-earlier", value=38.0,
+                   precision=0.5)
+    ratio = {**earlier, "quantity": "early-stop-ratio", "reference": "lottery-reinit-es@0.7893", "value": 2.51,
+             "precision": 0.005}
+    frame = reproduction.table(runs, papers(earlier, {**earlier, "value": 10.0}, ratio, {**ratio, "value": 1.2}))
+    assert frame.loc[0, "mean"] == pytest.approx(100 * (1 - (0.6 + 7 / 11 + 0.65) / 3))  # per seed, its own network
+    assert frame.loc[2, "mean"] == pytest.approx(2.5) and frame.loc[2, "n"] == 3          # paired by seed
+    assert frame.loc[0, "tolerance"] == pytest.approx(0.25 * 38 + 0.5)
+    assert list(frame["verdict"]) == ["reproduced", "not reproduced", "reproduced", "not reproduced"]
+    # runs that do not record the iteration (another method's, or older ones) give no figure, not a zero
+    plain = trials({cell: [98.4]})
+    assert reproduction.table(plain, papers(earlier)).loc[0, "verdict"] == "not run yet"
 
 
 def test_write_makes_the_csv_and_the_markdown_and_html_sections(tmp_path):

@@ -5,14 +5,16 @@ sparsebench cell that re-runs it (task, profile, method, target sparsity; the ``
 them), the figure as printed, its value in the cell's units, how it was read and where it was checked.
 Quantities: ``accuracy`` and ``perplexity`` (the trial's test metric; a printed error e is 100 - e),
 ``remaining`` (percent of the prunable weights left, for methods that learn their sparsity), ``gain``
-(the cell minus a ``reference`` cell ``method@sparsity`` of the same task and profile, paired by seed)
-and ``early-stop`` (an iteration the harness does not record). ``relation`` is ``=`` (default), ``>``
+(the cell minus a ``reference`` cell ``method@sparsity`` of the same task and profile, paired by seed),
+and the early-stopping iteration of the methods that record it (``lottery-es``: the iteration of minimum
+validation loss), as ``early-stop-earlier`` (percent earlier than the run's own original network:
+100 (1 - ticket / original)) or ``early-stop-ratio`` (the ``reference`` cell's iteration over the cell's,
+paired by seed: "2.51x faster than when reinitialized"). ``relation`` is ``=`` (default), ``>``
 or ``<`` for figures printed as bounds ("more than 0.3 points").
 
 Verdict: "reproduced" when the paper's figure lies within ours ± max(2 std, tolerance) (for ``>``:
 ours is not below the figure by more than that margin; for ``<``: not above it), else "not
-reproduced"; "not run yet" without runs, "needs a GPU" for rows that name what a GPU needs,
-"not measured" for quantities the harness does not record.
+reproduced"; "not run yet" without runs, "needs a GPU" for rows that name what a GPU needs.
 
 Tolerance, stated per quantity (the paper's figure is one run, or an average we cannot see the
 spread of, so ours ± 2 std alone would ask more of it than of our own runs):
@@ -28,6 +30,9 @@ spread of, so ours ± 2 std alone would ask more of it than of our own runs):
 - remaining: 25 % of the figure (a compression ratio within ±25 %, e.g. 68x against 54x-91x): a
   convention, not a derivation; learned sparsities move with seed and schedule, and the papers give
   one run.
+- early-stop-earlier and early-stop-ratio: 25 % of the figure, the same convention: an early-stopping
+  iteration is the minimum of a noisy validation curve, and the paper prints the mean of five trials
+  without their spread.
 """
 from __future__ import annotations
 
@@ -40,9 +45,9 @@ import pandas as pd
 PAPERS = Path(__file__).with_name("papers.csv")
 TEST_EXAMPLES = {"minilm-sst2": 872}  # test-set sizes of the accuracy rows' tasks; else MNIST's 10,000
 MNIST_TEST = 10_000
-QUANTITIES = ("accuracy", "perplexity", "remaining", "gain", "early-stop")
-VERDICTS = ("reproduced", "not reproduced", "not run yet", "not measured", "needs a GPU")
-UNMEASURED = ("early-stop",)  # quantities the harness does not record: "not measured", and no figure of ours
+EARLY_STOP = ("early-stop-earlier", "early-stop-ratio")
+QUANTITIES = ("accuracy", "perplexity", "remaining", "gain", *EARLY_STOP)
+VERDICTS = ("reproduced", "not reproduced", "not run yet", "needs a GPU")
 COLUMNS = ["paper (table/figure)", "task and recipe", "sparsity", "paper's figure", "ours (mean ± std, n)",
            "difference", "verdict", "note"]
 NAN = float("nan")
@@ -68,19 +73,31 @@ def cell(trials: pd.DataFrame, task: str, profile: str, method: str, sparsity: f
     track = trials["track"] if "track" in trials else pd.Series("default", index=trials.index)
     rows = trials[(trials["task"] == task) & (trials["profile"] == profile) & (trials["method"] == method)
                   & ((trials["sparsity"] - sparsity).abs() < 1e-6) & (track == "default")]
-    values = 100.0 * (1.0 - rows["sparsity_achieved"]) if quantity == "remaining" else rows["value"]
+    if quantity == "remaining":
+        values = 100.0 * (1.0 - rows["sparsity_achieved"])
+    elif quantity == "early-stop-earlier":
+        values = 100.0 * (1.0 - column(rows, "early_stop") / column(rows, "early_stop_dense"))
+    elif quantity == "early-stop-ratio":
+        values = column(rows, "early_stop")
+    else:
+        values = rows["value"]
     return pd.Series(values.to_numpy(dtype=float), index=rows["seed"].to_numpy()).dropna()
+
+
+def column(rows: pd.DataFrame, name: str) -> pd.Series:
+    """A column of ``rows``, NaN where the runs do not have it (runs of methods that do not record it)."""
+    return rows[name] if name in rows else pd.Series(NAN, index=rows.index)
 
 
 def ours(row, trials: pd.DataFrame) -> tuple[float, float, int, float]:
     """Mean, std (NaN for one run), n of the row's cell, and its reference's mean (gain rows; else NaN)."""
     values = cell(trials, row.task, row.profile, row.method, row.sparsity, row.quantity)
     ref_mean = NAN
-    if row.quantity == "gain":
+    if row.quantity in ("gain", "early-stop-ratio"):
         method, _, sparsity = row.reference.partition("@")
-        ref = cell(trials, row.task, row.profile, method, float(sparsity or 0), "accuracy")
+        ref = cell(trials, row.task, row.profile, method, float(sparsity or 0), row.quantity.replace("gain", "accuracy"))
         ref_mean = ref.mean() if len(ref) else NAN
-        values = (values - ref).dropna()  # paired by seed
+        values = (values - ref if row.quantity == "gain" else ref / values).dropna()  # paired by seed
     n = len(values)
     return (values.mean() if n else NAN), (values.std() if n > 1 else NAN), n, ref_mean
 
@@ -89,7 +106,7 @@ def tolerance(row, ref_mean: float = NAN) -> float:
     """The row's tolerance (module docstring): the paper's sampling noise plus its reading precision."""
     if row.quantity == "perplexity":
         return 0.02 * row.value + row.precision
-    if row.quantity == "remaining":
+    if row.quantity in ("remaining", *EARLY_STOP):
         return 0.25 * row.value + row.precision
     n = TEST_EXAMPLES.get(row.task, MNIST_TEST)
     if row.quantity == "gain":
@@ -103,8 +120,6 @@ def verdict(row, mean: float, std: float, n: int, tol: float) -> str:
     """The verdict of one row (module docstring)."""
     if row.gpu:
         return "needs a GPU"
-    if row.quantity in UNMEASURED:
-        return "not measured"
     if n == 0 or math.isnan(row.value):
         return "not run yet"
     margin = max(2.0 * std if n > 1 else 0.0, tol)
@@ -123,8 +138,7 @@ def table(trials: pd.DataFrame, papers: pd.DataFrame | None = None) -> pd.DataFr
     papers = load_papers() if papers is None else papers
     out = []
     for row in papers.itertuples(index=False):
-        measured = not row.gpu and row.quantity not in UNMEASURED  # an unmeasured row's runs measure another quantity
-        mean, std, n, ref_mean = ours(row, trials) if measured else (NAN, NAN, 0, NAN)
+        mean, std, n, ref_mean = ours(row, trials) if not row.gpu else (NAN, NAN, 0, NAN)
         tol = tolerance(row, ref_mean) if not math.isnan(row.value) else NAN
         out.append({**row._asdict(), "mean": mean, "std": std, "n": n, "tolerance": tol,
                     "difference_value": mean - row.value if n else NAN,

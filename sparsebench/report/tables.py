@@ -95,6 +95,8 @@ def trial_table(uri: str) -> pd.DataFrame:
         "bytes_rel": col("metrics.inference/bytes", NAN) / col("metrics.inference/bytes_dense", NAN),
         "params_nonzero": col("metrics.params/nonzero"), "wall_s": col("metrics.time/trial_seconds", NAN),
         "chance": col("metrics.final/chance", NAN),
+        "early_stop": col("metrics.early_stop/iteration", NAN),  # lottery-es: the iterations of minimum validation loss
+        "early_stop_dense": col("metrics.early_stop/dense_iteration", NAN),
         "params_total": col("metrics.params/total"), "when": col("tags.sb.when"),
         "criterion": col("tags.sb.criterion"), "experiment_id": runs["experiment_id"], "run_id": origin,
         "store_run_id": runs["run_id"], "stale": runs["_stale"],
