@@ -1,12 +1,16 @@
 """The reproduction track: the papers' figures file, the table's generation and verdicts on hand-made
 runs, the ``reproduce`` suite's cells, and the lottery tickets' random-reinitialization variant."""
+import gzip
 import math
+import os
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
 from sparsebench.core import registry
+from sparsebench.core.registry import PROJECT_ROOT
 from sparsebench.core.method import Context
 from sparsebench.report import reproduction
 from sparsebench.running.suites import SUITES
@@ -182,3 +186,30 @@ def test_reinit_trains_the_winning_tickets_mask_from_a_new_initialization():
         assert torch.equal(ticket.starts[-1][name][mask], theta0[name][mask])  # the ticket: reset to θ0
         assert not torch.equal(last[mask], theta0[name][mask])               # reinit: a new draw
         assert int((last[~mask] != 0).sum()) == 0                             # pruned weights stay zero
+
+
+# ---------------------------------------------------------------- sparse VD's authors' inputs and initialization
+MNIST_GZ = Path(os.environ.get("SPARSEBENCH_DATA_ROOT") or PROJECT_ROOT.parent / "shared" / "data") / "MNIST" / "raw"
+
+
+@pytest.mark.skipif(not (MNIST_GZ / "train-images-idx3-ubyte.gz").exists(), reason="no MNIST in the data root")
+def test_the_lasagne_variant_feeds_and_initializes_as_the_authors_code():
+    registry.discover()
+    cls, defaults = registry.TASKS.get("lenet300-mnist-lasagne")
+    task = cls("vd-paper", **defaults)
+    splits = task.load(MNIST_GZ.parents[1])
+    # their reader, re-typed: pixels / 256, minus the mean image of the images trained on
+    blob = gzip.decompress((MNIST_GZ / "train-images-idx3-ubyte.gz").read_bytes())
+    pixels = torch.frombuffer(bytearray(blob[16:]), dtype=torch.uint8).view(-1, 1, 28, 28).float() / 256
+    trained, held_out = pixels[:55_000], pixels[55_000:]
+    centre = trained.mean(0, keepdim=True)
+    torch.testing.assert_close(splits.train.inputs, trained - centre, atol=1e-6, rtol=0)
+    torch.testing.assert_close(splits.val.inputs, held_out - centre, atol=1e-6, rtol=0)
+    torch.manual_seed(0)
+    model = task.model()
+    for name, param in model.named_parameters():
+        if name.endswith("bias"):
+            assert not param.any(), name
+        else:
+            assert abs(param.std().item() - 0.01) < 5e-4 and abs(param.mean().item()) < 1e-3, name
+    assert list(cls.profiles) == ["vd-paper"] and cls.profiles["vd-paper"] == registry.TASKS.get("lenet300-mnist")[0].profiles["vd-paper"]

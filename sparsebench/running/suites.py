@@ -190,6 +190,9 @@ REPRODUCE = [
      "profile": "l0-paper"},
     {"tasks": ["lenet300-mnist"], "methods": ["sparse-vd-elbo"], "sparsities": [0.9853], "seeds": [0, 1, 2],
      "profile": "vd-paper"},
+    # ... and with its authors' inputs and initialization (the investigation of its learned sparsity; ~30 minutes)
+    {"tasks": ["lenet300-mnist-lasagne"], "methods": ["sparse-vd-elbo"], "sparsities": [0.9853], "seeds": [0],
+     "profile": "vd-paper"},
     # SNIP's recipe (100k steps of 100: about 2 minutes a trial; 18 minutes)
     {"tasks": ["lenet300-mnist"], "methods": ["dense", "snip"], "sparsities": [0.95, 0.98], "seeds": [0, 1, 2],
      "profile": "snip-paper"},
