@@ -10,8 +10,10 @@ original network's and the ticket's early-stopping iterations are recorded, and 
 restored to its weights at its own, so that its test metric is the paper's "test accuracy at early
 stopping". The rounds between are trained as ``lottery`` trains them (the same mask for the same seed).
 
-Validation every ``every`` = 100 iterations: a choice (the interval is not stated in the paper as read
-here); at LeNet-300-100's 50k iterations it places the iteration within 1 % of the schedule.
+Validation every ``every`` = 100 iterations: the interval of the authors' 2018 re-implementation
+(github.com/google-research/lottery-ticket-hypothesis, ``mnist_fc/lottery_experiment.py``,
+``test_interval: 100``; it evaluates the test set there and holds no validation set out, the paper's
+§2 does); at LeNet-300-100's 50k iterations it places the iteration within 0.2 % of the schedule.
 """
 import sys
 from dataclasses import dataclass

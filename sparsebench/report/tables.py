@@ -45,9 +45,16 @@ def stale(runs: pd.DataFrame) -> pd.Series:
     (:func:`sparsebench.running.provenance.staleness`): shown with :data:`~sparsebench.report.formatting.STALE`."""
     from sparsebench.running import provenance
 
-    tags = runs.filter(like="tags.sb.").rename(columns=lambda c: c[len("tags."):])
-    return pd.Series([bool(provenance.staleness({k: v for k, v in row.items() if isinstance(v, str)}))
-                      for row in tags.to_dict("records")], index=runs.index, dtype=bool)
+    tags = runs.filter(regex=r"^tags\.sb\.(method|task|profile|spec|code\..*)$").rename(columns=lambda c: c[len("tags."):])
+    known: dict[tuple, bool] = {}  # runs of one cell made by one code share the answer: judged once
+
+    def judge(row: dict) -> bool:
+        found = tuple(sorted((k, v) for k, v in row.items() if isinstance(v, str)
+                             and not (k == "sb.spec" and isinstance(row.get("sb.profile"), str))))  # its profile
+        if found not in known:
+            known[found] = bool(provenance.staleness(dict(found)))
+        return known[found]
+    return pd.Series([judge(row) for row in tags.to_dict("records")], index=runs.index, dtype=bool)
 
 
 def trial_table(uri: str) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from sparsebench.running import bundle
 
 BOARD = PROJECT_ROOT / "leaderboard"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.integration]  # minutes: in make test-integration
 
 
 @pytest.mark.skipif(not (BOARD / "runs").is_dir(), reason="no committed runs bundle")
