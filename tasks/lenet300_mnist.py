@@ -31,8 +31,9 @@ the harness evaluates the weights after the 50,000 iterations).
   (github.com/ars-ashuha/variational-dropout-sparsifies-dnn, ``experiments/lenet/lenet300-100-ard.py``
   and ``nets/optpolicy.py``): Adam at 1e-3, batch 100, 200 epochs, the learning rate constant for
   100 epochs then linear to 0 (``lr_linear``), approximated by a step schedule (x0.6 at 60, 70, 80
-  and 90 % of training), no weight decay. Unsaid here: their inputs are scaled to [0, 1] and their
-  weights drawn from N(0, 0.01^2) (Lasagne's ``init.Normal``); ours: the task's.
+  and 90 % of training), no weight decay. Unsaid here: their inputs are the pixels / 256 minus the
+  mean image (``data/reader.py``) and their weights drawn from N(0, 0.01^2) (Lasagne's
+  ``init.Normal``); ours: the task's (``lenet300-mnist-lasagne`` has theirs).
 - ``l0-paper``: Louizos et al. 2018 (L0), the authors' code (github.com/AMLab-Amsterdam/
   L0_regularization, ``train_lenet5.py``; the MLP script has the same defaults): Adam at 1e-3
   constant, batch 100, 200 epochs; their weight decay 5e-4 is a gate-weighted L2 term of the
